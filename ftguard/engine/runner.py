@@ -1,0 +1,170 @@
+"""Running a task's instances through a backend and scoring every sample."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ftguard.metrics import aggregate, get_metric
+from ftguard.metrics.registry import expand_metric_names
+from ftguard.metrics.score import (score_choice, score_classify, score_generate,
+                                   score_perplexity)
+from ftguard.models.base import (Backend, GenerateRequest, LoglikelihoodRequest, Progress,
+                                 RollingRequest)
+from ftguard.record import MetricResult, SampleResult, SuiteResult, TaskResult
+from ftguard.suite import Instance, Suite, Task
+
+
+class Reporter(Protocol):
+    """Receives progress; the CLI draws a bar, the library default stays silent."""
+
+    def start(self, label: str, total: int) -> Progress: ...
+
+    def done(self, label: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, label: str, total: int) -> Progress:
+        return lambda n: None
+
+    def done(self, label: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Evaluation settings that apply to every task."""
+
+    limit: int | None = None
+    """Score only the first N items of each task."""
+    seed: int = 1234
+    """Seed of bootstrap confidence intervals (and of torch)."""
+    resamples: int = 1000
+    """Bootstrap resamples for corpus metrics' confidence intervals."""
+
+
+def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: Reporter,
+              timings: dict[str, float]) -> SuiteResult:
+    tasks = []
+    for task in suite.tasks:
+        label = f"{suite.name}/{task.name}"
+        start = time.perf_counter()
+        tasks.append(run_task(task, backend, settings, reporter, label))
+        timings[label] = round(time.perf_counter() - start, 3)
+    return SuiteResult(name=suite.name, version=suite.spec.version, hash=suite.hash,
+                       role=suite.spec.role, path=str(suite.root), tasks=tasks)
+
+
+def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Reporter,
+             label: str) -> TaskResult:
+    spec = task.spec
+    instances = task.instances[:settings.limit] if settings.limit else task.instances
+    contexts = [i.context if i.messages is None else backend.apply_chat_template(i.messages)
+                for i in instances]
+    runner = {"choice": _run_choice, "classify": _run_choice, "generate": _run_generate,
+              "perplexity": _run_perplexity}[spec.kind]
+    samples = runner(task, instances, contexts, backend, reporter, label)
+    names = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
+    metrics = {name: _aggregate(name, samples, settings) for name in names}
+    return TaskResult(name=spec.name, kind=spec.kind, metrics=metrics, samples=samples,
+                      settings=_task_settings(task), signatures=_signatures(names))
+
+
+def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
+                backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
+    spec = task.spec
+    requests = [LoglikelihoodRequest(ctx, spec.target_delimiter + choice)
+                for ctx, inst in zip(contexts, instances) for choice in inst.choices]
+    results = _with_progress(reporter, label, len(requests),
+                             lambda p: backend.loglikelihood(requests, p))
+    samples = []
+    offset = 0
+    for inst in instances:
+        lls = [r.logprob for r in results[offset:offset + len(inst.choices)]]
+        offset += len(inst.choices)
+        assert inst.gold is not None
+        scorer = score_choice if spec.kind == "choice" else score_classify
+        scores, stats = scorer(lls, list(inst.choices), inst.gold, spec.metric_names)
+        samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
+                                    prediction=inst.choices[int(np.argmax(lls))],
+                                    target=inst.choices[inst.gold], scores=scores, stats=stats,
+                                    loglikelihoods=lls))
+    return samples
+
+
+def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str],
+                  backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
+    gen = task.spec.generation
+    requests = [GenerateRequest(ctx, gen.max_new_tokens, tuple(gen.stop)) for ctx in contexts]
+    texts = _with_progress(reporter, label, len(requests), lambda p: backend.generate(requests, p))
+    samples = []
+    for inst, text in zip(instances, texts):
+        refs = list(inst.references)
+        scores, stats = score_generate(text, refs, task.spec.metric_names)
+        samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash, prediction=text,
+                                    target=refs[0] if len(refs) == 1 else refs, scores=scores,
+                                    stats=stats))
+    return samples
+
+
+def _run_perplexity(task: Task, instances: Sequence[Instance], contexts: list[str],
+                    backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
+    requests = [RollingRequest(ctx, task.spec.max_length) for ctx in contexts]
+    results = _with_progress(reporter, label, len(requests),
+                             lambda p: backend.loglikelihood_rolling(requests, p))
+    samples = []
+    for inst, ctx, result in zip(instances, contexts, results):
+        scores, stats = score_perplexity(result.nll, result.n_tokens, ctx, task.spec.metric_names)
+        samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash, prediction="",
+                                    target="", scores=scores, stats=stats))
+    return samples
+
+
+def _with_progress(reporter: Reporter, label: str, total: int, work: Callable[[Progress], list]):
+    progress = reporter.start(label, total)
+    try:
+        return work(progress)
+    finally:
+        reporter.done(label)
+
+
+def _aggregate(name: str, samples: list[SampleResult], settings: RunSettings) -> MetricResult:
+    metric = get_metric(name)
+    if metric.aggregation == "mean":
+        value = aggregate(name, [s.scores[name] for s in samples], None, seed=settings.seed)
+        method = "wilson" if metric.binary else "t"
+    else:
+        stats = np.array([s.stats[name] for s in samples], dtype=np.float64)
+        value = aggregate(name, None, stats, seed=settings.seed, resamples=settings.resamples)
+        method = "bootstrap"
+    return MetricResult(value=value.value, ci_low=value.ci_low, ci_high=value.ci_high, n=value.n,
+                        higher_is_better=value.higher_is_better, stderr=value.stderr,
+                        aggregation=metric.aggregation, ci_method=method)
+
+
+def _task_settings(task: Task) -> dict[str, object]:
+    spec = task.spec
+    settings: dict[str, object] = {"target_delimiter": spec.target_delimiter,
+                                   "chat_template": spec.chat_template}
+    if spec.few_shot:
+        settings["few_shot"] = spec.few_shot.model_dump()
+    if spec.kind == "generate":
+        settings["generation"] = spec.generation.model_dump()
+    if spec.kind == "perplexity":
+        settings["max_length"] = spec.max_length
+    return settings
+
+
+def _signatures(names: list[str]) -> dict[str, str]:
+    from ftguard.metrics.bleu_chrf import bleu_signature, chrf_signature
+
+    out = {}
+    if "bleu" in names:
+        out["bleu"] = bleu_signature()
+    if "chrf" in names:
+        out["chrf"] = chrf_signature()
+    return out

@@ -1,0 +1,82 @@
+"""Exceptions raised by ftguard.
+
+Every error a user can cause is an :class:`FtguardError`; the CLI turns it into a
+one-paragraph message and exit code 2 (``--debug`` shows the traceback). Each message names
+the file, line, key or flag at fault and says how to fix it.
+
+::
+
+    FtguardError                 exit 2, carries ``hint`` (how to fix it)
+    ├── UsageError               a bad flag or flag combination
+    ├── SuiteError               a suite that cannot be loaded; ``problems`` lists them all
+    ├── DataError                a data file (JSONL) that cannot be read or is inconsistent
+    ├── ModelError               a model / adapter that cannot be resolved or loaded
+    │   └── OfflineError         a hub id asked for while the hub cannot be reached
+    └── RecordError              a RunRecord that cannot be read or written
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FtguardError(Exception):
+    """Base of every user-facing error; ``str()`` is the full one-paragraph message."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message} {hint}")
+
+
+class UsageError(FtguardError):
+    """A command-line flag or API argument is invalid."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a suite: where it is and what is wrong."""
+
+    file: str
+    """Path of the file at fault (suite.yaml or a data file)."""
+    line: int | None
+    """1-based line number, when known."""
+    key: str | None
+    """Dotted key path inside suite.yaml (``tasks[0].metrics``), when relevant."""
+    message: str
+    """What is wrong and how to fix it."""
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        key = f" [{self.key}]" if self.key else ""
+        return f"{where}{key}: {self.message}"
+
+
+class SuiteError(FtguardError):
+    """One or more problems in a suite; all of them are reported at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            text = str(problems[0])
+        else:
+            text = f"{len(problems)} problems found:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(text)
+
+
+class DataError(FtguardError):
+    """A data file cannot be read, or its content is inconsistent."""
+
+
+class ModelError(FtguardError):
+    """A model or adapter cannot be resolved or loaded."""
+
+
+class OfflineError(ModelError):
+    """A hub model was requested but the hub cannot be reached (offline mode or no network)."""
+
+
+class RecordError(FtguardError):
+    """A RunRecord cannot be read or written."""

@@ -1,0 +1,46 @@
+"""Metrics: definitions, per-sample scoring and aggregation with confidence intervals.
+
+Importing this package is cheap: sacrebleu and rouge-score load on first use.
+
+- :mod:`.base` / :mod:`.registry` -- what a metric is; ``get_metric``, ``METRICS``.
+- :mod:`.score` -- per-kind scoring of one sample: ``score_generate`` & co.
+- :mod:`.aggregate` -- task value + CI: ``aggregate`` -> ``MetricValue``.
+- family modules hold the definitions: :mod:`.qa` (SQuAD EM/F1), :mod:`.rouge`,
+  :mod:`.bleu_chrf`, :mod:`.choice`, :mod:`.classification`, :mod:`.perplexity`.
+"""
+
+from __future__ import annotations
+
+from ftguard.metrics.aggregate import MetricValue, aggregate
+from ftguard.metrics.base import Metric
+from ftguard.metrics.bleu_chrf import bleu_signature, chrf_signature
+from ftguard.metrics.registry import (
+    METRICS,
+    expand_metric_names,
+    get_metric,
+    metric_names_for,
+)
+from ftguard.metrics.score import (
+    SampleScores,
+    score_choice,
+    score_classify,
+    score_generate,
+    score_perplexity,
+)
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "MetricValue",
+    "SampleScores",
+    "aggregate",
+    "bleu_signature",
+    "chrf_signature",
+    "expand_metric_names",
+    "get_metric",
+    "metric_names_for",
+    "score_choice",
+    "score_classify",
+    "score_generate",
+    "score_perplexity",
+]

@@ -1,0 +1,101 @@
+"""Per-sample scoring for each task kind: pure functions from model outputs to scores.
+
+Each returns ``(scores, stats)``: ``scores`` maps mean metrics to this sample's value
+(and, for display only, some corpus metrics to a per-sample value); ``stats`` maps corpus
+metrics to this sample's sufficient statistics, which :func:`ftguard.metrics.aggregate`
+sums.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ftguard.metrics import bleu_chrf, classification, perplexity, qa
+from ftguard.metrics.choice import predict_choice
+from ftguard.metrics.registry import expand_metric_names, split_name
+from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
+
+SampleScores = tuple[dict[str, float], dict[str, list[float]]]
+"""(scores, stats) of one sample."""
+
+
+def score_generate(prediction: str, references: list[str], metrics: list[str]) -> SampleScores:
+    """Score a generated answer against one or more references."""
+    if not references:
+        raise ValueError("a generate sample needs at least one reference")
+    names = expand_metric_names("generate", metrics, None)
+    scores: dict[str, float] = {}
+    stats: dict[str, list[float]] = {}
+    rouge = tuple(n for n in names if n in ROUGE_TYPES)
+    if rouge:
+        scores.update(rouge_fmeasures(prediction, references, rouge))
+    for name in names:
+        if name == "exact_match":
+            scores[name] = qa.exact_match(prediction, references)
+        elif name == "exact_match_strict":
+            scores[name] = qa.exact_match_strict(prediction, references)
+        elif name == "f1":
+            scores[name] = qa.f1(prediction, references)
+        elif name == "bleu":
+            stats[name] = bleu_chrf.bleu_stats(prediction, references)
+        elif name == "chrf":
+            stats[name] = bleu_chrf.chrf_stats(prediction, references)
+    return scores, stats
+
+
+def score_choice(loglikelihoods: list[float], choices: list[str], gold: int,
+                 metrics: list[str]) -> SampleScores:
+    """Score a multiple-choice sample from the log-likelihood of each choice."""
+    _check_gold(gold, len(choices))
+    scores: dict[str, float] = {}
+    for name in expand_metric_names("choice", metrics, None):
+        pred = predict_choice(loglikelihoods, choices, normalize=name == "acc_norm")
+        scores[name] = float(pred == gold)
+    return scores, {}
+
+
+def score_classify(loglikelihoods: list[float], labels: list[str], gold: int,
+                   metrics: list[str]) -> SampleScores:
+    """Score a classification sample from the log-likelihood of each label.
+
+    A bare ``precision`` / ``recall`` yields one entry per label (``precision[LABEL]``)."""
+    if len(loglikelihoods) != len(labels):
+        raise ValueError(f"{len(loglikelihoods)} log-likelihoods for {len(labels)} labels")
+    _check_gold(gold, len(labels))
+    pred = classification.predict_label(loglikelihoods)
+    scores: dict[str, float] = {}
+    stats: dict[str, list[float]] = {}
+    for name in expand_metric_names("classify", metrics, labels):
+        _, label = split_name(name)
+        if name == "accuracy":
+            scores[name] = float(pred == gold)
+        elif name == "macro_f1":
+            stats[name] = classification.macro_f1_stats(pred, gold, len(labels))
+        elif label is not None:
+            stats[name] = classification.label_stats(pred, gold, labels.index(label))
+    return scores, stats
+
+
+def score_perplexity(nll: float, n_tokens: int, text: str, metrics: list[str]) -> SampleScores:
+    """Score one document from its summed token NLL (nats) and token count.
+
+    ``stats`` holds ``[nll, n_tokens, n_words, n_bytes]`` per metric; ``scores`` holds the
+    document's own value of each metric, for display."""
+    vector = perplexity.perplexity_stats(nll, n_tokens, text)
+    nll_, tokens, words, n_bytes = vector
+    per_doc = {
+        "perplexity": _exp(nll_ / tokens),
+        "word_perplexity": _exp(nll_ / words),
+        "bits_per_byte": nll_ / n_bytes / math.log(2),
+    }
+    names = expand_metric_names("perplexity", metrics, None)
+    return {n: per_doc[n] for n in names}, {n: list(vector) for n in names}
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 709.0 else math.inf
+
+
+def _check_gold(gold: int, n: int) -> None:
+    if not 0 <= gold < n:
+        raise ValueError(f"gold index {gold} is out of range for {n} options")

@@ -1,0 +1,253 @@
+"""The in-process Hugging Face backend: log-likelihoods, rolling perplexity and greedy text.
+
+Scoring follows lm-eval's HF backend definitions (context/continuation split with the
+context's trailing spaces moved into the continuation, no special tokens added, an empty
+context replaced by the BOS/EOS token, rolling windows as ``get_rolling_token_windows``) so
+numbers match it. It differs in how the work is done: rows are left-padded with explicit
+position ids and only the positions being scored get logits (``logits_to_keep``), which
+skips most of the vocabulary projection and the log-softmax that dominates small models.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ftguard.errors import ModelError
+from ftguard.models.base import (GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult,
+                                 Progress, RollingRequest, RollingResult, cut_at_stop)
+from ftguard.record import ModelInfo
+
+if TYPE_CHECKING:
+    import torch
+
+Unit = tuple[tuple[int, ...], int]
+"""Token sequence and how many trailing tokens of it are scored."""
+
+LOGIT_BUDGET_BYTES = 512 * 2**20
+"""Most memory one batch's float32 logits may take; long rows get smaller batches."""
+
+
+class HFBackend:
+    """A transformers causal LM (optionally with a PEFT adapter) on one device."""
+
+    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, *, batch_size: int | None,
+                 max_length: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+        self.batch_size = batch_size or self._auto_batch_size()
+        self.max_length = max_length
+        self.device = next(model.parameters()).device
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        forward = getattr(model, "get_base_model", lambda: model)().forward
+        self._keep_arg = "logits_to_keep" in inspect.signature(forward).parameters
+        self.pad_id = _pad_id(tokenizer)
+        bos = tokenizer.bos_token_id
+        self.prefix_id = bos if bos is not None else tokenizer.eos_token_id
+
+    # -- public API --------------------------------------------------------------------------
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
+                      progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        units = [self._encode_pair(r.context, r.continuation) for r in requests]
+        scored = self._score_units(units, progress)
+        return [LoglikelihoodResult(lp, greedy, n) for (lp, greedy), (_, n) in zip(scored, units)]
+
+    def loglikelihood_rolling(self, requests: Sequence[RollingRequest],
+                              progress: Progress | None = None) -> list[RollingResult]:
+        owners: list[int] = []
+        units: list[Unit] = []
+        counts: list[int] = []
+        for index, request in enumerate(requests):
+            tokens = self._encode(request.text)
+            window = min(request.max_length or self.max_length, self.max_length)
+            mine = list(_rolling_windows(tokens, self.prefix_id, window))
+            units += mine
+            owners += [index] * len(mine)
+            counts.append(len(tokens))
+        remaining = [owners.count(i) for i in range(len(requests))]
+
+        def advance(done_units: list[int]) -> None:
+            finished = 0
+            for u in done_units:
+                remaining[owners[u]] -= 1
+                finished += remaining[owners[u]] == 0
+            if progress and finished:
+                progress(finished)
+
+        scored = self._score_units(units, None, on_units=advance)
+        nll = [0.0] * len(requests)
+        for owner, (logprob, _) in zip(owners, scored):
+            nll[owner] -= logprob
+        return [RollingResult(nll[i], counts[i]) for i in range(len(requests))]
+
+    def generate(self, requests: Sequence[GenerateRequest],
+                 progress: Progress | None = None) -> list[str]:
+        out: list[str] = [""] * len(requests)
+        groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault((request.max_new_tokens, request.stop), []).append(index)
+        for (max_new, stop), indices in groups.items():
+            encoded = {i: self._encode(requests[i].context)[-(self.max_length - max_new):]
+                       for i in indices}
+            order = sorted(indices, key=lambda i: -len(encoded[i]))
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                texts = self._generate_batch([encoded[i] for i in batch], max_new, stop)
+                for i, text in zip(batch, texts):
+                    out[i] = text
+                if progress:
+                    progress(len(batch))
+        return out
+
+    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelError(f"model {self.info.spec} has no chat template, but a task sets "
+                             "'chat_template: true'.",
+                             hint="Set chat_template: false for this model, or use an instruct "
+                                  "model that ships one.")
+        return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                      add_generation_prompt=True))
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode_pair(self, context: str, continuation: str) -> Unit:
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            continuation = context[-spaces:] + continuation
+            context = context[:-spaces]
+        if not continuation:
+            raise ModelError("a log-likelihood request has an empty continuation.")
+        if context:
+            whole = self._encode(context + continuation)
+            context_ids = self._encode(context)
+            continuation_ids = whole[len(context_ids):]
+        else:
+            context_ids = [self.prefix_id]
+            continuation_ids = self._encode(continuation)
+        if not continuation_ids:
+            raise ModelError(f"continuation {continuation!r} encodes to no tokens.")
+        full = (context_ids + continuation_ids)[-(self.max_length + 1):]
+        return tuple(full), len(continuation_ids)
+
+    # -- batched scoring ---------------------------------------------------------------------
+
+    def _score_units(self, units: list[Unit], progress: Progress | None, *,
+                     on_units: Any = None) -> list[tuple[float, bool]]:
+        unique = list(dict.fromkeys(units))
+        where = {unit: i for i, unit in enumerate(unique)}
+        order = sorted(range(len(unique)), key=lambda i: -len(unique[i][0]))
+        scores: list[tuple[float, bool]] = [(0.0, False)] * len(unique)
+        users: dict[int, list[int]] = {}
+        for position, unit in enumerate(units):
+            users.setdefault(where[unit], []).append(position)
+        for batch in self._batches(order, unique):
+            for i, score in zip(batch, self._forward(unique, batch)):
+                scores[i] = score
+            done = [p for i in batch for p in users[i]]
+            if progress:
+                progress(len(done))
+            if on_units:
+                on_units(done)
+        return [scores[where[unit]] for unit in units]
+
+    def _batches(self, order: list[int], unique: list[Unit]) -> Iterator[list[int]]:
+        batch: list[int] = []
+        keep = 0
+        for i in order:
+            n = unique[i][1]
+            rows = len(batch) + 1
+            if batch and (rows > self.batch_size
+                          or rows * max(keep, n) * self.vocab_size * 4 > LOGIT_BUDGET_BYTES):
+                yield batch
+                batch, keep = [], 0
+            batch.append(i)
+            keep = max(keep, n)
+        if batch:
+            yield batch
+
+    def _forward(self, unique: list[Unit], batch: list[int]) -> list[tuple[float, bool]]:
+        import torch
+
+        inputs = [unique[i][0][:-1] for i in batch]
+        keep = max(unique[i][1] for i in batch)
+        ids, mask = _left_pad(inputs, self.pad_id, self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._keep_arg else {}
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                use_cache=False, **kwargs).logits[:, -keep:, :]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        out = []
+        for row, i in enumerate(batch):
+            tokens, n = unique[i]
+            target = torch.tensor(tokens[-n:], device=self.device)
+            rows = logprobs[row, keep - n:, :]
+            picked = rows.gather(-1, target[:, None]).squeeze(-1)
+            greedy = bool((rows.argmax(-1) == target).all())
+            out.append((float(picked.double().sum()), greedy))
+        return out
+
+    # -- generation --------------------------------------------------------------------------
+
+    def _generate_batch(self, inputs: list[list[int]], max_new: int,
+                        stop: tuple[str, ...]) -> list[str]:
+        import torch
+        from transformers import GenerationConfig
+
+        ids, mask = _left_pad(inputs, self.pad_id, self.device)
+        config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
+                                  pad_token_id=self.pad_id, stop_strings=list(stop) or None,
+                                  eos_token_id=self.model.generation_config.eos_token_id
+                                  or self.tokenizer.eos_token_id)
+        with torch.inference_mode():
+            generated = self.model.generate(input_ids=ids, attention_mask=mask,
+                                            generation_config=config, tokenizer=self.tokenizer)
+        new = generated[:, ids.shape[1]:]
+        return [cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), stop)
+                for row in new]
+
+    def _auto_batch_size(self) -> int:
+        import torch
+
+        return 64 if torch.cuda.is_available() else 16
+
+
+def _left_pad(rows: list[Sequence[int]], pad_id: int,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def _rolling_windows(tokens: list[int], prefix: int, max_len: int) -> Iterator[Unit]:
+    """lm-eval's get_rolling_token_windows (context_len=1) as (sequence, n scored) units."""
+    if not tokens:
+        return
+    first = min(max_len, len(tokens))
+    yield tuple([prefix] + tokens[:first]), first
+    predicted = first
+    while predicted < len(tokens):
+        n = min(len(tokens) - predicted, max_len)
+        end = predicted + n
+        yield tuple(tokens[max(0, end - max_len - 1):end]), n
+        predicted += n

@@ -1,0 +1,208 @@
+"""Loading a backend from user options: model SPEC, adapter, device, dtype, quantisation."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftguard.errors import ModelError, UsageError
+from ftguard.models.base import Backend
+from ftguard.models.fingerprint import model_fingerprint
+from ftguard.models.resolve import resolve_model
+from ftguard.record import ModelInfo
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_FAKE = re.compile(r"^fake(?::(\d+))?$")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load the model under evaluation."""
+
+    model: str | None = None
+    """Local folder, hub id, ``smollm2-135m-instruct`` (default) or ``fake[:SEED]``."""
+    adapter: str | None = None
+    """PEFT adapter folder applied on top of the model."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
+    dtype: str = "auto"
+    """``auto`` = float32 on CPU, bfloat16 (or float16) on CUDA."""
+    load_in_4bit: bool = False
+    """Quantise to 4-bit nf4 with bitsandbytes."""
+    load_in_8bit: bool = False
+    """Quantise to 8-bit with bitsandbytes."""
+    allow_pickle: bool = False
+    """Allow pickle (.bin) weights, which can execute code when loaded."""
+    trust_remote_code: bool = False
+    """Allow the model folder's own Python code to run."""
+    batch_size: int | None = None
+    """Requests per forward pass; None = automatic."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype {self.dtype}: unknown dtype; choose one of "
+                             f"{', '.join(DTYPES)}.")
+        if self.load_in_4bit and self.load_in_8bit:
+            raise UsageError("--load-in-4bit and --load-in-8bit exclude each other; pick one.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"--batch-size {self.batch_size}: must be a positive integer "
+                             "or 'auto'.")
+
+
+def load_backend(options: LoadOptions) -> Backend:
+    """Resolve, load and fingerprint the model; raise ModelError with a fix on failure."""
+    fake = _FAKE.match(options.model or "")
+    if fake:
+        from ftguard.models.fake import FakeBackend
+
+        return FakeBackend(int(fake.group(1) or 0))
+    resolved = resolve_model(options.model, allow_pickle=options.allow_pickle)
+    adapter = _check_adapter(options.adapter, options.allow_pickle)
+    import torch
+
+    device = _device(options.device)
+    dtype = _dtype(options.dtype, device)
+    quant = "nf4" if options.load_in_4bit else "int8" if options.load_in_8bit else None
+    tokenizer = _load_tokenizer(resolved.path, options.trust_remote_code)
+    model = _load_model(resolved.path, device, dtype, quant, options)
+    if adapter is not None:
+        model = _apply_adapter(model, adapter, resolved.path)
+    model.eval()
+    info = ModelInfo(spec=resolved.spec, backend="hf", path=str(resolved.path),
+                     adapter=str(adapter) if adapter else None, device=str(device),
+                     dtype=quant or str(dtype).removeprefix("torch."),
+                     fingerprint=model_fingerprint(resolved.path, adapter_dir=adapter,
+                                                   dtype=str(dtype), quantization=quant))
+    from ftguard.models.hf import HFBackend
+
+    del torch
+    return HFBackend(model, tokenizer, info, batch_size=options.batch_size,
+                     max_length=_max_length(model, tokenizer))
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name}: not a device name; use auto, cpu, cuda or "
+                         "cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine.",
+                         hint="Use --device cpu (or auto).")
+    return device
+
+
+def _dtype(name: str, device: Any) -> Any:
+    import torch
+
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # bf16 matmul on CPUs without AMX is hundreds of times slower
+    return getattr(torch, name)
+
+
+def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"--model {path}: the tokenizer cannot be loaded ({_first_line(exc)}).",
+                         hint="The folder needs tokenizer files saved by save_pretrained().") from None
+
+
+def _load_model(path: Path, device: Any, dtype: Any, quant: str | None,
+                options: LoadOptions) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": options.trust_remote_code}
+    if not options.allow_pickle:
+        kwargs["use_safetensors"] = True
+    if quant:
+        kwargs["quantization_config"] = _bnb_config(quant, dtype)
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except ImportError as exc:
+        raise ModelError(f"loading {path} needs a missing package ({_first_line(exc)}).",
+                         hint="Install it into this environment and retry.") from None
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelError(f"--model {path}: cannot be loaded ({_first_line(exc)}).",
+                         hint="Check that the folder holds a causal language model.") from None
+    return model if quant else model.to(device)
+
+
+def _bnb_config(quant: str, dtype: Any) -> Any:
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise ModelError("--load-in-4bit/--load-in-8bit need bitsandbytes, which is not "
+                         "installed.", hint="pip install bitsandbytes") from None
+    if quant == "nf4":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def _check_adapter(adapter: str | None, allow_pickle: bool) -> Path | None:
+    if adapter is None:
+        return None
+    path = Path(adapter).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"--adapter {adapter}: no such folder.",
+                         hint="Give the folder written by save_pretrained() of a PEFT model.")
+    if not (path / "adapter_config.json").is_file():
+        raise ModelError(f"--adapter {adapter}: not a PEFT adapter (no adapter_config.json).")
+    names = [p.name for p in path.iterdir()]
+    if "adapter_model.safetensors" not in names:
+        if "adapter_model.bin" in names and not allow_pickle:
+            raise ModelError(f"--adapter {adapter}: has only pickle weights (adapter_model.bin).",
+                             hint="Re-save it with safetensors, or pass --allow-pickle if you "
+                                  "trust the file.")
+        if "adapter_model.bin" not in names:
+            raise ModelError(f"--adapter {adapter}: no adapter weights found "
+                             "(adapter_model.safetensors).")
+    return path
+
+
+def _apply_adapter(model: Any, adapter: Path, base_path: Path) -> Any:
+    from peft import PeftModel
+
+    try:
+        declared = json.loads((adapter / "adapter_config.json").read_text()).get(
+            "base_model_name_or_path")
+    except (OSError, ValueError):
+        declared = None
+    try:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=False)
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"--adapter {adapter}: does not match the base model {base_path} "
+            f"({_first_line(exc)}). The adapter was trained on "
+            f"{declared or 'an unrecorded base model'}.",
+            hint="Pass that base model with --model, or an adapter trained on this one.") from None
+
+
+def _max_length(model: Any, tokenizer: Any) -> int:
+    config = model.config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**9 else 2048
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) < 300 else line[:297] + "..."

@@ -1,0 +1,192 @@
+"""The RunRecord: what one evaluation of one model on some suites produced.
+
+Records are typed pydantic models; :func:`write_run` / :func:`read_run` are symmetric, and
+writing is atomic (temporary file in the same folder, then ``os.replace``) so an interrupted
+run never leaves a half-written record behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ftguard.errors import RecordError
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelInfo(_Model):
+    """Identity of the evaluated model."""
+
+    spec: str
+    """What the user asked for: a folder, a hub id or ``smollm2-135m-instruct``."""
+    fingerprint: str
+    """sha256 over weights, config, tokenizer, adapter, dtype and quantisation."""
+    dtype: str
+    """Weights dtype used for evaluation (float32, bfloat16, nf4, int8...)."""
+    backend: str
+    """Backend that ran it: ``hf`` or ``fake``."""
+    path: str | None = None
+    """Local folder the weights were read from."""
+    adapter: str | None = None
+    """PEFT adapter folder applied on top, if any."""
+    device: str = "cpu"
+    """Device it ran on."""
+
+
+class MetricResult(_Model):
+    """Aggregate of one metric over a task's samples."""
+
+    value: float
+    """The metric over all samples (mean, or the corpus-level value)."""
+    ci_low: float
+    """Lower end of the 95% confidence interval."""
+    ci_high: float
+    """Upper end of the 95% confidence interval."""
+    n: int
+    """Number of samples."""
+    higher_is_better: bool
+    """Direction of the metric."""
+    stderr: float | None = None
+    """Standard error (mean metrics)."""
+    aggregation: str = "mean"
+    """``mean`` of per-sample scores, or ``corpus`` (recomputed from summed ``stats``)."""
+    ci_method: str = ""
+    """How the interval was computed: wilson, t, or bootstrap."""
+
+
+class SampleResult(_Model):
+    """One scored item; paired statistics need these."""
+
+    id: str
+    """Item id, unique within its task."""
+    prompt_hash: str
+    """Hash of the exact prompt (and choices) the model saw."""
+    prediction: str
+    """Generated text, or the chosen choice / label."""
+    target: str | list[str]
+    """Reference answer(s), or the correct choice / label."""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Per-sample value of each mean metric (and per-document values where meaningful)."""
+    stats: dict[str, list[float]] = Field(default_factory=dict)
+    """Per-sample sufficient statistics of corpus metrics (summed, then the corpus function)."""
+    loglikelihoods: list[float] | None = None
+    """Summed log-likelihood of each choice / label (choice and classify tasks)."""
+
+
+class TaskResult(_Model):
+    """Results of one task."""
+
+    name: str
+    """Task name."""
+    kind: str
+    """Task kind."""
+    metrics: dict[str, MetricResult]
+    """Aggregates by metric name."""
+    samples: list[SampleResult]
+    """Every scored item."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Settings that change the predictions (generation, few-shot, delimiter, chat template)."""
+    signatures: dict[str, str] = Field(default_factory=dict)
+    """Metric signatures (sacrebleu) by metric name."""
+
+
+class SuiteResult(_Model):
+    """Results of one suite."""
+
+    name: str
+    """Suite name."""
+    version: str
+    """Suite version."""
+    hash: str
+    """Content hash of suite.yaml and its data files."""
+    role: str
+    """``target`` or ``general``."""
+    path: str | None = None
+    """Folder the suite was loaded from."""
+    tasks: list[TaskResult]
+    """Results per task."""
+
+
+class RunRecord(_Model):
+    """One evaluation of one model on some suites."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of this format."""
+    ftguard_version: str = ""
+    """ftguard version that wrote the record."""
+    created: str = ""
+    """UTC time the evaluation finished (ISO 8601)."""
+    model: ModelInfo
+    """The evaluated model."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Evaluation settings: seed, batch size, limit, dtype, device, quantisation."""
+    environment: dict[str, Any] = Field(default_factory=dict)
+    """Package versions, platform, device, git revision."""
+    suites: list[SuiteResult]
+    """Results per suite."""
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Wall times in seconds (model load, each task, total)."""
+
+
+def write_run(record: RunRecord, path: Path) -> Path:
+    """Write ``record`` to ``path`` atomically; return the path."""
+    return write_json_atomic(record.model_dump(mode="json"), path)
+
+
+def read_run(path: Path) -> RunRecord:
+    """Read a RunRecord; raise RecordError naming the file and the problem."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such run record.",
+                          hint="Create one with `ftguard eval SUITE --out FILE`.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: cannot be read ({exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).",
+                          hint="The file may be truncated; re-run the evaluation.") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise RecordError(f"{path}: not an ftguard run record (no 'schema_version').")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(f"{path}: run record schema {data['schema_version']} is not supported "
+                          f"by this ftguard (schema {SCHEMA_VERSION}).",
+                          hint="Re-run the evaluation with this version of ftguard.")
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RecordError(f"{path}: invalid run record at '{where}': {first['msg']} "
+                          f"({exc.error_count()} problem(s)).") from None
+
+
+def write_json_atomic(data: Any, path: Path) -> Path:
+    """Serialise ``data`` as JSON next to ``path`` and rename it into place."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot write here ({exc.strerror}).",
+                          hint="Choose another --out path.") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, indent=1)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,273 @@
+"""Loading and validating suites: every problem found is reported at once."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ftguard.errors import Problem, SuiteError
+from ftguard.suite.instances import Instance, build_instances, item_id
+from ftguard.suite.jsonl import Row, read_jsonl
+from ftguard.suite.schema import TASK_KINDS, FewShotSpec, GenerationSpec, SuiteSpec, TaskSpec
+from ftguard.suite.templates import TemplateError, compile_template
+from ftguard.suite.yaml_lines import (KeyPath, LocatedYAMLError, format_key, line_of,
+                                      load_yaml_with_lines)
+
+SUITE_FILE = "suite.yaml"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task: its spec and its rendered instances."""
+
+    spec: TaskSpec
+    instances: list[Instance]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded, validated suite."""
+
+    spec: SuiteSpec
+    root: Path
+    """The suite folder."""
+    tasks: list[Task]
+    hash: str
+    """sha256 of suite.yaml's parsed content and every data file it uses."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def find_suites(paths: list[Path]) -> list[Path]:
+    """Suite folders named by ``paths``: a folder with suite.yaml, a suite.yaml itself, or any
+    folder below which suite.yaml files are found. Missing paths raise SuiteError."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_file() and path.name == SUITE_FILE:
+            found.append(path.parent)
+        elif (path / SUITE_FILE).is_file():
+            found.append(path)
+        elif path.is_dir():
+            below = sorted(p.parent for p in path.rglob(SUITE_FILE))
+            if not below:
+                problems.append(Problem(str(path), None, None,
+                                        f"has no {SUITE_FILE} (nor any below it); a suite is a "
+                                        f"folder with {SUITE_FILE} and its JSONL data files."))
+            found += below
+        else:
+            problems.append(Problem(str(path), None, None,
+                                    f"does not exist; give a suite folder containing {SUITE_FILE}."))
+    if problems:
+        raise SuiteError(problems)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique
+
+
+def load_suite(path: Path) -> Suite:
+    """Load the suite in folder ``path`` (or its suite.yaml); raise SuiteError with all problems."""
+    root = path.parent if path.name == SUITE_FILE else path
+    yaml_path = root / SUITE_FILE
+    if not yaml_path.is_file():
+        raise SuiteError([Problem(str(yaml_path), None, None,
+                                  f"not found: a suite folder needs a {SUITE_FILE} file.")])
+    try:
+        data, lines = load_yaml_with_lines(yaml_path)
+    except LocatedYAMLError as exc:
+        raise SuiteError([exc.problem]) from None
+    problems: list[Problem] = []
+    spec = _validate_spec(data, lines, yaml_path, problems)
+    if spec is None:
+        raise SuiteError(problems)
+    tasks: list[Task] = []
+    digest = hashlib.sha256(spec.model_dump_json().encode())
+    for index, task_spec in enumerate(spec.tasks):
+        task = _load_task(root, yaml_path, lines, index, task_spec, problems, digest)
+        if task is not None:
+            tasks.append(task)
+    for key in ("train", "replay"):
+        rel = getattr(spec, key)
+        if rel is not None:
+            _resolve_inside(root, rel, yaml_path, lines, (key,), problems, must_exist=True)
+    if problems:
+        raise SuiteError(problems)
+    return Suite(spec, root, tasks, digest.hexdigest())
+
+
+def validate_paths(paths: list[Path]) -> tuple[list[Suite], list[Problem]]:
+    """Load every suite under ``paths``; return the good ones and all problems of the rest."""
+    suites: list[Suite] = []
+    problems: list[Problem] = []
+    try:
+        roots = find_suites(paths)
+    except SuiteError as exc:
+        return [], exc.problems
+    for root in roots:
+        try:
+            suites.append(load_suite(root))
+        except SuiteError as exc:
+            problems += exc.problems
+    return suites, problems
+
+
+def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
+                   problems: list[Problem]) -> SuiteSpec | None:
+    if not isinstance(data, dict):
+        problems.append(Problem(str(yaml_path), 1, None,
+                                "must be a mapping with keys name, version, role and tasks."))
+        return None
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(_problem_from(error, data, lines, yaml_path))
+        return None
+    for index, task in enumerate(spec.tasks):
+        _check_metrics(task, index, lines, yaml_path, problems)
+        _check_templates(task, index, lines, yaml_path, problems)
+    return None if problems else spec
+
+
+_MODELS: dict[str, type[BaseModel]] = {"few_shot": FewShotSpec, "generation": GenerationSpec}
+
+
+def _model_at(loc: KeyPath) -> type[BaseModel]:
+    if len(loc) >= 2 and loc[0] == "tasks":
+        if len(loc) >= 3 and isinstance(loc[2], str) and loc[2] in _MODELS:
+            return _MODELS[loc[2]]
+        return TaskSpec
+    return SuiteSpec
+
+
+def _problem_from(error: Any, data: Any, lines: dict[KeyPath, int], yaml_path: Path) -> Problem:
+    loc: KeyPath = tuple(error["loc"])
+    key = format_key(loc) or None
+    line = line_of(lines, loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        valid = sorted(model.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return Problem(str(yaml_path), line, key,
+                       f"unknown key '{loc[-1]}'.{hint} Valid keys here: {', '.join(valid)}.")
+    if kind == "missing":
+        return Problem(str(yaml_path), line, key, f"required key '{loc[-1]}' is missing.")
+    if kind == "literal_error" and loc and loc[-1] == "kind":
+        close = difflib.get_close_matches(str(error.get("input")), TASK_KINDS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return Problem(str(yaml_path), line, key, f"unknown task kind {error.get('input')!r}."
+                       f"{hint} Valid kinds: {', '.join(TASK_KINDS)}.")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return Problem(str(yaml_path), line, key, message + ".")
+
+
+def _check_metrics(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
+                   problems: list[Problem]) -> None:
+    from ftguard.metrics import metric_names_for
+
+    valid = metric_names_for(task.kind)
+    for position, name in enumerate(task.metrics):
+        if name in valid:
+            continue
+        loc: KeyPath = ("tasks", index, "metrics", position)
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                f"unknown metric '{name}' for a {task.kind} task.{hint} "
+                                f"Valid metrics: {', '.join(valid)}."))
+
+
+def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
+                     problems: list[Problem]) -> None:
+    sources: list[tuple[KeyPath, str]] = [(("prompt",), task.prompt)]
+    for key in ("target", "target_index"):
+        if getattr(task, key) is not None:
+            sources.append(((key,), getattr(task, key)))
+    sources += [(("choices", i), c) for i, c in enumerate(task.choices or [])]
+    for sub, source in sources:
+        try:
+            compile_template(source)
+        except TemplateError as exc:
+            loc: KeyPath = ("tasks", index, *sub)
+            problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                    f"{exc}. Fields are written {{{{ field }}}}."))
+
+
+def _resolve_inside(root: Path, rel: str, yaml_path: Path, lines: dict[KeyPath, int],
+                    loc: KeyPath, problems: list[Problem], *, must_exist: bool) -> Path | None:
+    candidate = (root / rel).resolve()
+    if Path(rel).is_absolute() or not candidate.is_relative_to(root.resolve()):
+        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                f"'{rel}' points outside the suite folder; data files must live "
+                                "inside the suite folder (use a path relative to suite.yaml)."))
+        return None
+    if must_exist and not candidate.is_file():
+        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                f"file '{rel}' not found in {root}."))
+        return None
+    return candidate
+
+
+def _load_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], index: int,
+               spec: TaskSpec, problems: list[Problem], digest: Any) -> Task | None:
+    base: KeyPath = ("tasks", index)
+    data_path = _resolve_inside(root, spec.data, yaml_path, lines, (*base, "data"), problems,
+                                must_exist=True)
+    shots_path = None
+    if spec.few_shot and spec.few_shot.data:
+        shots_path = _resolve_inside(root, spec.few_shot.data, yaml_path, lines,
+                                     (*base, "few_shot", "data"), problems, must_exist=True)
+        if shots_path is None:
+            return None
+    if data_path is None:
+        return None
+    rows = _read(data_path, root, problems, digest)
+    shots = _read(shots_path, root, problems, digest) if shots_path else None
+    if rows is None or (shots_path and shots is None):
+        return None
+    if not _unique_ids(rows, spec, data_path, root, problems):
+        return None
+    display = str(data_path.relative_to(root.resolve()))
+    instances, found = build_instances(
+        spec, rows, shots, data_name=str(root / display),
+        shots_name=str(root / spec.few_shot.data) if spec.few_shot and spec.few_shot.data else None)
+    problems += found
+    return Task(spec, instances) if not found else None
+
+
+def _read(path: Path, root: Path, problems: list[Problem], digest: Any) -> list[Row] | None:
+    display = str(root / path.relative_to(root.resolve()))
+    rows, found = read_jsonl(path, display)
+    problems += found
+    digest.update(path.relative_to(root.resolve()).as_posix().encode())
+    digest.update(path.read_bytes() if path.is_file() else b"")
+    return None if found else rows
+
+
+def _unique_ids(rows: list[Row], spec: TaskSpec, path: Path, root: Path,
+                problems: list[Problem]) -> bool:
+    counts = Counter(item_id(r, spec.id_field) for r in rows)
+    duplicates = [i for i, n in counts.items() if n > 1]
+    if not duplicates:
+        return True
+    first = next(r for r in rows if item_id(r, spec.id_field) in duplicates[:1])
+    lines = [r.line for r in rows if item_id(r, spec.id_field) == duplicates[0]]
+    problems.append(Problem(str(root / path.relative_to(root.resolve())), first.line,
+                            f"task {spec.name}",
+                            f"duplicate sample id {duplicates[0]!r} (lines "
+                            f"{', '.join(map(str, lines))}); {len(duplicates)} id(s) repeat. "
+                            f"Every item needs a unique '{spec.id_field}'."))
+    return False

@@ -1,0 +1,197 @@
+"""The suite.yaml schema: what a suite and its tasks may declare.
+
+A suite is declarative: templates are rendered in a sandbox, there are no Python escapes.
+Cross-field rules per task kind live in :meth:`TaskSpec._check_kind`; metric names are
+checked against the registry by the loader so the error can list the valid ones.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TaskKind = Literal["generate", "choice", "classify", "perplexity"]
+TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity")
+Role = Literal["target", "general"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+#: Metrics computed when a task lists none.
+DEFAULT_METRICS: dict[str, list[str]] = {
+    "generate": ["exact_match", "f1"],
+    "choice": ["acc", "acc_norm"],
+    "classify": ["accuracy", "macro_f1"],
+    "perplexity": ["perplexity", "word_perplexity", "bits_per_byte"],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FewShotSpec(_Strict):
+    """Few-shot examples prepended to every prompt of a task; they are never scored."""
+
+    k: int = Field(ge=0, le=64)
+    """Number of examples per prompt (fixed)."""
+    data: str | None = None
+    """JSONL file of examples, relative to the suite folder. Without it, examples are drawn
+    from the task's own data, never including the item being asked."""
+    seed: int = 1234
+    """Seed of the example draw; the same seed always gives the same examples per item."""
+    separator: str = "\n\n"
+    """Text placed between examples and before the question."""
+
+
+class GenerationSpec(_Strict):
+    """Greedy decoding settings of a ``generate`` task."""
+
+    max_new_tokens: int = Field(default=64, ge=1, le=8192)
+    """Most new tokens generated per item."""
+    stop: list[str] = Field(default_factory=lambda: ["\n\n"])
+    """Generation stops at the first of these strings, which is cut from the prediction."""
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, value: list[str]) -> list[str]:
+        if any(s == "" for s in value):
+            raise ValueError("stop strings must not be empty")
+        return value
+
+
+class TaskSpec(_Strict):
+    """One task of a suite: data, prompt, target and metrics."""
+
+    name: str
+    """Task name, unique in the suite (letters, digits, ``_ - .``)."""
+    kind: TaskKind
+    """``generate`` (greedy text), ``choice`` (multiple choice by log-likelihood),
+    ``classify`` (fixed label set by log-likelihood) or ``perplexity`` (text corpus)."""
+    data: str
+    """JSONL file of items, relative to the suite folder."""
+    description: str = ""
+    """What the task measures, one line."""
+    id_field: str = "id"
+    """Field holding each item's unique id; items without it get ``line-N``."""
+    prompt: str
+    """Jinja2 template of the prompt (sandboxed, undefined fields are errors). For
+    ``perplexity`` tasks it renders the text to score."""
+    target: str | None = None
+    """Template of the answer: the reference text (generate), the correct choice's text
+    (choice) or the label (classify)."""
+    target_field: str | None = None
+    """Field holding the reference(s) of a generate task: a string or a list of strings."""
+    target_index: str | None = None
+    """Template rendering the 0-based index of the correct choice or label."""
+    choices: list[str] | None = None
+    """Choice templates of a ``choice`` task, rendered per item."""
+    choices_field: str | None = None
+    """Field holding each item's list of choices (``choice`` tasks)."""
+    labels: list[str] | None = None
+    """The fixed label set of a ``classify`` task."""
+    target_delimiter: str = " "
+    """Placed between the prompt and the answer (choice, label, few-shot answer)."""
+    chat_template: bool = False
+    """Wrap the prompt in the model's chat template (few-shot examples become turns)."""
+    few_shot: FewShotSpec | None = None
+    """Few-shot examples, if any."""
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    """Decoding settings (``generate`` tasks)."""
+    max_length: int | None = Field(default=None, ge=8)
+    """Window length in tokens for ``perplexity`` tasks; default: the model's context size."""
+    metrics: list[str] = Field(default_factory=list)
+    """Metric names; default depends on the kind (see DEFAULT_METRICS)."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"task name {value!r} may only use letters, digits, '_', '-', '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> TaskSpec:
+        errors = _kind_errors(self)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.metrics) or list(DEFAULT_METRICS[self.kind])
+
+
+def _kind_errors(t: TaskSpec) -> list[str]:
+    errors: list[str] = []
+    n_target = sum(x is not None for x in (t.target, t.target_field, t.target_index))
+    if t.kind == "perplexity":
+        if n_target:
+            errors.append("a perplexity task scores its prompt text and takes no target")
+    elif t.kind == "generate":
+        if t.target_index is not None:
+            errors.append("target_index is for choice/classify tasks; use target or target_field")
+        elif n_target != 1:
+            errors.append("a generate task needs exactly one of 'target' or 'target_field'")
+    else:
+        if t.target_field is not None:
+            errors.append(f"target_field is for generate tasks; a {t.kind} task uses "
+                          "'target' (answer text) or 'target_index'")
+        elif n_target != 1:
+            errors.append(f"a {t.kind} task needs exactly one of 'target' or 'target_index'")
+    if t.kind == "choice":
+        if (t.choices is None) == (t.choices_field is None):
+            errors.append("a choice task needs exactly one of 'choices' or 'choices_field'")
+    elif t.choices is not None or t.choices_field is not None:
+        errors.append(f"'choices' is for choice tasks, not {t.kind}"
+                      + (" (use 'labels')" if t.kind == "classify" else ""))
+    if t.kind == "classify":
+        if not t.labels or len(t.labels) < 2:
+            errors.append("a classify task needs 'labels' with at least two labels")
+        elif len(set(t.labels)) != len(t.labels):
+            errors.append("'labels' contains duplicates")
+    elif t.labels is not None:
+        errors.append(f"'labels' is for classify tasks, not {t.kind}")
+    if t.kind == "perplexity" and t.few_shot is not None:
+        errors.append("few_shot does not apply to perplexity tasks")
+    return errors
+
+
+class SuiteSpec(_Strict):
+    """A suite: a named, versioned set of tasks with a role in the gate."""
+
+    name: str
+    """Suite name (letters, digits, ``_ - .``)."""
+    version: str
+    """Version of the suite; bump it when items or prompts change."""
+    role: Role
+    """``target`` = the skill being tuned; ``general`` = capability that must not be lost."""
+    description: str = ""
+    """What the suite measures."""
+    tasks: list[TaskSpec] = Field(min_length=1)
+    """The tasks."""
+    train: str | None = None
+    """Instruction data for fine-tuning on this suite's skill (JSONL, relative path)."""
+    replay: str | None = None
+    """General instruction data to mix into fine-tuning against forgetting (JSONL)."""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, value: object) -> object:
+        return str(value) if isinstance(value, (int, float)) else value
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"suite name {value!r} may only use letters, digits, '_', '-', '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> SuiteSpec:
+        seen: set[str] = set()
+        for task in self.tasks:
+            if task.name in seen:
+                raise ValueError(f"task name {task.name!r} is used twice")
+            seen.add(task.name)
+        return self

@@ -1,0 +1,55 @@
+"""Results tables of a RunRecord: text (terminal), markdown and JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from ftguard.record import RunRecord
+
+_HEADERS = ("suite", "task", "metric", "value", "95% CI", "n")
+
+
+def result_rows(record: RunRecord) -> list[dict[str, object]]:
+    """One row per (suite, task, metric)."""
+    rows = []
+    for suite in record.suites:
+        for task in suite.tasks:
+            for name, m in task.metrics.items():
+                rows.append({"suite": suite.name, "task": task.name, "metric": name,
+                             "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high,
+                             "n": m.n, "higher_is_better": m.higher_is_better})
+    return rows
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def _cells(row: dict[str, object]) -> list[str]:
+    lo, hi = float(row["ci_low"]), float(row["ci_high"])  # type: ignore[arg-type]
+    arrow = "↑" if row["higher_is_better"] else "↓"
+    return [str(row["suite"]), str(row["task"]), f"{row['metric']} {arrow}",
+            _fmt(float(row["value"])), f"[{_fmt(lo)}, {_fmt(hi)}]", str(row["n"])]  # type: ignore[arg-type]
+
+
+def render_results(record: RunRecord, fmt: str = "text") -> str:
+    rows = result_rows(record)
+    if fmt == "json":
+        return json.dumps({"model": record.model.model_dump(), "results": rows}, indent=1)
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
+        lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+        return f"**{record.model.spec}** (`{record.model.fingerprint[:19]}`)\n\n" + "\n".join(lines)
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"{record.model.spec}  {record.model.fingerprint[:19]}", title_justify="left")
+    for header in _HEADERS:
+        table.add_column(header, justify="right" if header in ("value", "n") else "left")
+    for row in rows:
+        table.add_row(*(Text(c) for c in _cells(row)))
+    buffer = io.StringIO()
+    Console(file=buffer, width=120, force_terminal=False).print(table)
+    return buffer.getvalue().rstrip()

@@ -1,0 +1,73 @@
+"""The metric registry: names, kinds, parametrised names, cheap import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ftguard.metrics import METRICS, expand_metric_names, get_metric, metric_names_for
+
+
+def test_names_per_kind() -> None:
+    assert metric_names_for("generate") == ["exact_match", "exact_match_strict", "f1", "rouge1",
+                                            "rouge2", "rougeL", "rougeLsum", "bleu", "chrf"]
+    assert metric_names_for("choice") == ["acc", "acc_norm"]
+    assert metric_names_for("classify") == ["accuracy", "macro_f1", "precision", "recall"]
+    assert metric_names_for("perplexity") == ["perplexity", "word_perplexity", "bits_per_byte"]
+    with pytest.raises(KeyError):
+        metric_names_for("regression")
+
+
+def test_definitions_are_consistent() -> None:
+    binary = {n for n, m in METRICS.items() if m.binary}
+    assert binary == {"exact_match", "exact_match_strict", "acc", "acc_norm", "accuracy"}
+    lower = {n for n, m in METRICS.items() if not m.higher_is_better}
+    assert lower == {"perplexity", "word_perplexity", "bits_per_byte"}
+    for metric in METRICS.values():
+        assert (metric.aggregation == "corpus") == (metric.corpus_fn is not None)
+        assert metric.description
+
+
+def test_default_metrics_of_the_suite_schema_resolve() -> None:
+    from ftguard.suite.schema import DEFAULT_METRICS
+
+    for kind, names in DEFAULT_METRICS.items():
+        assert expand_metric_names(kind, names, ["a", "b"]) == names
+
+
+def test_parametrised_names() -> None:
+    m = get_metric("precision[termination]")
+    assert m.name == "precision[termination]"
+    assert m.corpus_fn is METRICS["precision"].corpus_fn
+    assert get_metric("recall[a]b]").name == "recall[a]b]"
+    corpus_fn = get_metric("precision[x]").corpus_fn
+    assert corpus_fn is not None
+    assert float(corpus_fn(np.array([0.0, 0.0, 3.0]))) == 0.0   # never predicted: 0, not NaN
+    for bad in ("bleu4", "f1[x]", "precision[]", "Precision[x]", ""):
+        with pytest.raises(KeyError, match="unknown metric"):
+            get_metric(bad)
+
+
+def test_expand_metric_names() -> None:
+    labels = ["pos", "neg"]
+    assert expand_metric_names("classify", ["accuracy", "precision", "recall[neg]"], labels) == [
+        "accuracy", "precision[pos]", "precision[neg]", "recall[neg]"]
+    assert expand_metric_names("generate", ["f1", "f1", "bleu"], None) == ["f1", "bleu"]
+    with pytest.raises(ValueError, match="does not apply to choice"):
+        expand_metric_names("choice", ["accuracy"], None)
+    with pytest.raises(ValueError, match="needs the task's labels"):
+        expand_metric_names("classify", ["precision"], None)
+    with pytest.raises(KeyError):
+        expand_metric_names("generate", ["bleurt"], None)
+
+
+def test_import_is_light() -> None:
+    code = ("import sys, ftguard.metrics; "
+            "print(sorted(m for m in ('sacrebleu', 'rouge_score', 'nltk', 'torch', 'sklearn', "
+            "'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
