@@ -1,9 +1,9 @@
 """The in-process Hugging Face backend: log-likelihoods, rolling perplexity and greedy text.
 
 Scoring follows lm-eval's HF backend definitions (context/continuation split with the
-context's trailing spaces moved into the continuation, no special tokens added, an empty
-context replaced by the BOS/EOS token, rolling windows as ``get_rolling_token_windows``) so
-numbers match it. It differs in how the work is done: rows are left-padded with explicit
+context's trailing spaces moved into the continuation, texts encoded with the tokenizer's
+own special tokens unless they already start with the BOS text, an empty context replaced
+by the BOS/EOS token, rolling windows as ``get_rolling_token_windows``) so numbers match it. It differs in how the work is done: rows are left-padded with explicit
 position ids and only the positions being scored get logits (``logits_to_keep``), which
 skips most of the vocabulary projection and the log-softmax that dominates small models.
 """
@@ -46,6 +46,8 @@ class HFBackend:
         self.pad_id = _pad_id(tokenizer)
         bos = tokenizer.bos_token_id
         self.prefix_id = bos if bos is not None else tokenizer.eos_token_id
+        self._prefix_text = ("" if self.prefix_id is None
+                             else str(tokenizer.decode(self.prefix_id)))
 
     # -- public API --------------------------------------------------------------------------
 
@@ -113,8 +115,12 @@ class HFBackend:
 
     # -- encoding ----------------------------------------------------------------------------
 
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def _encode(self, text: str, *, special: bool = True) -> list[int]:
+        """lm-eval's ``tok_encode``: with the tokenizer's own special tokens (the BOS that
+        Llama, Gemma or Mistral tokenizers prepend; models score differently without it),
+        except when the text already starts with the BOS text, as chat-template output does."""
+        add = special and not (self._prefix_text and text.startswith(self._prefix_text))
+        return list(self.tokenizer(text, add_special_tokens=add)["input_ids"])
 
     def _encode_pair(self, context: str, continuation: str) -> Unit:
         spaces = len(context) - len(context.rstrip())
@@ -128,8 +134,12 @@ class HFBackend:
             context_ids = self._encode(context)
             continuation_ids = whole[len(context_ids):]
         else:
-            context_ids = [self.prefix_id]
-            continuation_ids = self._encode(continuation)
+            continuation_ids = self._encode(continuation, special=False)
+            if continuation_ids and continuation_ids[0] == self.prefix_id:
+                # lm-eval: a continuation that starts with the BOS token is its own context
+                context_ids, continuation_ids = continuation_ids[:1], continuation_ids[1:]
+            else:
+                context_ids = [self.prefix_id]
         if not continuation_ids:
             raise ModelError(f"continuation {continuation!r} encodes to no tokens.")
         full = (context_ids + continuation_ids)[-(self.max_length + 1):]

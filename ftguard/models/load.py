@@ -122,7 +122,9 @@ def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
 def _load_model(path: Path, device: Any, dtype: Any, quant: str | None,
                 options: LoadOptions) -> Any:
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # ftguard draws its own progress
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": options.trust_remote_code}
     if not options.allow_pickle:
         kwargs["use_safetensors"] = True

@@ -133,10 +133,13 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
     except ValidationError as exc:
         for error in exc.errors():
             problems.append(_problem_from(error, data, lines, yaml_path))
-        return None
-    for index, task in enumerate(spec.tasks):
-        _check_metrics(task, index, lines, yaml_path, problems)
-        _check_templates(task, index, lines, yaml_path, problems)
+        spec = None
+    raw_tasks = data.get("tasks")
+    for index, task in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
+        if isinstance(task, dict):
+            _check_metrics(task, index, lines, yaml_path, problems)
+    for index, task_spec in enumerate(spec.tasks if spec else []):
+        _check_templates(task_spec, index, lines, yaml_path, problems)
     return None if problems else spec
 
 
@@ -174,19 +177,24 @@ def _problem_from(error: Any, data: Any, lines: dict[KeyPath, int], yaml_path: P
     return Problem(str(yaml_path), line, key, message + ".")
 
 
-def _check_metrics(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
-                   problems: list[Problem]) -> None:
+def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
+                   yaml_path: Path, problems: list[Problem]) -> None:
+    """Check metric names on the raw task, so they are reported even when other keys fail."""
     from ftguard.metrics import metric_names_for
 
-    valid = metric_names_for(task.kind)
-    for position, name in enumerate(task.metrics):
-        if name in valid:
+    kind, metrics = task.get("kind"), task.get("metrics")
+    if kind not in TASK_KINDS or not isinstance(metrics, list):
+        return
+    valid = metric_names_for(kind)
+    for position, name in enumerate(metrics):
+        if name in valid or not isinstance(name, str):
             continue
         loc: KeyPath = ("tasks", index, "metrics", position)
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5) or [
+            v for v in valid if name.startswith(v)][:1]
         hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
-                                f"unknown metric '{name}' for a {task.kind} task.{hint} "
+                                f"unknown metric '{name}' for a {kind} task.{hint} "
                                 f"Valid metrics: {', '.join(valid)}."))
 
 

@@ -46,9 +46,13 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         _walk(loader, node, ())
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        # An unclosed bracket or quote is detected far away (often at the end of the file):
+        # point at where the construct began and say where it was detected.
+        start = exc.context_mark or exc.problem_mark
+        line = start.line + 1 if start else None
         what = exc.problem or str(exc)
+        if exc.context and exc.problem_mark and start is not exc.problem_mark:
+            what = f"{exc.context}: {what} (detected on line {exc.problem_mark.line + 1})"
         raise _problem(path, line, f"YAML syntax error: {what}. Check indentation and quoting "
                                    "(strings containing ':' or '{{' must be quoted).") from exc
     except yaml.YAMLError as exc:
