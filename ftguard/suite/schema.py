@@ -27,7 +27,7 @@ DEFAULT_METRICS: dict[str, list[str]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class FewShotSpec(_Strict):

@@ -1,0 +1,58 @@
+"""End to end on the embedded SmolLM2-135M-Instruct (converted once, then reused)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from ftguard.models import LoadOptions, embedded_model_dir, load_backend
+
+    embedded_model_dir()  # converts on first use (about 30 s), reused afterwards
+    return load_backend(LoadOptions())
+
+
+def test_embedded_model_knows_the_capital_of_france(smollm2) -> None:
+    from ftguard.models import GenerateRequest
+
+    text = smollm2.generate([GenerateRequest("The capital of France is", 8)])[0]
+    assert "Paris" in text
+    assert smollm2.info.spec == "smollm2-135m-instruct" and smollm2.info.dtype == "float32"
+
+
+def test_converted_folder_is_plain_safetensors_and_reused(smollm2) -> None:
+    from ftguard.models import embedded_model_dir
+
+    folder = Path(smollm2.info.path)
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert not list(folder.glob("*.gguf")) and not list(folder.glob("*.bin"))
+    start = time.perf_counter()
+    assert embedded_model_dir() == folder
+    assert time.perf_counter() - start < 1.0  # no second conversion
+
+
+def test_eval_cli_on_the_embedded_model(run_cli, tmp_path: Path) -> None:
+    root = tmp_path / "geo"
+    root.mkdir()
+    (root / "suite.yaml").write_text(
+        "name: geo\nversion: 1\nrole: general\ntasks:\n"
+        "  - name: capitals\n    kind: generate\n    data: data.jsonl\n"
+        "    prompt: \"The capital of {{ country }} is\"\n    target: \"{{ city }}\"\n"
+        "    generation: {max_new_tokens: 6, stop: [\".\", \"\\n\"]}\n"
+        "    metrics: [exact_match, f1]\n")
+    write_jsonl(root / "data.jsonl", [{"id": "fr", "country": "France", "city": "Paris"},
+                                      {"id": "de", "country": "Germany", "city": "Berlin"}])
+    code, out, err = run_cli("eval", root, "--out", tmp_path / "run.json", "--no-progress")
+    assert code == 0, err
+    from ftguard.record import read_run
+
+    samples = read_run(tmp_path / "run.json").suites[0].tasks[0].samples
+    assert samples[0].prediction.strip() == "Paris" and samples[0].scores["exact_match"] == 1.0

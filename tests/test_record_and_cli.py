@@ -1,0 +1,114 @@
+"""RunRecords (atomic, symmetric read/write) and `ftguard eval` on the fake backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftguard.errors import RecordError
+from ftguard.record import RunRecord, read_run, write_run
+
+
+def test_eval_writes_a_complete_record(run_cli, make_suite, tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "x.json"
+    code, stdout, _ = run_cli("eval", make_suite(), "--model", "fake:3", "--out", out,
+                              "--no-progress")
+    assert code == 0
+    assert "smoke" in stdout and "acc" in stdout and "perplexity" in stdout
+    record = read_run(out)
+    assert record.model.backend == "fake" and record.config["seed"] == 1234
+    tasks = {t.name: t for t in record.suites[0].tasks}
+    assert set(tasks) == {"mc", "qa", "sentiment", "corpus"}
+    mc = tasks["mc"]
+    assert len(mc.samples) == 6 and all(len(s.loglikelihoods or []) == 4 for s in mc.samples)
+    acc = mc.metrics["acc"]
+    assert acc.value == pytest.approx(sum(s.scores["acc"] for s in mc.samples) / 6)
+    assert acc.ci_low <= acc.value <= acc.ci_high and acc.n == 6 and acc.higher_is_better
+    assert tasks["qa"].samples[1].target == ["blue", "light blue"]
+    assert "bleu" in tasks["qa"].signatures and tasks["qa"].metrics["bleu"].aggregation == "corpus"
+    assert set(tasks["sentiment"].metrics) == {"accuracy", "macro_f1"}
+    assert tasks["corpus"].metrics["perplexity"].higher_is_better is False
+    assert not [p for p in out.parent.iterdir() if p.name != "x.json"]  # no temp files left
+
+
+def test_limit_and_formats(run_cli, make_suite) -> None:
+    root = make_suite()
+    code, out, _ = run_cli("eval", root, "--model", "fake", "--limit", "2", "--format", "json",
+                           "--no-progress")
+    rows = json.loads(out)["results"]
+    assert code == 0 and {r["n"] for r in rows} == {2}
+    code, out, _ = run_cli("eval", root, "--model", "fake", "--format", "markdown", "--no-progress")
+    assert code == 0 and "| suite | task | metric |" in out
+
+
+def test_record_round_trip_and_read_errors(tmp_path: Path, run_cli, make_suite) -> None:
+    out = tmp_path / "r.json"
+    run_cli("eval", make_suite(), "--model", "fake", "--out", out, "--no-progress")
+    record = read_run(out)
+    write_run(record, tmp_path / "copy.json")
+    assert read_run(tmp_path / "copy.json") == record
+    broken = tmp_path / "broken.json"
+    broken.write_text(out.read_text()[:200])
+    with pytest.raises(RecordError, match="not valid JSON"):
+        read_run(broken)
+    with pytest.raises(RecordError, match="no such run record"):
+        read_run(tmp_path / "missing.json")
+    data = json.loads(out.read_text())
+    data["suites"][0]["tasks"][0]["samples"][0]["id"] = None
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="suites.0.tasks.0.samples.0.id"):
+        read_run(tmp_path / "bad.json")
+
+
+def test_failed_write_keeps_the_old_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           run_cli, make_suite) -> None:
+    out = tmp_path / "r.json"
+    run_cli("eval", make_suite(), "--model", "fake", "--out", out, "--no-progress")
+    before = out.read_bytes()
+    record = read_run(out)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_run(record, out)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"] or all(
+        not p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_cli_help_and_validate_do_not_import_torch(make_suite) -> None:
+    code = ("import sys; from ftguard.cli import main; rc = main(['suites', 'validate', sys.argv[1]]);"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import';"
+            "sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, str(make_suite())], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_console_script_exit_codes(make_suite, tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "ftguard"
+    ok = subprocess.run([exe, "eval", make_suite(), "--model", "fake", "--no-progress"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([exe, "eval", tmp_path / "nope"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_every_record_and_suite_field_is_documented() -> None:
+    from ftguard.record import MetricResult, ModelInfo, SampleResult, SuiteResult, TaskResult
+    from ftguard.suite.schema import FewShotSpec, GenerationSpec, SuiteSpec, TaskSpec
+
+    models = (RunRecord, ModelInfo, SuiteResult, TaskResult, MetricResult, SampleResult,
+              SuiteSpec, TaskSpec, FewShotSpec, GenerationSpec)
+    missing = [f"{m.__name__}.{name}" for m in models for name, field in m.model_fields.items()
+               if not field.description]
+    assert missing == []
