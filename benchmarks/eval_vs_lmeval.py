@@ -167,12 +167,12 @@ def run_ftguard(suite: Path, backend: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, record.suites[0].tasks[0]
 
 
-def run_lmeval(task: str, lm: Any, manager: Any, batch_size: int) -> tuple[float, dict[str, Any]]:
+def run_lmeval(task: str, lm: Any, manager: Any) -> tuple[float, dict[str, Any]]:
     import lm_eval
 
-    start = time.perf_counter()
+    start = time.perf_counter()  # the batch size was given to the HFLM
     out = lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=manager,
-                                  batch_size=batch_size, log_samples=True)
+                                  log_samples=True)
     seconds = time.perf_counter() - start
     assert out is not None
     return seconds, {"results": out["results"][task],
@@ -225,8 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     if not keys or any(k not in SOURCES for k in keys):
         print(f"--tasks {args.tasks}: choose from mc,gen", file=sys.stderr)
         return 2
+    with tempfile.TemporaryDirectory(prefix="ftguard-bench-") as tmp:
+        report = run(args, keys, Path(tmp))
+    print_table(report)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+def run(args: argparse.Namespace, keys: list[str], root: Path) -> dict[str, Any]:
     bs = args.batch_size
-    root = Path(tempfile.mkdtemp(prefix="ftguard-bench-"))
     paths = write_inputs(root, {"mc": args.mc_n, "gen": args.gen_n})
 
     from ftguard.models.embedded import embedded_model_dir
@@ -275,17 +284,13 @@ def main(argv: list[str] | None = None) -> int:
                 if side == "ftguard":
                     seconds, ours = run_ftguard(paths[key]["suite"], backend)
                 else:
-                    seconds, theirs = run_lmeval(f"bench_{key}", lm, manager, bs)
+                    seconds, theirs = run_lmeval(f"bench_{key}", lm, manager)
                 times[side].append(seconds)
         result = compare(key, ours, theirs)
         result.update(n=n, seconds={s: min(v) for s, v in times.items()}, all_seconds=times)
         report["tasks"][key] = result
     report["peak_rss_mib"] = {"after_load": rss_after_load, "end": peak_rss_mib()}
-    print_table(report)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-        print(f"\nwrote {args.out}")
-    return 0
+    return report
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -303,7 +308,10 @@ def print_table(report: dict[str, Any]) -> None:
                          f"{v['lm_eval']:.4f}", ("yes" if t["identical"] else "NO") if first
                          else ""])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     print(f"\nSmolLM2-135M-Instruct, float32, CPU ({report['torch_threads']} threads), "
           f"batch size {report['batch_size']}, best of {report['repeats']}")
     print(line(header))

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ftguard: interrupted; no record was written.", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug, not bad input: keep the message short, say how to see more
+    except Exception as exc:  # noqa: BLE001 -- a bug, not bad input: short message, --debug for more
         if args.debug:
             traceback.print_exc()
         print(f"ftguard: error: unexpected {type(exc).__name__}: {exc} (run with --debug for "

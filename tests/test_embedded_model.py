@@ -50,7 +50,7 @@ def test_eval_cli_on_the_embedded_model(run_cli, tmp_path: Path) -> None:
         "    metrics: [exact_match, f1]\n")
     write_jsonl(root / "data.jsonl", [{"id": "fr", "country": "France", "city": "Paris"},
                                       {"id": "de", "country": "Germany", "city": "Berlin"}])
-    code, out, err = run_cli("eval", root, "--out", tmp_path / "run.json", "--no-progress")
+    code, _, err = run_cli("eval", root, "--out", tmp_path / "run.json", "--no-progress")
     assert code == 0, err
     from ftguard.record import read_run
 

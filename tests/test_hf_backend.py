@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftguard.models import (GenerateRequest, LoadOptions, LoglikelihoodRequest, RollingRequest,
-                            load_backend)
+from ftguard.models import (
+    GenerateRequest,
+    LoadOptions,
+    LoglikelihoodRequest,
+    RollingRequest,
+    load_backend,
+)
 from ftguard.models.fingerprint import model_fingerprint
 
 TEXTS = ["The quick brown fox jumps over the lazy dog. Water boils at one hundred degrees.",
@@ -63,7 +68,7 @@ def test_loglikelihood_matches_direct_computation(backend) -> None:
         context, continuation = request.context, request.continuation
         if context.endswith(" "):  # lm-eval moves trailing spaces into the continuation
             context, continuation = context.rstrip(" "), " " + continuation
-        encode = lambda s: backend.tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+        encode = lambda s: backend.tokenizer(s, add_special_tokens=False)["input_ids"]
         ctx = encode(context) if context else [backend.prefix_id]
         whole = encode(context + continuation) if context else ctx + encode(continuation)
         n = len(whole) - len(ctx)
@@ -150,3 +155,25 @@ def test_load_in_4bit_and_8bit_with_bitsandbytes(tmp_path: Path) -> None:
         assert quantised.info.dtype == dtype and quantised.info.fingerprint != full.info.fingerprint
         value = quantised.loglikelihood(request)[0].logprob
         assert math.isfinite(value) and value == pytest.approx(reference, rel=0.5)
+
+
+def test_auto_batch_size_halves_on_out_of_memory(tiny_model: Path, monkeypatch) -> None:
+    auto = load_backend(LoadOptions(model=str(tiny_model)))
+    fixed = load_backend(LoadOptions(model=str(tiny_model), batch_size=8))
+    requests = [LoglikelihoodRequest(f"Question {i}: {t}", " yes") for i, t in enumerate(TEXTS * 4)]
+    expected = [r.logprob for r in fixed.loglikelihood(requests)]
+    real_forward = type(auto)._forward
+
+    def forward_with_a_memory_limit(self, unique, rows):
+        if len(rows) > 3:
+            raise torch.OutOfMemoryError("simulated")
+        return real_forward(self, unique, rows)
+
+    monkeypatch.setattr(type(auto), "_forward", forward_with_a_memory_limit)
+    assert auto.auto_batch and auto.batch_size == 16
+    assert [r.logprob for r in auto.loglikelihood(requests)] == pytest.approx(expected, abs=1e-5)
+    assert auto.batch_size == 3  # 12 rows -> 6 -> 3, the largest size that fits
+    from ftguard.errors import ModelError
+
+    with pytest.raises(ModelError, match="out of memory .* batch of 8"):
+        fixed.loglikelihood(requests)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import write_jsonl
 
 pytestmark = pytest.mark.slow
@@ -244,8 +245,16 @@ def test_acc_and_acc_norm_match_lmeval(ours, lmeval) -> None:
     assert task.metrics["acc"].n == results["sample_len"] == len(MC_ROWS)
 
 
-def test_items_exercise_the_edge_cases(ours, lmeval) -> None:
-    """Guard the test's own power: acc and acc_norm must disagree somewhere, and the tie tie."""
+def test_items_exercise_the_edge_cases(ours, lmeval, model: Path) -> None:
+    """Guard the test's own power: acc and acc_norm disagree somewhere, the tie ties, and some
+    question has several one-token choices (scored from one shared row, like lm-eval's
+    one-token-continuation cache)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    one_token = [sum(len(tokenizer(" " + c, add_special_tokens=False)["input_ids"]) == 1
+                     for c in row["choices"]) for row in MC_ROWS]
+    assert max(one_token) >= 2, one_token
     samples = {s.id: s for s in ours[BATCH_SIZE]["mc"].samples}
     disagree = [i for i, s in samples.items() if s.scores["acc"] != s.scores["acc_norm"]]
     assert "mc04" in disagree, "acc and acc_norm should pick different answers on mc04"

@@ -87,8 +87,8 @@ def test_cli_help_and_validate_do_not_import_torch(make_suite) -> None:
     code = ("import sys; from ftguard.cli import main; rc = main(['suites', 'validate', sys.argv[1]]);"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import';"
             "sys.exit(rc)")
-    result = subprocess.run([sys.executable, "-c", code, str(make_suite())], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code, str(make_suite())],
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 
@@ -96,10 +96,10 @@ def test_cli_help_and_validate_do_not_import_torch(make_suite) -> None:
 def test_console_script_exit_codes(make_suite, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "ftguard"
     ok = subprocess.run([exe, "eval", make_suite(), "--model", "fake", "--no-progress"],
-                        capture_output=True, text=True, timeout=120)
+                        capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([exe, "eval", tmp_path / "nope"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "does not exist" in bad.stderr
 
 

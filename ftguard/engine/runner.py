@@ -11,10 +11,14 @@ import numpy as np
 
 from ftguard.metrics import aggregate, get_metric
 from ftguard.metrics.registry import expand_metric_names
-from ftguard.metrics.score import (score_choice, score_classify, score_generate,
-                                   score_perplexity)
-from ftguard.models.base import (Backend, GenerateRequest, LoglikelihoodRequest, Progress,
-                                 RollingRequest)
+from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
+from ftguard.models.base import (
+    Backend,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    Progress,
+    RollingRequest,
+)
 from ftguard.record import MetricResult, SampleResult, SuiteResult, TaskResult
 from ftguard.suite import Instance, Suite, Task
 

@@ -1,7 +1,13 @@
 """Model backends and their resolution. Heavy imports (torch, transformers) stay lazy."""
 
-from ftguard.models.base import (Backend, GenerateRequest, LoglikelihoodRequest,
-                                 LoglikelihoodResult, RollingRequest, RollingResult)
+from ftguard.models.base import (
+                                 Backend,
+                                 GenerateRequest,
+                                 LoglikelihoodRequest,
+                                 LoglikelihoodResult,
+                                 RollingRequest,
+                                 RollingResult,
+)
 from ftguard.models.embedded import EMBEDDED_NAME, embedded_model_dir, ftguard_home
 from ftguard.models.load import LoadOptions, load_backend
 

@@ -10,8 +10,14 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-from ftguard.models.base import (GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult,
-                                 Progress, RollingRequest, RollingResult)
+from ftguard.models.base import (
+    GenerateRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    Progress,
+    RollingRequest,
+    RollingResult,
+)
 from ftguard.record import ModelInfo
 
 

@@ -3,7 +3,9 @@
 Scoring follows lm-eval's HF backend definitions (context/continuation split with the
 context's trailing spaces moved into the continuation, texts encoded with the tokenizer's
 own special tokens unless they already start with the BOS text, an empty context replaced
-by the BOS/EOS token, rolling windows as ``get_rolling_token_windows``) so numbers match it. It differs in how the work is done: rows are left-padded with explicit
+by the BOS/EOS token, rolling windows as ``get_rolling_token_windows``) so numbers match it.
+Like lm-eval, requests whose inputs are identical (e.g. the one-token choices of a question)
+share one row. It differs in how the work is done: rows are left-padded with explicit
 position ids and only the positions being scored get logits (``logits_to_keep``), which
 skips most of the vocabulary projection and the log-softmax that dominates small models.
 """
@@ -11,17 +13,25 @@ skips most of the vocabulary projection and the log-softmax that dominates small
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ftguard.errors import ModelError
-from ftguard.models.base import (GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult,
-                                 Progress, RollingRequest, RollingResult, cut_at_stop)
+from ftguard.models.base import (
+    GenerateRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    Progress,
+    RollingRequest,
+    RollingResult,
+    cut_at_stop,
+)
 from ftguard.record import ModelInfo
 
 if TYPE_CHECKING:
     import torch
 
+T = TypeVar("T")
 Unit = tuple[tuple[int, ...], int]
 """Token sequence and how many trailing tokens of it are scored."""
 
@@ -37,6 +47,7 @@ class HFBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
+        self.auto_batch = batch_size is None
         self.batch_size = batch_size or self._auto_batch_size()
         self.max_length = max_length
         self.device = next(model.parameters()).device
@@ -95,9 +106,13 @@ class HFBackend:
             encoded = {i: self._encode(requests[i].context)[-(self.max_length - max_new):]
                        for i in indices}
             order = sorted(indices, key=lambda i: -len(encoded[i]))
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                texts = self._generate_batch([encoded[i] for i in batch], max_new, stop)
+            while order:
+                batch = order[:self.batch_size]
+                texts = self._shrinking_on_oom(len(batch), self._generate_batch,
+                                               [encoded[i] for i in batch], max_new, stop)
+                if texts is None:
+                    continue
+                order = order[len(batch):]
                 for i, text in zip(batch, texts):
                     out[i] = text
                 if progress:
@@ -151,41 +166,80 @@ class HFBackend:
                      on_units: Any = None) -> list[tuple[float, bool]]:
         unique = list(dict.fromkeys(units))
         where = {unit: i for i, unit in enumerate(unique)}
-        order = sorted(range(len(unique)), key=lambda i: -len(unique[i][0]))
-        scores: list[tuple[float, bool]] = [(0.0, False)] * len(unique)
         users: dict[int, list[int]] = {}
         for position, unit in enumerate(units):
             users.setdefault(where[unit], []).append(position)
-        for batch in self._batches(order, unique):
-            for i, score in zip(batch, self._forward(unique, batch)):
+        # Units with the same input (every token but the last) share one row of one forward
+        # pass, as in lm-eval's one-token-continuation cache: all the single-token choices of
+        # a question are scored from a single row.
+        shared: dict[tuple[int, ...], list[int]] = {}
+        for i, (tokens, _) in enumerate(unique):
+            shared.setdefault(tokens[:-1], []).append(i)
+        rows = list(shared.values())
+        order = sorted(range(len(rows)), key=lambda r: -len(unique[rows[r][0]][0]))
+        scores: list[tuple[float, bool]] = [(0.0, False)] * len(unique)
+        keeps = [max(unique[i][1] for i in row) for row in rows]
+        while order:
+            batch = next(self._batches(order, keeps))
+            members = [rows[r] for r in batch]
+            scored = self._shrinking_on_oom(len(batch), self._forward, unique, members)
+            if scored is None:
+                continue
+            order = order[len(batch):]
+            for i, score in scored:
                 scores[i] = score
-            done = [p for i in batch for p in users[i]]
+            done = [p for row in members for i in row for p in users[i]]
             if progress:
                 progress(len(done))
             if on_units:
                 on_units(done)
         return [scores[where[unit]] for unit in units]
 
-    def _batches(self, order: list[int], unique: list[Unit]) -> Iterator[list[int]]:
+    def _shrinking_on_oom(self, size: int, work: Callable[..., T], *args: Any) -> T | None:
+        """Run one batch; on out-of-memory halve the batch size and return None (retry).
+
+        With ``--batch-size auto`` this finds the largest batch that fits; a fixed batch size
+        that does not fit is an error that says what to do.
+        """
+        import torch
+
+        try:
+            return work(*args)
+        except torch.OutOfMemoryError:
+            if not self.auto_batch or size == 1:
+                raise ModelError(
+                    f"out of memory on {self.device} with a batch of {size} "
+                    f"(model {self.info.spec}).",
+                    hint="Use --batch-size auto, a smaller --batch-size, or a shorter "
+                         "max_length.") from None
+            self.batch_size = max(1, size // 2)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return None
+
+    def _batches(self, order: list[int], keeps: list[int]) -> Iterator[list[int]]:
+        """Rows in ``order``, at most batch_size per batch and within the logit budget."""
         batch: list[int] = []
         keep = 0
-        for i in order:
-            n = unique[i][1]
-            rows = len(batch) + 1
-            if batch and (rows > self.batch_size
-                          or rows * max(keep, n) * self.vocab_size * 4 > LOGIT_BUDGET_BYTES):
+        for r in order:
+            n = keeps[r]
+            size = len(batch) + 1
+            if batch and (size > self.batch_size
+                          or size * max(keep, n) * self.vocab_size * 4 > LOGIT_BUDGET_BYTES):
                 yield batch
                 batch, keep = [], 0
-            batch.append(i)
+            batch.append(r)
             keep = max(keep, n)
         if batch:
             yield batch
 
-    def _forward(self, unique: list[Unit], batch: list[int]) -> list[tuple[float, bool]]:
+    def _forward(self, unique: list[Unit],
+                 rows: list[list[int]]) -> list[tuple[int, tuple[float, bool]]]:
+        """Score every unit of ``rows`` (units sharing one input per row) in one pass."""
         import torch
 
-        inputs = [unique[i][0][:-1] for i in batch]
-        keep = max(unique[i][1] for i in batch)
+        inputs = [unique[row[0]][0][:-1] for row in rows]
+        keep = max(unique[i][1] for row in rows for i in row)
         ids, mask = _left_pad(inputs, self.pad_id, self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._keep_arg else {}
@@ -194,13 +248,14 @@ class HFBackend:
                                 use_cache=False, **kwargs).logits[:, -keep:, :]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
         out = []
-        for row, i in enumerate(batch):
-            tokens, n = unique[i]
-            target = torch.tensor(tokens[-n:], device=self.device)
-            rows = logprobs[row, keep - n:, :]
-            picked = rows.gather(-1, target[:, None]).squeeze(-1)
-            greedy = bool((rows.argmax(-1) == target).all())
-            out.append((float(picked.double().sum()), greedy))
+        for r, row in enumerate(rows):
+            for i in row:
+                tokens, n = unique[i]
+                target = torch.tensor(tokens[-n:], device=self.device)
+                scored = logprobs[r, keep - n:, :]
+                picked = scored.gather(-1, target[:, None]).squeeze(-1)
+                greedy = bool((scored.argmax(-1) == target).all())
+                out.append((i, (float(picked.double().sum()), greedy)))
         return out
 
     # -- generation --------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _from_hub(repo_id: str, *, allow_pickle: bool) -> Path:
         from huggingface_hub import snapshot_download
 
         folder = snapshot_download(repo_id, allow_patterns=patterns, local_files_only=offline)
-    except Exception as exc:  # hub errors vary by version: not found, offline, network
+    except Exception as exc:  # noqa: BLE001 -- hub errors vary by version: not found, offline, network
         name = type(exc).__name__
         if offline or "Offline" in name or "LocalEntryNotFound" in name or "Connect" in name:
             raise OfflineError(

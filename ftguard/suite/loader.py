@@ -16,8 +16,13 @@ from ftguard.suite.instances import Instance, build_instances, item_id
 from ftguard.suite.jsonl import Row, read_jsonl
 from ftguard.suite.schema import TASK_KINDS, FewShotSpec, GenerationSpec, SuiteSpec, TaskSpec
 from ftguard.suite.templates import TemplateError, compile_template
-from ftguard.suite.yaml_lines import (KeyPath, LocatedYAMLError, format_key, line_of,
-                                      load_yaml_with_lines)
+from ftguard.suite.yaml_lines import (
+    KeyPath,
+    LocatedYAMLError,
+    format_key,
+    line_of,
+    load_yaml_with_lines,
+)
 
 SUITE_FILE = "suite.yaml"
 
