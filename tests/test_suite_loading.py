@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MC_ROWS, SMOKE_SUITE
+from conftest import MC_ROWS, REPO, SMOKE_SUITE
 from ftguard.errors import SuiteError
 from ftguard.suite import load_suite
 
@@ -78,10 +78,49 @@ def test_items_without_id_get_line_numbers(make_suite) -> None:
     assert [i.id for i in suite.tasks[3].instances] == ["line-1", "line-2"]
 
 
-def test_shipped_suites_load_and_are_large_enough() -> None:
-    root = Path(__file__).resolve().parent.parent / "suites"
-    legal, general = load_suite(root / "legal"), load_suite(root / "general")
+def _words(suite, task: str) -> int:
+    return sum(len(i.context.split()) for t in suite.tasks if t.name == task for i in t.instances)
+
+
+def _rows(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_shipped_suites_have_the_promised_sizes() -> None:
+    legal, general = load_suite(REPO / "suites/legal"), load_suite(REPO / "suites/general")
     assert (legal.spec.role, general.spec.role) == ("target", "general")
     sizes = {t.name: len(t.instances) for t in legal.tasks + general.tasks}
-    assert sizes["clause_type"] >= 150 and sizes["doctrine_mc"] >= 100
-    assert sizes["world_knowledge"] >= 100 and sizes["arithmetic"] >= 50
+    kinds = {t.name: t.spec.kind for t in legal.tasks + general.tasks}
+    assert sizes["clause_type"] >= 150 and len(legal.tasks[0].spec.labels or []) >= 6
+    assert sizes["legal_qa"] >= 100 and sizes["plain_language"] >= 60
+    assert sizes["doctrine_mc"] >= 100 and _words(legal, "legal_corpus") >= 15_000
+    general_items = sum(len(t.instances) for t in general.tasks if t.spec.kind != "perplexity")
+    assert general_items >= 700 and len(general.tasks) >= 6
+    assert _words(general, "english_corpus") >= 15_000
+    assert kinds["world_knowledge"] == kinds["commonsense"] == "choice"
+    assert kinds["arithmetic"] == kinds["reading"] == kinds["json_format"] == "generate"
+    train, replay = _rows(REPO / "suites/legal/train.jsonl"), _rows(REPO / "suites/general/replay.jsonl")
+    assert len(train) >= 500 and len(replay) >= 500
+    assert all(set(r) == {"instruction", "input", "output"} and r["output"] for r in train + replay)
+
+
+def test_committed_baseline_matches_the_suites_and_is_plausible() -> None:
+    from ftguard.record import read_run
+
+    record = read_run(REPO / "baselines/smollm2-135m-instruct.json")
+    assert record.model.spec == "smollm2-135m-instruct" and record.config["limit"] is None
+    current = {s.name: s.hash for s in (load_suite(REPO / "suites/legal"),
+                                        load_suite(REPO / "suites/general"))}
+    assert {s.name: s.hash for s in record.suites} == current, (
+        "suites changed: re-run `ftguard eval suites/legal suites/general "
+        "--out baselines/smollm2-135m-instruct.json`")
+    value = {(t.name, m): r.value for s in record.suites for t in s.tasks
+             for m, r in t.metrics.items()}
+    # a 135M instruct model: clearly above chance on easy general items ...
+    assert value[("world_knowledge", "acc")] > 0.45 and value[("commonsense", "acc")] > 0.45
+    assert value[("clause_type", "accuracy")] > 0.25  # 8 labels: chance is 0.125
+    # ... and well below perfect on the legal ones
+    assert all(value[(t, m)] < 0.8 for t, m in [("clause_type", "accuracy"),
+                                                ("doctrine_mc", "acc"), ("legal_qa", "f1")])

@@ -103,13 +103,16 @@ def bootstrap_sums(stats: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = np.empty((resamples, stats.shape[1]))
     chunk = max(1, min(resamples, _MAX_CELLS // n))
-    for start in range(0, resamples, chunk):
-        b = min(chunk, resamples - start)
-        rows = rng.integers(0, n, size=(b, n))
-        # How often each sample is drawn in each resample, then one matrix product.
-        flat = (rows + n * np.arange(b)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=b * n).reshape(b, n)
-        out[start:start + b] = counts.astype(np.float64) @ stats
+    from ftguard.stats.resample import one_blas_thread  # spin-waiting BLAS threads, see there
+
+    with one_blas_thread():
+        for start in range(0, resamples, chunk):
+            b = min(chunk, resamples - start)
+            rows = rng.integers(0, n, size=(b, n))
+            # How often each sample is drawn in each resample, then one matrix product.
+            flat = (rows + n * np.arange(b)[:, None]).ravel()
+            counts = np.bincount(flat, minlength=b * n).reshape(b, n)
+            out[start:start + b] = counts.astype(np.float64) @ stats
     return out
 
 

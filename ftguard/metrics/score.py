@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ftguard.metrics import bleu_chrf, classification, perplexity, qa
+from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa
 from ftguard.metrics.choice import predict_choice
 from ftguard.metrics.registry import expand_metric_names, split_name
 from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
@@ -36,6 +36,10 @@ def score_generate(prediction: str, references: list[str], metrics: list[str]) -
             scores[name] = qa.exact_match_strict(prediction, references)
         elif name == "f1":
             scores[name] = qa.f1(prediction, references)
+        elif name == "json_valid":
+            scores[name] = json_format.json_valid(prediction)
+        elif name == "json_field_match":
+            scores[name] = json_format.json_field_match(prediction, references)
         elif name == "bleu":
             stats[name] = bleu_chrf.bleu_stats(prediction, references)
         elif name == "chrf":
