@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"ftguard: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("ftguard: interrupted; no record was written.", file=sys.stderr)
         return 130
@@ -66,6 +69,52 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(handler=cmd_validate)
 
+    imp = commands.add_parser(
+        "import-lmeval", parents=[common], help="convert lm-eval --log_samples output to a RunRecord",
+        description="Convert the output of `lm_eval --output_path DIR --log_samples` (a "
+                    "results_*.json and its samples_<task>_*.jsonl files) into a RunRecord.")
+    imp.add_argument("results", metavar="RESULTS", help="results_*.json, or the folder holding it")
+    imp.add_argument("samples", nargs="*", metavar="SAMPLES",
+                     help="samples_<task>_*.jsonl files (default: those beside RESULTS)")
+    imp.add_argument("--out", "-o", metavar="FILE", required=True, help="RunRecord JSON to write")
+    imp.add_argument("--role", choices=("target", "general"), default="general",
+                     help="role of the imported suite (default: general)")
+    imp.add_argument("--suite-name", default="lm-eval", metavar="NAME",
+                     help="name of the imported suite (default: lm-eval)")
+    imp.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                     help="results table format on stdout")
+    imp.set_defaults(handler=cmd_import_lmeval)
+
+    cmp = commands.add_parser("compare", parents=[common],
+                              help="compare two runs item by item and gate (exit 1 on failure)",
+                              description="Paired comparison of a tuned run against its base.")
+    cmp.add_argument("base", metavar="BASE", help="RunRecord JSON (or lm-eval output folder)")
+    cmp.add_argument("tuned", metavar="TUNED", help="RunRecord JSON (or lm-eval output folder)")
+    cmp.add_argument("--policy", metavar="FILE", help="gate policy YAML")
+    cmp.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                     help="gate rule, e.g. 'acc:5%%', 'general:headline:noninferior(2%%)'")
+    cmp.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
+    cmp.add_argument("--out", "-o", metavar="FILE", help="write the Comparison JSON here")
+    cmp.add_argument("--allow-mismatch", action="store_true",
+                     help="compare only the items both runs share")
+    cmp.add_argument("--correction", choices=("holm", "bh"), default=None,
+                     help="multiple-comparison adjustment (default holm)")
+    cmp.add_argument("--alpha", type=float, default=None, help="significance level (0.05)")
+    cmp.add_argument("--resamples", type=_positive_int, default=10_000)
+    cmp.add_argument("--seed", type=int, default=1234)
+    cmp.set_defaults(handler=cmd_compare)
+
+    power = commands.add_parser("power", parents=[common],
+                                help="minimum detectable change of each task (no model needed)")
+    power.add_argument("suites", nargs="+", metavar="SUITE")
+    power.add_argument("--discordance", type=float, default=0.20,
+                       help="assumed share of items whose correctness changes (default 0.20)")
+    power.add_argument("--alpha", type=float, default=0.05, help="two-sided level (0.05)")
+    power.add_argument("--power", type=float, default=0.80, help="power (0.80)")
+    power.add_argument("--baseline", metavar="RUN.json",
+                       help="a RunRecord of the suites, for continuous metrics' spread")
+    power.set_defaults(handler=cmd_power)
+
     demo = commands.add_parser("demo", parents=[common],
                                help="evaluate the embedded model on the shipped suites")
     demo.add_argument("--out", "-o", metavar="FILE", default="runs/demo/base.json")
@@ -74,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(demo)
     _run_options(demo)
     demo.set_defaults(handler=cmd_demo)
+
+    leak = commands.add_parser(
+        "check-leakage", parents=[common], help="find training examples that overlap eval items",
+        description="Report evaluation items that overlap training data (exact copies and "
+                    "shared 13-grams); exit 1 when any is found.")
+    leak.add_argument("suites", nargs="+", metavar="SUITE", help="suite folder(s) or parents")
+    leak.add_argument("--train", action="append", required=True, metavar="FILE",
+                      help="training JSONL (instruction/input/output, prompt/completion or "
+                           "messages); repeat for several files")
+    leak.add_argument("--format", choices=("text", "json"), default="text")
+    leak.add_argument("--show", type=_positive_int, default=10, metavar="N",
+                      help="list at most N overlapping items per task (text format)")
+    leak.set_defaults(handler=cmd_check_leakage)
     return parser
 
 
@@ -134,6 +196,85 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_check_leakage(args: argparse.Namespace) -> int:
+    from ftguard.leakage import check_leakage, render_leakage
+
+    report = check_leakage(args.train, args.suites)
+    print(render_leakage(report, args.format, show=args.show))
+    return EXIT_OK if report.clean else EXIT_GATE_FAILED
+
+
+def cmd_import_lmeval(args: argparse.Namespace) -> int:
+    from ftguard.lmeval_import import import_lmeval
+    from ftguard.record import write_run
+    from ftguard.tables import render_results
+
+    record = import_lmeval(args.results, args.samples, suite_name=args.suite_name, role=args.role)
+    write_run(record, Path(args.out))
+    print(render_results(record, args.format))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ftguard.compare import compare
+    from ftguard.compare_output import render_comparison
+    from ftguard.gate import Policy, load_policy, parse_fail_on, rules_from_suites
+    from ftguard.record import write_comparison
+
+    base, tuned = _read_side(args.base), _read_side(args.tuned)
+    policy = load_policy(Path(args.policy)) if args.policy else None
+    extra = tuple(parse_fail_on(e) for e in args.fail_on)
+    if policy is None:
+        own = rules_from_suites([(s.name, s.gate) for s in tuned.suites if s.gate])
+        policy = Policy(rules=extra or own) if extra or own else Policy()
+    elif extra:
+        policy = replace(policy, rules=policy.rules + extra)
+    if args.correction:
+        policy = replace(policy, correction=args.correction)
+    if args.alpha is not None:
+        if not 0 < args.alpha < 1:
+            raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1.")
+        policy = replace(policy, alpha=args.alpha)
+    comparison = compare(base, tuned, policy,
+                         allow_mismatch=args.allow_mismatch, resamples=args.resamples,
+                         seed=args.seed)
+    if args.out:
+        write_comparison(comparison, Path(args.out))
+    print(render_comparison(comparison, args.format))
+    return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
+
+
+def _read_side(path_text: str):  # -> RunRecord
+    """A RunRecord, or an lm-eval output (folder or results file) converted on the fly."""
+    from ftguard.record import read_run
+
+    path = Path(path_text)
+    if path.is_dir() or (path.is_file() and path.name.startswith("results")):
+        from ftguard.lmeval_import import import_lmeval
+
+        return import_lmeval(path)
+    return read_run(path)
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    from ftguard.api import load_suites
+    from ftguard.power import power_table, render_power
+    from ftguard.record import read_run
+
+    for flag, value in (("--discordance", args.discordance), ("--alpha", args.alpha),
+                        ("--power", args.power)):
+        if not 0 < value < 1:
+            raise UsageError(f"{flag} {value}: must be between 0 and 1 (exclusive).")
+    baseline = read_run(Path(args.baseline)) if args.baseline else None
+    rows = power_table(load_suites(args.suites), discordance=args.discordance, alpha=args.alpha,
+                       power=args.power, baseline=baseline)
+    print(render_power(rows, discordance=args.discordance, alpha=args.alpha, power=args.power))
     return EXIT_OK
 
 

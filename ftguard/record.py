@@ -81,6 +81,10 @@ class SampleResult(_Model):
     """Per-sample sufficient statistics of corpus metrics (summed, then the corpus function)."""
     loglikelihoods: list[float] | None = None
     """Summed log-likelihood of each choice / label (choice and classify tasks)."""
+    gold: int | None = None
+    """Index of the correct choice / label (choice and classify tasks)."""
+    prompt: str | None = None
+    """The item's own prompt as rendered, without few-shot examples."""
 
 
 class TaskResult(_Model):
@@ -113,6 +117,8 @@ class SuiteResult(_Model):
     """``target`` or ``general``."""
     path: str | None = None
     """Folder the suite was loaded from."""
+    gate: list[Any] = Field(default_factory=list)
+    """The suite's own gate rules (its ``gate:`` section), used when compare gets no policy."""
     tasks: list[TaskResult]
     """Results per task."""
 
@@ -190,3 +196,135 @@ def write_json_atomic(data: Any, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# -- Comparison ---------------------------------------------------------------------------
+
+
+class ComparisonRow(_Model):
+    """Base vs tuned on one (suite, task, metric), paired item by item."""
+
+    suite: str
+    """Suite name."""
+    task: str
+    """Task name."""
+    metric: str
+    """Metric name."""
+    role: str
+    """Role of the suite: ``target`` or ``general``."""
+    base: float
+    """Metric of the base run on the compared items."""
+    tuned: float
+    """Metric of the tuned run on the compared items."""
+    delta: float
+    """tuned - base."""
+    ci_low: float
+    """Lower end of the 95% confidence interval of the delta."""
+    ci_high: float
+    """Upper end of the 95% confidence interval of the delta."""
+    p_value: float
+    """Two-sided p-value of the paired test (no change)."""
+    p_adjusted: float
+    """p-value adjusted for multiple comparisons (Holm or Benjamini-Hochberg)."""
+    method: str
+    """Test: mcnemar-exact, paired-bootstrap or corpus-bootstrap."""
+    n: int
+    """Number of paired items."""
+    higher_is_better: bool
+    """Direction of the metric."""
+    headline: bool = False
+    """Whether this is the task's headline metric (its first listed metric)."""
+    verdict: str = "unchanged"
+    """``improved``, ``regressed`` (significant after correction) or ``unchanged``."""
+    gated: bool = False
+    """Whether a gate rule checks this row."""
+    reason: str = ""
+    """Why a gate rule failed on this row, in one line (empty when it passed)."""
+
+
+class AggregateChange(_Model):
+    """Mean of per-task relative changes of the headline metrics over some tasks."""
+
+    value: float
+    """Mean relative change (0.02 = tasks got 2% better on average; negative = worse)."""
+    ci_low: float
+    """Lower end of its 95% confidence interval."""
+    ci_high: float
+    """Upper end of its 95% confidence interval."""
+    tasks: list[str]
+    """The ``suite/task`` names averaged."""
+
+
+class Flip(_Model):
+    """An item whose correctness changed between the runs."""
+
+    suite: str
+    """Suite name."""
+    task: str
+    """Task name."""
+    metric: str
+    """The 0/1 metric that flipped."""
+    id: str
+    """Item id."""
+    direction: str
+    """``correct_to_wrong`` or ``wrong_to_correct``."""
+    target: str | list[str]
+    """Reference answer(s)."""
+    base_prediction: str
+    """What the base model answered."""
+    tuned_prediction: str
+    """What the tuned model answered."""
+    prompt: str | None = None
+    """The item's prompt, when the run recorded it."""
+    severity: float = 0.0
+    """How decisive the flip is (log-likelihood margin swing for choice tasks, else 0)."""
+
+
+class Comparison(_Model):
+    """Base vs tuned: every paired row, aggregates, flips and the gate verdict."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of this format."""
+    ftguard_version: str = ""
+    """ftguard version that wrote it."""
+    created: str = ""
+    """UTC time of the comparison (ISO 8601)."""
+    base: ModelInfo
+    """The base model."""
+    tuned: ModelInfo
+    """The tuned (candidate) model."""
+    passed: bool
+    """Whether every gate rule passed."""
+    failures: list[str] = Field(default_factory=list)
+    """One line per failing rule."""
+    rules: list[str] = Field(default_factory=list)
+    """The gate rules applied, in words."""
+    rows: list[ComparisonRow]
+    """Every compared (suite, task, metric)."""
+    alignment_tax: AggregateChange | None = None
+    """Aggregate change over role-general suites (negative = ability lost)."""
+    gain: AggregateChange | None = None
+    """Aggregate change over role-target suites."""
+    forgetting: dict[str, AggregateChange] = Field(default_factory=dict)
+    """Aggregate change per general suite."""
+    flips: list[Flip] = Field(default_factory=list)
+    """Items that changed correctness, most damaging first."""
+    notes: list[str] = Field(default_factory=list)
+    """What the comparison had to do (e.g. compare only the intersection of items)."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Statistical settings: alpha, correction, resamples, seed."""
+
+
+def write_comparison(comparison: Comparison, path: Path) -> Path:
+    """Write a Comparison atomically."""
+    return write_json_atomic(comparison.model_dump(mode="json"), path)
+
+
+def read_comparison(path: Path) -> Comparison:
+    """Read a Comparison; raise RecordError naming the file."""
+    try:
+        return Comparison.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such comparison file.") from None
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{path}: not a valid ftguard comparison ({str(exc).splitlines()[0]}).") from None

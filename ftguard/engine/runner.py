@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -60,12 +61,25 @@ def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: R
         tasks.append(run_task(task, backend, settings, reporter, label))
         timings[label] = round(time.perf_counter() - start, 3)
     return SuiteResult(name=suite.name, version=suite.spec.version, hash=suite.hash,
-                       role=suite.spec.role, path=str(suite.root), tasks=tasks)
+                       role=suite.spec.role, path=_display_path(suite.root),
+                       gate=list(suite.spec.gate or []), tasks=tasks)
+
+
+def _display_path(path: Path) -> str:
+    """The suite folder relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Reporter,
              label: str) -> TaskResult:
     spec = task.spec
+    if spec.kind == "lm_eval":  # lm-eval runs it on this backend's model
+        from ftguard.lmeval_bridge import run_lmeval_task
+
+        return run_lmeval_task(task, backend, settings, reporter, label)
     instances = task.instances[:settings.limit] if settings.limit else task.instances
     contexts = [i.context if i.messages is None else backend.apply_chat_template(i.messages)
                 for i in instances]
@@ -96,7 +110,7 @@ def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=inst.choices[int(np.argmax(lls))],
                                     target=inst.choices[inst.gold], scores=scores, stats=stats,
-                                    loglikelihoods=lls))
+                                    loglikelihoods=lls, gold=inst.gold, prompt=inst.prompt))
     return samples
 
 
@@ -111,7 +125,7 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
         scores, stats = score_generate(text, refs, task.spec.metric_names)
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash, prediction=text,
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
-                                    stats=stats))
+                                    stats=stats, prompt=inst.prompt))
     return samples
 
 

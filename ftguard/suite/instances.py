@@ -34,6 +34,8 @@ class Instance:
     """Index of the correct choice or label."""
     references: tuple[str, ...]
     """Reference answers (generate)."""
+    prompt: str = ""
+    """The item's own rendered prompt, without few-shot examples (for reports)."""
 
     @property
     def prompt_hash(self) -> str:
@@ -170,7 +172,7 @@ def build_instances(task: TaskSpec, rows: list[Row], shots: list[Row] | None, *,
             shot_parts = [pool_parts[r.line] for r in chosen]
         context, messages = _assemble(task, own, shot_parts)
         instances.append(Instance(item_id(row, task.id_field), row.line, context, messages,
-                                  own.choices, own.gold, own.references))
+                                  own.choices, own.gold, own.references, own.prompt))
     return instances, problems
 
 

@@ -33,6 +33,8 @@ class Task:
 
     spec: TaskSpec
     instances: list[Instance]
+    lm_eval_include: Path | None = None
+    """``lm_eval`` tasks: the resolved folder of lm-eval task YAMLs (instances stay empty)."""
 
     @property
     def name(self) -> str:
@@ -97,7 +99,8 @@ def load_suite(path: Path) -> Suite:
     if spec is None:
         raise SuiteError(problems)
     tasks: list[Task] = []
-    digest = hashlib.sha256(spec.model_dump_json().encode())
+    # Gate rules do not change what is evaluated: runs made before a gate change still compare.
+    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate"}).encode())
     for index, task_spec in enumerate(spec.tasks):
         task = _load_task(root, yaml_path, lines, index, task_spec, problems, digest)
         if task is not None:
@@ -188,7 +191,7 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
     from ftguard.metrics import metric_names_for
 
     kind, metrics = task.get("kind"), task.get("metrics")
-    if kind not in TASK_KINDS or not isinstance(metrics, list):
+    if kind not in TASK_KINDS or kind == "lm_eval" or not isinstance(metrics, list):
         return
     valid = metric_names_for(kind)
     for position, name in enumerate(metrics):
@@ -205,7 +208,7 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
 
 def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
                      problems: list[Problem]) -> None:
-    sources: list[tuple[KeyPath, str]] = [(("prompt",), task.prompt)]
+    sources: list[tuple[KeyPath, str]] = [(("prompt",), task.prompt)] if task.prompt else []
     for key in ("target", "target_index"):
         if getattr(task, key) is not None:
             sources.append(((key,), getattr(task, key)))
@@ -237,6 +240,9 @@ def _resolve_inside(root: Path, rel: str, yaml_path: Path, lines: dict[KeyPath, 
 def _load_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], index: int,
                spec: TaskSpec, problems: list[Problem], digest: Any) -> Task | None:
     base: KeyPath = ("tasks", index)
+    if spec.kind == "lm_eval":
+        return _load_lmeval_task(root, yaml_path, lines, base, spec, problems, digest)
+    assert spec.data is not None  # the schema requires it for every other kind
     data_path = _resolve_inside(root, spec.data, yaml_path, lines, (*base, "data"), problems,
                                 must_exist=True)
     shots_path = None
@@ -259,6 +265,28 @@ def _load_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], index: in
         shots_name=str(root / spec.few_shot.data) if spec.few_shot and spec.few_shot.data else None)
     problems += found
     return Task(spec, instances) if not found else None
+
+
+def _load_lmeval_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], base: KeyPath,
+                      spec: TaskSpec, problems: list[Problem], digest: Any) -> Task | None:
+    """An lm_eval task has no items of its own; its include folder is hashed into the suite."""
+    if spec.lm_eval_include is None:
+        return Task(spec, [])
+    loc: KeyPath = (*base, "lm_eval_include")
+    folder = _resolve_inside(root, spec.lm_eval_include, yaml_path, lines, loc, problems,
+                             must_exist=False)
+    if folder is None:
+        return None
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not any(p.suffix in (".yaml", ".yml") for p in files):
+        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                f"'{spec.lm_eval_include}' is not a folder of lm-eval task "
+                                f"YAML files in {root}."))
+        return None
+    for path in files:
+        digest.update(path.relative_to(root.resolve()).as_posix().encode())
+        digest.update(path.read_bytes())
+    return Task(spec, [], lm_eval_include=folder)
 
 
 def _read(path: Path, root: Path, problems: list[Problem], digest: Any) -> list[Row] | None:

@@ -8,22 +8,26 @@ checked against the registry by the loader so the error can list the valid ones.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TaskKind = Literal["generate", "choice", "classify", "perplexity"]
-TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity")
+TaskKind = Literal["generate", "choice", "classify", "perplexity", "lm_eval"]
+TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity", "lm_eval")
 Role = Literal["target", "general"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-#: Metrics computed when a task lists none.
+#: Metrics computed when a task lists none (``lm_eval`` tasks report what lm-eval reports).
 DEFAULT_METRICS: dict[str, list[str]] = {
     "generate": ["exact_match", "f1"],
     "choice": ["acc", "acc_norm"],
     "classify": ["accuracy", "macro_f1"],
     "perplexity": ["perplexity", "word_perplexity", "bits_per_byte"],
 }
+
+#: Keys an ``lm_eval`` task may set; its lm-eval YAML defines data, prompts and metrics.
+LMEVAL_KEYS: tuple[str, ...] = ("name", "kind", "description", "lm_eval_task", "lm_eval_include",
+                                "num_fewshot", "chat_template")
 
 
 class _Strict(BaseModel):
@@ -67,16 +71,17 @@ class TaskSpec(_Strict):
     """Task name, unique in the suite (letters, digits, ``_ - .``)."""
     kind: TaskKind
     """``generate`` (greedy text), ``choice`` (multiple choice by log-likelihood),
-    ``classify`` (fixed label set by log-likelihood) or ``perplexity`` (text corpus)."""
-    data: str
-    """JSONL file of items, relative to the suite folder."""
+    ``classify`` (fixed label set by log-likelihood), ``perplexity`` (text corpus) or
+    ``lm_eval`` (an lm-evaluation-harness task run on the same model)."""
+    data: str | None = None
+    """JSONL file of items, relative to the suite folder (every kind but ``lm_eval``)."""
     description: str = ""
     """What the task measures, one line."""
     id_field: str = "id"
     """Field holding each item's unique id; items without it get ``line-N``."""
-    prompt: str
+    prompt: str | None = None
     """Jinja2 template of the prompt (sandboxed, undefined fields are errors). For
-    ``perplexity`` tasks it renders the text to score."""
+    ``perplexity`` tasks it renders the text to score. Every kind but ``lm_eval``."""
     target: str | None = None
     """Template of the answer: the reference text (generate), the correct choice's text
     (choice) or the label (classify)."""
@@ -102,6 +107,14 @@ class TaskSpec(_Strict):
     """Window length in tokens for ``perplexity`` tasks; default: the model's context size."""
     metrics: list[str] = Field(default_factory=list)
     """Metric names; default depends on the kind (see DEFAULT_METRICS)."""
+    lm_eval_task: str | None = None
+    """``lm_eval`` tasks: the lm-eval task name, local (in ``lm_eval_include``) or built-in
+    (built-in tasks need lm-eval's full index and their dataset online or cached)."""
+    lm_eval_include: str | None = None
+    """``lm_eval`` tasks: folder of lm-eval task YAMLs, relative to the suite folder; when
+    given, only it is indexed (not lm-eval's 14k built-in tasks)."""
+    num_fewshot: int | None = Field(default=None, ge=0, le=64)
+    """``lm_eval`` tasks: few-shot examples per prompt; default: the lm-eval task's own."""
 
     @field_validator("name")
     @classmethod
@@ -119,11 +132,17 @@ class TaskSpec(_Strict):
 
     @property
     def metric_names(self) -> list[str]:
-        return list(self.metrics) or list(DEFAULT_METRICS[self.kind])
+        return list(self.metrics) or list(DEFAULT_METRICS.get(self.kind, []))
 
 
 def _kind_errors(t: TaskSpec) -> list[str]:
-    errors: list[str] = []
+    if t.kind == "lm_eval":
+        return _lmeval_errors(t)
+    errors: list[str] = [f"required key '{key}' is missing (every task kind but lm_eval needs it)"
+                         for key in ("data", "prompt") if getattr(t, key) is None]
+    errors += [f"'{key}' is for lm_eval tasks, not {t.kind}"
+               for key in ("lm_eval_task", "lm_eval_include", "num_fewshot")
+               if getattr(t, key) is not None]
     n_target = sum(x is not None for x in (t.target, t.target_field, t.target_index))
     if t.kind == "perplexity":
         if n_target:
@@ -157,6 +176,19 @@ def _kind_errors(t: TaskSpec) -> list[str]:
     return errors
 
 
+def _lmeval_errors(t: TaskSpec) -> list[str]:
+    errors: list[str] = []
+    if not t.lm_eval_task:
+        errors.append("an lm_eval task needs 'lm_eval_task' (the lm-eval task name)")
+    extra = sorted(t.model_fields_set - set(LMEVAL_KEYS))
+    if extra:
+        verb = "does" if len(extra) == 1 else "do"
+        errors.append(f"{', '.join(repr(k) for k in extra)} {verb} not apply to lm_eval tasks: "
+                      "the lm-eval task YAML defines data, prompts, targets and metrics "
+                      f"(keys allowed here: {', '.join(LMEVAL_KEYS)})")
+    return errors
+
+
 class SuiteSpec(_Strict):
     """A suite: a named, versioned set of tasks with a role in the gate."""
 
@@ -174,6 +206,10 @@ class SuiteSpec(_Strict):
     """Instruction data for fine-tuning on this suite's skill (JSONL, relative path)."""
     replay: str | None = None
     """General instruction data to mix into fine-tuning against forgetting (JSONL)."""
+    gate: list[str | dict[str, Any]] | None = None
+    """Gate rules for this suite, used by ``ftguard compare`` when it gets no policy: rules in
+    the ``--fail-on`` grammar (``headline:noninferior(2%)``; without a selector a rule applies
+    to this suite) or policy-file mappings. Not part of the suite hash."""
 
     @field_validator("version", mode="before")
     @classmethod

@@ -1,0 +1,169 @@
+"""`ftguard compare`: paired rows, the gate's exit codes, refusal of incomparable runs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftguard.compare import IncomparableRunsError, compare
+from ftguard.gate import Policy, Rule, parse_fail_on
+from ftguard.record import (
+    MetricResult,
+    ModelInfo,
+    RunRecord,
+    SampleResult,
+    SuiteResult,
+    TaskResult,
+    write_run,
+)
+
+
+def _run(spec: str, tasks: dict[tuple[str, str], np.ndarray], *, hash_suffix: str = "") -> RunRecord:
+    """A RunRecord with one 0/1 `acc` per item for each (suite, task)."""
+    suites: dict[str, list[TaskResult]] = {}
+    for (suite, task), correct in tasks.items():
+        samples = [SampleResult(id=f"{task}-{i}", prompt_hash=f"h{i}", prediction="yes" if c else "no",
+                                target="yes", scores={"acc": float(c)})
+                   for i, c in enumerate(correct)]
+        metric = MetricResult(value=float(np.mean(correct)), ci_low=0, ci_high=1, n=len(correct),
+                              higher_is_better=True)
+        suites.setdefault(suite, []).append(TaskResult(name=task, kind="choice",
+                                                       metrics={"acc": metric}, samples=samples))
+    return RunRecord(model=ModelInfo(spec=spec, fingerprint=f"sha256:{spec}", dtype="float32",
+                                     backend="fake"),
+                     suites=[SuiteResult(name=s, version="1", hash=f"{s}-hash{hash_suffix}",
+                                         role="target" if s == "legal" else "general", tasks=t)
+                             for s, t in suites.items()])
+
+
+def _pair(n: int = 1000, right_to_wrong: int = 40, wrong_to_right: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    base = rng.random(n) < 0.7
+    tuned = base.copy()
+    correct, wrong = np.flatnonzero(base), np.flatnonzero(~base)
+    tuned[rng.choice(correct, right_to_wrong, replace=False)] = False
+    tuned[rng.choice(wrong, wrong_to_right, replace=False)] = True
+    return base, tuned
+
+
+def test_a_real_regression_fails_the_default_gate(tmp_path: Path, run_cli) -> None:
+    base, tuned = _pair()
+    legal_base, legal_tuned = _pair(200, 5, 40, seed=1)
+    a = _run("base", {("general", "knowledge"): base, ("legal", "clauses"): legal_base})
+    b = _run("tuned", {("general", "knowledge"): tuned, ("legal", "clauses"): legal_tuned})
+    result = compare(a, b)
+    rows = {(r.suite, r.task): r for r in result.rows}
+    general = rows[("general", "knowledge")]
+    assert general.delta == pytest.approx(-0.03) and general.method == "mcnemar-exact"
+    assert general.verdict == "regressed" and general.gated and general.reason
+    assert rows[("legal", "clauses")].verdict == "improved" and not rows[("legal", "clauses")].gated
+    assert not result.passed and "regressed significantly" in result.failures[0]
+    assert result.alignment_tax and result.alignment_tax.value < 0 < result.gain.value  # type: ignore[union-attr]
+    assert result.flips[0].direction == "correct_to_wrong"
+    assert sum(f.direction == "correct_to_wrong" for f in result.flips) == 45  # 40 + 5
+    write_run(a, tmp_path / "a.json")
+    write_run(b, tmp_path / "b.json")
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json",
+                           "--out", tmp_path / "cmp.json")
+    assert code == 1 and out.startswith("FAIL") and "regressed" in out
+    assert json.loads((tmp_path / "cmp.json").read_text())["passed"] is False
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "a.json")
+    assert code == 0 and out.startswith("PASS")
+
+
+def test_same_change_unpaired_would_miss_is_caught() -> None:
+    base, tuned = _pair(1000, 25, 8, seed=3)  # 1.7 points net loss, highly correlated runs
+    row = compare(_run("a", {("general", "t"): base}), _run("b", {("general", "t"): tuned})).rows[0]
+    se = np.sqrt(base.mean() * (1 - base.mean()) / 1000 + tuned.mean() * (1 - tuned.mean()) / 1000)
+    from scipy.stats import norm
+
+    unpaired_p = 2 * norm.sf(abs(base.mean() - tuned.mean()) / se)
+    assert row.p_value < 0.05 < unpaired_p
+
+
+def test_incomparable_runs_are_refused_unless_allowed(run_cli, tmp_path: Path) -> None:
+    base, tuned = _pair(100, 3, 3)
+    a = _run("a", {("general", "t"): base})
+    b = _run("b", {("general", "t"): tuned[:80]}, hash_suffix="-changed")
+    with pytest.raises(IncomparableRunsError) as info:
+        compare(a, b)
+    text = str(info.value)
+    assert "content hash" in text and "20 item(s) only in base" in text
+    result = compare(a, b, allow_mismatch=True)
+    assert result.rows[0].n == 80 and "shared items only" in result.notes[0]
+    write_run(a, tmp_path / "a.json")
+    write_run(b, tmp_path / "b.json")
+    code, _, err = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json")
+    assert code == 2 and "--allow-mismatch" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("expression", "rule"), [
+    ("acc:5%", Rule("max_drop", "*", "acc", 0.05, True)),
+    ("general:headline:0.02", Rule("max_drop", "general", "headline", 0.02)),
+    ("legal/clause_type:accuracy:>=0.70", Rule("floor", "legal/clause_type", "accuracy", 0.7)),
+    ("general:perplexity:<=20", Rule("ceiling", "general", "perplexity", 20.0)),
+    ("legal:headline:improved", Rule("superiority", "legal", "headline")),
+    ("general:headline:not-regressed", Rule("no_regression", "general", "headline")),
+    ("general:headline:noninferior(2%)", Rule("non_inferiority", "general", "headline", 0.02, True)),
+])
+def test_fail_on_grammar(expression: str, rule: Rule) -> None:
+    assert parse_fail_on(expression) == rule
+
+
+def test_rules_judge_direction_and_confidence() -> None:
+    base, tuned = _pair(1000, 12, 10, seed=5)  # 0.2 point drop, not significant
+    result_args = (_run("a", {("general", "t"): base}), _run("b", {("general", "t"): tuned}))
+    row = compare(*result_args).rows[0]
+    assert row.verdict == "unchanged" and row.ci_low < -0.005
+    loose = Policy(rules=(parse_fail_on("general:acc:noninferior(0.02)"),))
+    strict = Policy(rules=(parse_fail_on("general:acc:noninferior(0.001)"),))
+    assert compare(*result_args, loose).passed and not compare(*result_args, strict).passed
+    assert compare(*result_args, Policy(rules=(parse_fail_on("acc:1%"),))).passed
+    assert not compare(*result_args, Policy(rules=(parse_fail_on("acc:0.1%"),))).passed
+    assert not compare(*result_args, Policy(rules=(parse_fail_on("general:acc:improved"),))).passed
+
+
+def test_junit_and_markdown_outputs(tmp_path: Path, run_cli) -> None:
+    base, tuned = _pair()
+    write_run(_run("a", {("general", "t"): base}), tmp_path / "a.json")
+    write_run(_run("b", {("general", "t"): tuned}), tmp_path / "b.json")
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json", "--format", "junit")
+    suite = ET.fromstring(out)
+    assert code == 1 and suite.get("failures") == "1"
+    assert suite.find("testcase/failure").get("message").startswith("general/t acc regressed")  # type: ignore[union-attr]
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json", "--format", "markdown")
+    assert "| suite | task | metric |" in out and out.startswith("## ❌ FAIL")
+
+
+def test_suite_gate_sections_policy_files_and_no_torch(tmp_path: Path, run_cli) -> None:
+    base, tuned = _pair(1000, 12, 10, seed=5)  # a small, non-significant drop
+    a = _run("a", {("general", "t"): base})
+    b = _run("b", {("general", "t"): tuned})
+    b.suites[0].gate = ["acc:0.1%"]  # the suite's own rule: may not drop more than 0.1%
+    write_run(a, tmp_path / "a.json")
+    write_run(b, tmp_path / "b.json")
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json")
+    assert code == 1 and "general acc: may not drop by more than 0.1%" in out
+    (tmp_path / "gate.yaml").write_text(
+        "alpha: 0.05\nrules:\n  - general:acc:not-regressed\n"
+        "  - {select: general, metric: acc, rule: floor, min: 0.5}\n")
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json",
+                           "--policy", tmp_path / "gate.yaml")
+    assert code == 0 and out.startswith("PASS")
+    (tmp_path / "bad.yaml").write_text("rules:\n  - {select: general, rule: floorr}\n")
+    code, _, err = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json",
+                           "--policy", tmp_path / "bad.yaml")
+    assert code == 2 and "rules[0]" in err and "floor" in err
+    import subprocess
+    import sys
+
+    probe = ("import sys; from ftguard.cli import main; rc = main(sys.argv[1:]);"
+             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", probe, "compare", str(tmp_path / "a.json"),
+                           str(tmp_path / "a.json")], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
