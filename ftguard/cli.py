@@ -102,7 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--alpha", type=float, default=None, help="significance level (0.05)")
     cmp.add_argument("--resamples", type=_positive_int, default=10_000)
     cmp.add_argument("--seed", type=int, default=1234)
+    cmp.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
     cmp.set_defaults(handler=cmd_compare)
+
+    rep = commands.add_parser("report", parents=[common],
+                              help="render a Comparison or RunRecord JSON as an HTML report",
+                              description="Write one self-contained HTML file (no network "
+                                          "access) from a Comparison or RunRecord JSON.")
+    rep.add_argument("input", metavar="INPUT", help="Comparison JSON or RunRecord JSON")
+    rep.add_argument("--out", "-o", metavar="FILE", required=True, help="HTML file to write")
+    rep.set_defaults(handler=cmd_report)
 
     power = commands.add_parser("power", parents=[common],
                                 help="minimum detectable change of each task (no model needed)")
@@ -246,8 +255,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          seed=args.seed)
     if args.out:
         write_comparison(comparison, Path(args.out))
+    if args.html:
+        from ftguard.report import write_report
+
+        write_report(comparison, Path(args.html))
     print(render_comparison(comparison, args.format))
     return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ftguard.report.render import read_report_input, write_report
+
+    path = write_report(read_report_input(Path(args.input)), Path(args.out))
+    print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _read_side(path_text: str):  # -> RunRecord

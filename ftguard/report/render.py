@@ -1,0 +1,253 @@
+"""Render a Comparison or a RunRecord as one self-contained HTML file.
+
+Everything is inline (CSS, an SVG chart drawn here, a few lines of JavaScript for the flips
+filter); the page makes no network request. Model outputs and prompts are untrusted: jinja2
+autoescapes every value, and the JSON data island is escaped so ``</script>`` in a prediction
+cannot close it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from ftguard.errors import RecordError
+from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
+
+SHOWN_FLIPS = 500
+"""Flips rendered into the page's DOM; the filter searches all of them through the data island."""
+SHOWN_SAMPLES = 50
+"""Samples listed per task for a RunRecord."""
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(_TEMPLATES),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["text"] = _text
+    env.filters["pct"] = lambda v: f"{v:+.1%}"
+    env.filters["num"] = lambda v: f"{v:.4g}"
+    env.filters["signed"] = lambda v: f"{v:+.4g}"
+    return env
+
+
+def render_report(obj: Comparison | RunRecord) -> str:
+    """The HTML report of a Comparison (gate report) or a RunRecord (results report)."""
+    if isinstance(obj, Comparison):
+        return _env().get_template("comparison.html.j2").render(**_comparison_context(obj))
+    if isinstance(obj, RunRecord):
+        return _env().get_template("run.html.j2").render(**_run_context(obj))
+    raise TypeError(f"render_report takes a Comparison or a RunRecord, not {type(obj).__name__}")
+
+
+def write_report(obj: Comparison | RunRecord, path: Path | str) -> Path:
+    """Render ``obj`` and write it to ``path`` atomically; return the path."""
+    return write_text_atomic(render_report(obj), Path(path))
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Write ``text`` to a temporary file next to ``path`` and rename it into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot write here ({exc.strerror}).",
+                          hint="Choose another output path.") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def json_island(data: Any) -> Markup:
+    """JSON safe to place inside ``<script type="application/json">``: no ``<``, ``>``, ``&``
+    or line separators appear literally, so nothing in the data can close the element."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return Markup(text)  # escaped above for the script-data context
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else " | ".join(map(str, value))  # type: ignore[call-overload]
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("ftguard")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+# -- comparison -----------------------------------------------------------------------------
+
+
+def _comparison_context(c: Comparison) -> dict[str, Any]:
+    headline = [r for r in c.rows if r.headline] or list(c.rows)
+    flips = [{"suite": f.suite, "task": f.task, "id": f.id, "direction": f.direction,
+              "target": _text(f.target), "base": f.base_prediction, "tuned": f.tuned_prediction,
+              "prompt": f.prompt or ""} for f in c.flips]
+    general = [r for r in headline if r.role == "general"]
+    return {
+        "c": c,
+        "title": f"{'PASS' if c.passed else 'FAIL'} — {c.tuned.spec} vs {c.base.spec}",
+        "version": c.ftguard_version or _version(),
+        "renderer_version": _version(),
+        "aggregates": _aggregate_chart(c),
+        "deltas": _delta_chart(headline),
+        "general_rows": general,
+        "flips_shown": flips[:SHOWN_FLIPS],
+        "flips_total": len(flips),
+        "c2w": sum(f["direction"] == "correct_to_wrong" for f in flips),
+        "w2c": sum(f["direction"] == "wrong_to_correct" for f in flips),
+        "flips_json": json_island(flips),
+        "shown_limit": SHOWN_FLIPS,
+    }
+
+
+def _scale(values: list[float]) -> tuple[float, float]:
+    lo, hi = min([0.0, *values]), max([0.0, *values])
+    if hi - lo < 1e-12:
+        lo, hi = -1.0, 1.0
+    pad = (hi - lo) * 0.08
+    return lo - pad, hi + pad
+
+
+def _aggregate_chart(c: Comparison) -> dict[str, Any] | None:
+    """Gain vs alignment tax (mean relative change) with CIs, as horizontal bars."""
+    items: list[tuple[str, AggregateChange, str]] = []
+    if c.gain is not None:
+        items.append(("gain (target suites)", c.gain, "target"))
+    if c.alignment_tax is not None:
+        items.append(("alignment tax (general suites)", c.alignment_tax, "general"))
+    if len(c.forgetting) > 1:
+        items += [(f"forgetting: {s}", a, "general") for s, a in c.forgetting.items()]
+    if not items:
+        return None
+    return _bars([(label, a.value, a.ci_low, a.ci_high, _agg_class(a), kind, f"{a.value:+.1%}")
+                  for label, a, kind in items], percent=True)
+
+
+def _agg_class(a: AggregateChange) -> str:
+    if a.ci_low > 0:
+        return "improved"
+    if a.ci_high < 0:
+        return "regressed"
+    return "unchanged"
+
+
+def _delta_chart(rows: list[ComparisonRow]) -> dict[str, Any] | None:
+    if not rows:
+        return None
+    bars = []
+    for r in rows:
+        sign = 1.0 if r.higher_is_better else -1.0  # drawn so that right = better
+        lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
+        mark = "**" if r.p_adjusted < 0.01 else "*" if r.verdict != "unchanged" else ""
+        label = f"{r.suite}/{r.task} {r.metric}" + ("" if r.higher_is_better else " (lower=better)")
+        bars.append((label, sign * r.delta, lo, hi, r.verdict, r.role, f"{r.delta:+.4g}{mark}"))
+    return _bars(bars, percent=False)
+
+
+def _bars(items: list[tuple[str, float, float, float, str, str, str]], *, percent: bool,
+          signed: bool = True) -> dict[str, Any]:
+    """Geometry of a horizontal bar chart with CI whiskers and a zero line."""
+    width, label_w, value_w, row_h, top = 760, 260, 90, 26, 24
+    plot_w = width - label_w - value_w
+    lo, hi = _scale([v for item in items for v in item[1:4]])
+
+    def x(v: float) -> float:
+        return round(label_w + (v - lo) / (hi - lo) * plot_w, 1)
+
+    out = []
+    for i, (label, value, ci_low, ci_high, verdict, role, text) in enumerate(items):
+        y = top + i * row_h
+        x0, x1 = sorted((x(0.0), x(value)))
+        out.append({"label": label, "y": y, "mid": y + row_h / 2, "bar_x": x0,
+                    "bar_w": max(round(x1 - x0, 1), 1.0), "ci_x1": x(ci_low), "ci_x2": x(ci_high),
+                    "cls": verdict, "role": role, "text": text, "value_x": width - value_w + 8})
+    spec = ("+" if signed else "") + (".0%" if percent else ".2g")
+    ticks = [{"x": x(t), "label": format(t, spec)}
+             for t in _ticks(lo, hi)]
+    height = top + len(items) * row_h + 28
+    return {"width": width, "height": height, "bars": out, "zero_x": x(0.0), "top": top - 6,
+            "bottom": height - 22, "ticks": ticks, "row_h": row_h, "label_w": label_w}
+
+
+def _ticks(lo: float, hi: float) -> list[float]:
+    import math
+
+    span = hi - lo
+    step = 10 ** math.floor(math.log10(span / 4))
+    for mult in (1, 2, 5, 10):
+        if span / (step * mult) <= 6:
+            step *= mult
+            break
+    start = math.ceil(lo / step)
+    return [round(k * step, 12) for k in range(start, math.floor(hi / step) + 1)]
+
+
+# -- run record -----------------------------------------------------------------------------
+
+
+def _run_context(r: RunRecord) -> dict[str, Any]:
+    tasks = []
+    for suite in r.suites:
+        for task in suite.tasks:
+            tasks.append({"suite": suite.name, "role": suite.role, "task": task,
+                          "samples": task.samples[:SHOWN_SAMPLES],
+                          "more": max(len(task.samples) - SHOWN_SAMPLES, 0)})
+    items = []
+    for t in tasks:
+        for name, m in t["task"].metrics.items():
+            items.append((f"{t['suite']}/{t['task'].name} {name}", m.value, m.ci_low, m.ci_high,
+                          t["role"], t["role"], f"{m.value:.4g}"))
+    return {"r": r, "title": f"{r.model.spec} — ftguard results", "tasks": tasks,
+            "version": r.ftguard_version or _version(), "renderer_version": _version(),
+            "metrics_chart": _bars(items, percent=False, signed=False) if items else None,
+            "shown_samples": SHOWN_SAMPLES}
+
+
+def read_report_input(path: Path) -> Comparison | RunRecord:
+    """A Comparison or a RunRecord JSON, told apart by its keys; RecordError naming the file."""
+    from ftguard.record import read_comparison, read_run
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such file.",
+                          hint="Give a Comparison JSON (`ftguard compare --out`) or a RunRecord "
+                               "JSON (`ftguard eval --out`).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: cannot be read ({exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
+    if isinstance(data, dict) and {"rows", "passed", "base", "tuned"} <= data.keys():
+        return read_comparison(Path(path))
+    if isinstance(data, dict) and {"model", "suites"} <= data.keys():
+        return read_run(Path(path))
+    raise RecordError(f"{path}: neither an ftguard Comparison (keys rows, passed, base, tuned) "
+                      "nor a RunRecord (keys model, suites).",
+                      hint="Create one with `ftguard compare --out` or `ftguard eval --out`.")
