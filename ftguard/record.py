@@ -8,8 +8,6 @@ run never leaves a half-written record behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -178,24 +176,9 @@ def read_run(path: Path) -> RunRecord:
 
 def write_json_atomic(data: Any, path: Path) -> Path:
     """Serialise ``data`` as JSON next to ``path`` and rename it into place."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot write here ({exc.strerror}).",
-                          hint="Choose another --out path.") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=1)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from ftguard.atomic import write_text_atomic
+
+    return write_text_atomic(json.dumps(data, ensure_ascii=False, indent=1) + "\n", Path(path))
 
 
 # -- Comparison ---------------------------------------------------------------------------

@@ -34,6 +34,9 @@ def test_eval_writes_a_complete_record(run_cli, make_suite, tmp_path: Path) -> N
     assert set(tasks["sentiment"].metrics) == {"accuracy", "macro_f1"}
     assert tasks["corpus"].metrics["perplexity"].higher_is_better is False
     assert not [p for p in out.parent.iterdir() if p.name != "x.json"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable, not mkstemp's 0600
 
 
 def test_limit_and_formats(run_cli, make_suite) -> None:

@@ -9,14 +9,13 @@ cannot close it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from ftguard.atomic import write_text_atomic
 from ftguard.errors import RecordError
 from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
 
@@ -51,29 +50,6 @@ def render_report(obj: Comparison | RunRecord) -> str:
 def write_report(obj: Comparison | RunRecord, path: Path | str) -> Path:
     """Render ``obj`` and write it to ``path`` atomically; return the path."""
     return write_text_atomic(render_report(obj), Path(path))
-
-
-def write_text_atomic(text: str, path: Path) -> Path:
-    """Write ``text`` to a temporary file next to ``path`` and rename it into place."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot write here ({exc.strerror}).",
-                          hint="Choose another output path.") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def json_island(data: Any) -> Markup:

@@ -1,0 +1,34 @@
+"""Atomic file writes: nothing half-written is ever left where a result is expected."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ftguard.errors import RecordError
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Write ``text`` to a temporary file next to ``path``, fsync it, and rename it into
+    place; an interrupted write leaves the previous file (or none) and no temporary file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot write here ({exc.strerror}).",
+                          hint="Choose another output path.") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
