@@ -8,6 +8,8 @@ Like lm-eval, requests whose inputs are identical (e.g. the one-token choices of
 share one row. It differs in how the work is done: rows are left-padded with explicit
 position ids and only the positions being scored get logits (``logits_to_keep``), which
 skips most of the vocabulary projection and the log-softmax that dominates small models.
+Choices of more than one token that share a context (a classify item's labels) are scored
+from one cached pass over that context: the continuations alone run against its KV cache.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ Unit = tuple[tuple[int, ...], int]
 LOGIT_BUDGET_BYTES = 512 * 2**20
 """Most memory one batch's float32 logits may take; long rows get smaller batches."""
 
+PREFIX_MIN_TOKENS = 8
+"""Shortest context worth one cached pass shared by its multi-token continuations."""
+
+
+class _NoSharedCache(Exception):
+    """The model's KV cache is not a plain DynamicCache; score rows whole instead."""
+
 
 class HFBackend:
     """A transformers causal LM (optionally with a PEFT adapter) on one device."""
@@ -48,6 +57,7 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.info = info
         self.auto_batch = batch_size is None
+        self.share_contexts = True  # one cached pass per context shared by continuations
         self.batch_size = batch_size or self._auto_batch_size()
         self.max_length = max_length
         self.device = next(model.parameters()).device
@@ -65,7 +75,7 @@ class HFBackend:
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
         units = [self._encode_pair(r.context, r.continuation) for r in requests]
-        scored = self._score_units(units, progress)
+        scored = self._score_units(units, progress, share=True)
         return [LoglikelihoodResult(lp, greedy, n) for (lp, greedy), (_, n) in zip(scored, units)]
 
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest],
@@ -163,21 +173,62 @@ class HFBackend:
     # -- batched scoring ---------------------------------------------------------------------
 
     def _score_units(self, units: list[Unit], progress: Progress | None, *,
-                     on_units: Any = None) -> list[tuple[float, bool]]:
+                     on_units: Any = None, share: bool = False) -> list[tuple[float, bool]]:
         unique = list(dict.fromkeys(units))
         where = {unit: i for i, unit in enumerate(unique)}
         users: dict[int, list[int]] = {}
         for position, unit in enumerate(units):
             users.setdefault(where[unit], []).append(position)
+        scores: list[tuple[float, bool]] = [(0.0, False)] * len(unique)
+
+        def finish(scored: list[tuple[int, tuple[float, bool]]]) -> None:
+            for i, score in scored:
+                scores[i] = score
+            done = [p for i, _ in scored for p in users[i]]
+            if progress:
+                progress(len(done))
+            if on_units:
+                on_units(done)
+
+        rest = list(range(len(unique)))
+        if share and self.share_contexts:
+            groups, rest = self._context_groups(unique, rest)
+            rest += self._score_contexts(unique, groups, finish)
+        self._score_rows(unique, rest, finish)
+        return [scores[where[unit]] for unit in units]
+
+    def _context_groups(self, unique: list[Unit],
+                        indices: list[int]) -> tuple[list[list[int]], list[int]]:
+        """Units worth scoring from one shared context pass, and the others.
+
+        A unit's context is every token but its scored ones. Where units sharing a context of
+        at least PREFIX_MIN_TOKENS tokens would take two or more rows (choices of more than
+        one token), the context is encoded once and only the continuations are run.
+        """
+        by_context: dict[tuple[int, ...], list[int]] = {}
+        for i in indices:
+            tokens, n = unique[i]
+            by_context.setdefault(tokens[:-n], []).append(i)
+        groups: list[list[int]] = []
+        rest: list[int] = []
+        for context, members in by_context.items():
+            rows = {unique[i][0][:-1] for i in members}
+            if len(context) >= PREFIX_MIN_TOKENS and len(rows) >= 2:
+                groups.append(members)
+            else:
+                rest += members
+        return groups, sorted(rest)
+
+    def _score_rows(self, unique: list[Unit], indices: list[int],
+                    finish: Callable[[list[tuple[int, tuple[float, bool]]]], None]) -> None:
         # Units with the same input (every token but the last) share one row of one forward
         # pass, as in lm-eval's one-token-continuation cache: all the single-token choices of
         # a question are scored from a single row.
         shared: dict[tuple[int, ...], list[int]] = {}
-        for i, (tokens, _) in enumerate(unique):
-            shared.setdefault(tokens[:-1], []).append(i)
+        for i in indices:
+            shared.setdefault(unique[i][0][:-1], []).append(i)
         rows = list(shared.values())
         order = sorted(range(len(rows)), key=lambda r: -len(unique[rows[r][0]][0]))
-        scores: list[tuple[float, bool]] = [(0.0, False)] * len(unique)
         keeps = [max(unique[i][1] for i in row) for row in rows]
         while order:
             batch = next(self._batches(order, keeps))
@@ -186,14 +237,102 @@ class HFBackend:
             if scored is None:
                 continue
             order = order[len(batch):]
-            for i, score in scored:
-                scores[i] = score
-            done = [p for row in members for i in row for p in users[i]]
-            if progress:
-                progress(len(done))
-            if on_units:
-                on_units(done)
-        return [scores[where[unit]] for unit in units]
+            finish(scored)
+
+    def _score_contexts(self, unique: list[Unit], groups: list[list[int]],
+                        finish: Callable[[list[tuple[int, tuple[float, bool]]]], None],
+                        ) -> list[int]:
+        """Score each group from one pass over its context; returns units left unscored
+        (all remaining ones, should the model's cache not allow reusing a context)."""
+        context_len = [len(unique[g[0]][0]) - unique[g[0]][1] for g in groups]
+        order = sorted(range(len(groups)), key=lambda g: -context_len[g])
+        ones = [1] * len(groups)
+        while order:
+            batch = next(self._batches(order, ones))
+            try:
+                scored = self._shrinking_on_oom(len(batch), self._forward_contexts, unique,
+                                                [groups[g] for g in batch])
+            except _NoSharedCache:
+                self.share_contexts = False
+                return [i for g in order for i in groups[g]]
+            if scored is None:
+                continue
+            order = order[len(batch):]
+            finish(scored)
+        return []
+
+    def _forward_contexts(self, unique: list[Unit],
+                          groups: list[list[int]]) -> list[tuple[int, tuple[float, bool]]]:
+        """One pass over the groups' contexts (keeping their KV cache and last logits, which
+        score every continuation's first token), then the continuations' other tokens in
+        right-padded batches attending to the cached contexts."""
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        contexts = [unique[g[0]][0][:-unique[g[0]][1]] for g in groups]
+        ids, mask = _left_pad(contexts, self.pad_id, self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keep_arg else {}
+        out: list[tuple[int, tuple[float, bool]]] = []
+        with torch.inference_mode():
+            result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                use_cache=True, **kwargs)
+            cache, last = result.past_key_values, result.logits[:, -1, :]
+            del result
+            if (type(cache) is not DynamicCache
+                    or any(type(layer) is not DynamicLayer for layer in cache.layers)):
+                raise _NoSharedCache
+            saved = [(layer.keys, layer.values) for layer in cache.layers]
+            del cache
+            first = torch.log_softmax(last.float(), dim=-1)
+            best = first.argmax(-1).tolist()
+            # continuation rows: (context row, input tokens) for choices of 2+ tokens
+            rows: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+            for r, group in enumerate(groups):
+                for i in group:
+                    tokens, n = unique[i]
+                    if n == 1:
+                        out.append((i, (float(first[r, tokens[-1]].double()),
+                                        best[r] == tokens[-1])))
+                    else:
+                        rows.setdefault((r, tokens[-n:-1]), []).append(i)
+            keys = list(rows)
+            order = sorted(range(len(keys)), key=lambda k: -len(keys[k][1]))
+            widths = [len(k[1]) for k in keys]
+            lengths = mask.sum(-1)
+            for batch in self._batches(order, widths):
+                width = max(widths[k] for k in batch)
+                owner = torch.tensor([keys[k][0] for k in batch], device=self.device)
+                cont = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+                cont_mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for b, k in enumerate(batch):
+                    cont[b, :widths[k]] = torch.tensor(keys[k][1], dtype=torch.long)
+                    cont_mask[b, :widths[k]] = 1
+                cont, cont_mask = cont.to(self.device), cont_mask.to(self.device)
+                past = DynamicCache(ddp_cache_data=[(k.index_select(0, owner),
+                                                     v.index_select(0, owner))
+                                                    for k, v in saved])
+                step = torch.arange(width, device=self.device)
+                logits = self.model(
+                    input_ids=cont,
+                    attention_mask=torch.cat([mask.index_select(0, owner), cont_mask], dim=1),
+                    position_ids=lengths.index_select(0, owner)[:, None] + step[None, :],
+                    past_key_values=past, use_cache=True).logits
+                del past
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                for b, k in enumerate(batch):
+                    r = keys[k][0]
+                    for i in rows[keys[k]]:
+                        tokens, n = unique[i]
+                        target = torch.tensor(tokens[-n + 1:], device=self.device)
+                        scored = logprobs[b, :n - 1, :]
+                        picked = scored.gather(-1, target[:, None]).squeeze(-1)
+                        total = float(first[r, tokens[-n]].double() + picked.double().sum())
+                        greedy = best[r] == tokens[-n] and bool(
+                            (scored.argmax(-1) == target).all())
+                        out.append((i, (total, greedy)))
+        return out
 
     def _shrinking_on_oom(self, size: int, work: Callable[..., T], *args: Any) -> T | None:
         """Run one batch; on out-of-memory halve the batch size and return None (retry).
