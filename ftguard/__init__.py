@@ -1,14 +1,32 @@
 """ftguard: gate a fine-tuned language model against its base.
 
-The public API; heavy libraries (torch, transformers, peft) are imported only when a model
-is loaded.
+The public API. Names are imported on first use, so ``ftguard --help`` and the commands that
+need no model (validate, compare, report) do not pay for the evaluation engine; torch,
+transformers and peft are imported only when a model is loaded.
 """
 
-from ftguard.api import evaluate, load_suites
-from ftguard.engine.runner import RunSettings
-from ftguard.errors import FtguardError
-from ftguard.models.load import LoadOptions
-from ftguard.record import RunRecord, read_run, write_run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ftguard.api import evaluate, load_suites
+    from ftguard.engine.runner import RunSettings
+    from ftguard.errors import FtguardError
+    from ftguard.models.load import LoadOptions
+    from ftguard.record import RunRecord, read_run, write_run
+
+_HOMES = {"evaluate": "ftguard.api", "load_suites": "ftguard.api",
+          "RunSettings": "ftguard.engine.runner", "FtguardError": "ftguard.errors",
+          "LoadOptions": "ftguard.models.load", "RunRecord": "ftguard.record",
+          "read_run": "ftguard.record", "write_run": "ftguard.record"}
 
 __all__ = ["FtguardError", "LoadOptions", "RunRecord", "RunSettings", "evaluate", "load_suites",
            "read_run", "write_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'ftguard' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -7,7 +7,6 @@ import subprocess
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, run_suite
@@ -15,6 +14,7 @@ from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, load_backend
 from ftguard.record import RunRecord, write_run
 from ftguard.suite import Suite, find_suites, load_suite
+from ftguard.version import ftguard_version, package_version
 
 _PACKAGES = ("ftguard", "torch", "transformers", "peft", "bitsandbytes", "accelerate",
              "sacrebleu", "rouge-score", "numpy")
@@ -25,7 +25,7 @@ def load_suites(paths: Sequence[str | Path]) -> list[Suite]:
     return [load_suite(root) for root in find_suites([Path(p) for p in paths])]
 
 
-def evaluate(suites: Sequence[str | Path] | Sequence[Suite], *,
+def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
              reporter: Reporter | None = None) -> RunRecord:
@@ -35,9 +35,8 @@ def evaluate(suites: Sequence[str | Path] | Sequence[Suite], *,
     Pass ``backend`` to reuse a loaded model; otherwise ``load`` says what to load.
     """
     started = time.perf_counter()
-    loaded = [s if isinstance(s, Suite) else None for s in suites]
-    if any(s is None for s in loaded):
-        loaded = load_suites([s for s in suites if not isinstance(s, Suite)])  # type: ignore[misc]
+    loaded = [s for item in suites
+              for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
     settings = settings or RunSettings()
     load = load or LoadOptions()
     timings: dict[str, float] = {}
@@ -47,10 +46,10 @@ def evaluate(suites: Sequence[str | Path] | Sequence[Suite], *,
         timings["model_load"] = round(time.perf_counter() - t0, 3)
     _seed(settings.seed, backend)
     reporter = reporter or SilentReporter()
-    results = [run_suite(s, backend, settings, reporter, timings) for s in loaded]  # type: ignore[arg-type]
+    results = [run_suite(s, backend, settings, reporter, timings) for s in loaded]
     timings["total"] = round(time.perf_counter() - started, 3)
     record = RunRecord(
-        ftguard_version=_version("ftguard") or "0",
+        ftguard_version=ftguard_version(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=backend.info,
         config={"seed": settings.seed, "limit": settings.limit,
@@ -72,7 +71,7 @@ def environment(device: str) -> dict[str, object]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {name: v for name in _PACKAGES if (v := _version(name))},
+        "packages": {name: v for name in _PACKAGES if (v := package_version(name))},
         "device": device,
         "device_name": _device_name(device),
         "git_revision": _git_revision(),
@@ -84,13 +83,6 @@ def _seed(seed: int, backend: Backend) -> None:
         import torch
 
         torch.manual_seed(seed)
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _device_name(device: str) -> str:

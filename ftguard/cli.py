@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftguard.errors import FtguardError, UsageError
+from ftguard.version import ftguard_version
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ftguard", description="Gate a fine-tuned language model against its base.")
-    parser.add_argument("--version", action="version", version=f"ftguard {_version()}")
+    parser.add_argument("--version", action="version", version=f"ftguard {ftguard_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.set_defaults(debug=False)
@@ -264,9 +265,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ftguard.report.render import read_report_input, write_report
+    from ftguard.record import read_record
+    from ftguard.report.render import write_report
 
-    path = write_report(read_report_input(Path(args.input)), Path(args.out))
+    path = write_report(read_record(Path(args.input)), Path(args.out))
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -347,15 +349,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("ftguard")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,7 @@ from ftguard.stats import (
     paired_bootstrap,
     paired_corpus_bootstrap,
 )
+from ftguard.version import ftguard_version
 
 
 class IncomparableRunsError(FtguardError):
@@ -78,10 +79,8 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
             rows.append(_row(pair, metric, result, headline=position == 0))
     _adjust_and_judge(rows, policy)
     failures = _apply_rules(rows, policy)
-    from ftguard.api import _version
-
     return Comparison(
-        ftguard_version=_version("ftguard") or "0",
+        ftguard_version=ftguard_version(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         base=base.model, tuned=tuned.model, passed=not failures, failures=failures,
         rules=[rule.describe() for rule in policy.rules], rows=rows,

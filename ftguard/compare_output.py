@@ -3,7 +3,6 @@ JUnit XML (one testcase per gated row, so any CI shows failures natively)."""
 
 from __future__ import annotations
 
-import json
 from xml.sax.saxutils import escape, quoteattr
 
 from ftguard.record import AggregateChange, Comparison, ComparisonRow
@@ -94,7 +93,3 @@ def _junit(c: Comparison) -> str:
     return ('<?xml version="1.0" encoding="utf-8"?>\n'
             f'<testsuite name="ftguard-gate" tests="{len(gated)}" failures="{failed}">\n'
             + "\n".join(cases) + "\n</testsuite>")
-
-
-def dumps_json(comparison: Comparison) -> str:
-    return json.dumps(comparison.model_dump(mode="json"), indent=1)

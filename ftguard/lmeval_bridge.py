@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ftguard.errors import DataError, UsageError
-from ftguard.metrics.aggregate import t_interval, wilson_interval
+from ftguard.metrics.aggregate import mean_interval
 from ftguard.record import MetricResult, SampleResult, TaskResult
 
 if TYPE_CHECKING:
@@ -352,22 +352,16 @@ def _mean_scores(values: list[Any], reported: float) -> list[float] | None:
 
 
 def _mean_result(metric: str, value: float, scores: list[float], higher: bool) -> MetricResult:
-    x = np.asarray(scores, dtype=np.float64)
-    n = int(x.size)
-    stderr = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else None
-    if np.isin(x, (0.0, 1.0)).all():
-        low, high = wilson_interval(int(x.sum()), n)
-        method = "wilson"
-    else:
-        low, high = t_interval(value, stderr, n)
-        method = "t"
-        from ftguard.metrics.registry import METRICS
+    from ftguard.metrics.registry import METRICS
 
-        bounds = METRICS[metric].bounds if metric in METRICS else None
-        if bounds is not None and bounds[0] <= x.min() and x.max() <= bounds[1]:
-            low, high = max(low, bounds[0]), min(high, bounds[1])
-    return MetricResult(value=value, ci_low=low, ci_high=high, n=n, higher_is_better=higher,
-                        stderr=stderr, aggregation="mean", ci_method=method)
+    x = np.asarray(scores, dtype=np.float64)
+    bounds = METRICS[metric].bounds if metric in METRICS else None
+    if bounds is not None and not (bounds[0] <= x.min() and x.max() <= bounds[1]):
+        bounds = None  # lm-eval's metric of that name is not on ftguard's scale
+    low, high, stderr, method = mean_interval(x, binary=True, bounds=bounds)
+    return MetricResult(value=value, ci_low=low, ci_high=high, n=int(x.size),
+                        higher_is_better=higher, stderr=stderr, aggregation="mean",
+                        ci_method=method)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from ftguard.errors import DataError, RecordError, UsageError
 from ftguard.lmeval_bridge import config_hash, samples_hash, task_result
 from ftguard.record import ModelInfo, RunRecord, SuiteResult
+from ftguard.version import ftguard_version
 
 _MODEL_KEYS = ("model", "model_args", "model_num_parameters", "model_dtype", "model_revision",
                "model_sha")
@@ -47,7 +48,7 @@ def import_lmeval(results: str | Path, samples: Sequence[str | Path] = (), *,
     suite = SuiteResult(name=suite_name, version=f"lm-eval-{data.get('lm_eval_version', '?')}",
                         hash=_suite_hash(data, list(configs)), role=role,
                         path=str(results_path.parent), tasks=tasks)
-    return RunRecord(ftguard_version=_version(), created=_created(data), model=_model(data),
+    return RunRecord(ftguard_version=ftguard_version(), created=_created(data), model=_model(data),
                      config=_run_config(data), environment=_environment(data, results_path),
                      suites=[suite], timings=_timings(data))
 
@@ -228,12 +229,3 @@ def _created(data: dict[str, Any]) -> str:
     if isinstance(date, (int, float)):
         return datetime.fromtimestamp(date, timezone.utc).isoformat(timespec="seconds")
     return ""
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("ftguard")
-    except metadata.PackageNotFoundError:
-        return "0"

@@ -149,16 +149,34 @@ def write_run(record: RunRecord, path: Path) -> Path:
 
 def read_run(path: Path) -> RunRecord:
     """Read a RunRecord; raise RecordError naming the file and the problem."""
+    return _run_from(_load_json(path, "run record", "`ftguard eval SUITE --out FILE`"), path)
+
+
+def read_record(path: Path) -> RunRecord | Comparison:
+    """Read a RunRecord or a Comparison, told apart by their keys (the file is read once)."""
+    data = _load_json(path, "file", "`ftguard eval --out` or `ftguard compare --out`")
+    if isinstance(data, dict) and {"rows", "passed", "base", "tuned"} <= data.keys():
+        return _comparison_from(data, path)
+    if isinstance(data, dict) and {"model", "suites"} <= data.keys():
+        return _run_from(data, path)
+    raise RecordError(f"{path}: neither an ftguard Comparison (keys rows, passed, base, tuned) "
+                      "nor a RunRecord (keys model, suites).",
+                      hint="Create one with `ftguard compare --out` or `ftguard eval --out`.")
+
+
+def _load_json(path: Path, what: str, how: str) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RecordError(f"{path}: no such run record.",
-                          hint="Create one with `ftguard eval SUITE --out FILE`.") from None
+        raise RecordError(f"{path}: no such {what}.", hint=f"Create one with {how}.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path}: cannot be read ({exc}).") from None
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).",
-                          hint="The file may be truncated; re-run the evaluation.") from None
+                          hint="The file may be truncated; write it again.") from None
+
+
+def _run_from(data: Any, path: Path) -> RunRecord:
     if not isinstance(data, dict) or "schema_version" not in data:
         raise RecordError(f"{path}: not an ftguard run record (no 'schema_version').")
     if data["schema_version"] != SCHEMA_VERSION:
@@ -168,10 +186,21 @@ def read_run(path: Path) -> RunRecord:
     try:
         return RunRecord.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise RecordError(f"{path}: invalid run record at '{where}': {first['msg']} "
-                          f"({exc.error_count()} problem(s)).") from None
+        raise _invalid(path, "run record", exc) from None
+
+
+def _comparison_from(data: Any, path: Path) -> Comparison:
+    try:
+        return Comparison.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(path, "comparison", exc) from None
+
+
+def _invalid(path: Path, what: str, exc: ValidationError) -> RecordError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return RecordError(f"{path}: invalid {what} at '{where}': {first['msg']} "
+                       f"({exc.error_count()} problem(s)).")
 
 
 def write_json_atomic(data: Any, path: Path) -> Path:
@@ -305,9 +334,4 @@ def write_comparison(comparison: Comparison, path: Path) -> Path:
 
 def read_comparison(path: Path) -> Comparison:
     """Read a Comparison; raise RecordError naming the file."""
-    try:
-        return Comparison.model_validate_json(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such comparison file.") from None
-    except (OSError, ValueError) as exc:
-        raise RecordError(f"{path}: not a valid ftguard comparison ({str(exc).splitlines()[0]}).") from None
+    return _comparison_from(_load_json(path, "comparison file", "`ftguard compare --out`"), path)

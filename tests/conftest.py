@@ -63,6 +63,52 @@ def build_tiny_model(folder: Path, *, seed: int = 0, hidden: int = 32, layers: i
     return folder
 
 
+def binary_run(spec: str, tasks: dict[tuple[str, str], Any], *, hash_suffix: str = "") -> Any:
+    """A RunRecord with one 0/1 ``acc`` per item for each (suite, task); ``legal`` is the
+    target suite, every other suite general."""
+    import numpy as np
+
+    from ftguard.record import (
+        MetricResult,
+        ModelInfo,
+        RunRecord,
+        SampleResult,
+        SuiteResult,
+        TaskResult,
+    )
+
+    suites: dict[str, list[TaskResult]] = {}
+    for (suite, task), correct in tasks.items():
+        samples = [SampleResult(id=f"{task}-{i}", prompt_hash=f"h{i}",
+                                prediction="yes" if c else "no", target="yes",
+                                scores={"acc": float(c)}, prompt=f"Question {i}?")
+                   for i, c in enumerate(correct)]
+        metric = MetricResult(value=float(np.mean(correct)), ci_low=0, ci_high=1, n=len(correct),
+                              higher_is_better=True)
+        suites.setdefault(suite, []).append(TaskResult(name=task, kind="choice",
+                                                       metrics={"acc": metric}, samples=samples))
+    return RunRecord(model=ModelInfo(spec=spec, fingerprint=f"sha256:{spec}", dtype="float32",
+                                     backend="fake"),
+                     suites=[SuiteResult(name=s, version="1", hash=f"{s}-hash{hash_suffix}",
+                                         role="target" if s == "legal" else "general", tasks=t)
+                             for s, t in suites.items()])
+
+
+def flipped_pair(n: int = 1000, right_to_wrong: int = 40, wrong_to_right: int = 10,
+                 seed: int = 0) -> tuple[Any, Any]:
+    """0/1 correctness of a base run (70% right) and of a tuned run that flips exactly
+    ``right_to_wrong`` correct items to wrong and ``wrong_to_right`` the other way."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = rng.random(n) < 0.7
+    tuned = base.copy()
+    correct, wrong = np.flatnonzero(base), np.flatnonzero(~base)
+    tuned[rng.choice(correct, right_to_wrong, replace=False)] = False
+    tuned[rng.choice(wrong, wrong_to_right, replace=False)] = True
+    return base, tuned
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama saved as safetensors (built once per session)."""

@@ -9,52 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import binary_run, flipped_pair
 from ftguard.compare import IncomparableRunsError, compare
 from ftguard.gate import Policy, Rule, parse_fail_on
 from ftguard.record import (
-    MetricResult,
-    ModelInfo,
-    RunRecord,
-    SampleResult,
-    SuiteResult,
-    TaskResult,
     write_run,
 )
 
 
-def _run(spec: str, tasks: dict[tuple[str, str], np.ndarray], *, hash_suffix: str = "") -> RunRecord:
-    """A RunRecord with one 0/1 `acc` per item for each (suite, task)."""
-    suites: dict[str, list[TaskResult]] = {}
-    for (suite, task), correct in tasks.items():
-        samples = [SampleResult(id=f"{task}-{i}", prompt_hash=f"h{i}", prediction="yes" if c else "no",
-                                target="yes", scores={"acc": float(c)})
-                   for i, c in enumerate(correct)]
-        metric = MetricResult(value=float(np.mean(correct)), ci_low=0, ci_high=1, n=len(correct),
-                              higher_is_better=True)
-        suites.setdefault(suite, []).append(TaskResult(name=task, kind="choice",
-                                                       metrics={"acc": metric}, samples=samples))
-    return RunRecord(model=ModelInfo(spec=spec, fingerprint=f"sha256:{spec}", dtype="float32",
-                                     backend="fake"),
-                     suites=[SuiteResult(name=s, version="1", hash=f"{s}-hash{hash_suffix}",
-                                         role="target" if s == "legal" else "general", tasks=t)
-                             for s, t in suites.items()])
-
-
-def _pair(n: int = 1000, right_to_wrong: int = 40, wrong_to_right: int = 10, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    base = rng.random(n) < 0.7
-    tuned = base.copy()
-    correct, wrong = np.flatnonzero(base), np.flatnonzero(~base)
-    tuned[rng.choice(correct, right_to_wrong, replace=False)] = False
-    tuned[rng.choice(wrong, wrong_to_right, replace=False)] = True
-    return base, tuned
-
-
 def test_a_real_regression_fails_the_default_gate(tmp_path: Path, run_cli) -> None:
-    base, tuned = _pair()
-    legal_base, legal_tuned = _pair(200, 5, 40, seed=1)
-    a = _run("base", {("general", "knowledge"): base, ("legal", "clauses"): legal_base})
-    b = _run("tuned", {("general", "knowledge"): tuned, ("legal", "clauses"): legal_tuned})
+    base, tuned = flipped_pair()
+    legal_base, legal_tuned = flipped_pair(200, 5, 40, seed=1)
+    a = binary_run("base", {("general", "knowledge"): base, ("legal", "clauses"): legal_base})
+    b = binary_run("tuned", {("general", "knowledge"): tuned, ("legal", "clauses"): legal_tuned})
     result = compare(a, b)
     rows = {(r.suite, r.task): r for r in result.rows}
     general = rows[("general", "knowledge")]
@@ -76,8 +43,8 @@ def test_a_real_regression_fails_the_default_gate(tmp_path: Path, run_cli) -> No
 
 
 def test_same_change_unpaired_would_miss_is_caught() -> None:
-    base, tuned = _pair(1000, 25, 8, seed=3)  # 1.7 points net loss, highly correlated runs
-    row = compare(_run("a", {("general", "t"): base}), _run("b", {("general", "t"): tuned})).rows[0]
+    base, tuned = flipped_pair(1000, 25, 8, seed=3)  # 1.7 points net loss, highly correlated runs
+    row = compare(binary_run("a", {("general", "t"): base}), binary_run("b", {("general", "t"): tuned})).rows[0]
     se = np.sqrt(base.mean() * (1 - base.mean()) / 1000 + tuned.mean() * (1 - tuned.mean()) / 1000)
     from scipy.stats import norm
 
@@ -86,9 +53,9 @@ def test_same_change_unpaired_would_miss_is_caught() -> None:
 
 
 def test_incomparable_runs_are_refused_unless_allowed(run_cli, tmp_path: Path) -> None:
-    base, tuned = _pair(100, 3, 3)
-    a = _run("a", {("general", "t"): base})
-    b = _run("b", {("general", "t"): tuned[:80]}, hash_suffix="-changed")
+    base, tuned = flipped_pair(100, 3, 3)
+    a = binary_run("a", {("general", "t"): base})
+    b = binary_run("b", {("general", "t"): tuned[:80]}, hash_suffix="-changed")
     with pytest.raises(IncomparableRunsError) as info:
         compare(a, b)
     text = str(info.value)
@@ -115,8 +82,8 @@ def test_fail_on_grammar(expression: str, rule: Rule) -> None:
 
 
 def test_rules_judge_direction_and_confidence() -> None:
-    base, tuned = _pair(1000, 12, 10, seed=5)  # 0.2 point drop, not significant
-    result_args = (_run("a", {("general", "t"): base}), _run("b", {("general", "t"): tuned}))
+    base, tuned = flipped_pair(1000, 12, 10, seed=5)  # 0.2 point drop, not significant
+    result_args = (binary_run("a", {("general", "t"): base}), binary_run("b", {("general", "t"): tuned}))
     row = compare(*result_args).rows[0]
     assert row.verdict == "unchanged" and row.ci_low < -0.005
     loose = Policy(rules=(parse_fail_on("general:acc:noninferior(0.02)"),))
@@ -128,9 +95,9 @@ def test_rules_judge_direction_and_confidence() -> None:
 
 
 def test_junit_and_markdown_outputs(tmp_path: Path, run_cli) -> None:
-    base, tuned = _pair()
-    write_run(_run("a", {("general", "t"): base}), tmp_path / "a.json")
-    write_run(_run("b", {("general", "t"): tuned}), tmp_path / "b.json")
+    base, tuned = flipped_pair()
+    write_run(binary_run("a", {("general", "t"): base}), tmp_path / "a.json")
+    write_run(binary_run("b", {("general", "t"): tuned}), tmp_path / "b.json")
     code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json", "--format", "junit")
     suite = ET.fromstring(out)
     assert code == 1 and suite.get("failures") == "1"
@@ -140,9 +107,9 @@ def test_junit_and_markdown_outputs(tmp_path: Path, run_cli) -> None:
 
 
 def test_suite_gate_sections_policy_files_and_no_torch(tmp_path: Path, run_cli) -> None:
-    base, tuned = _pair(1000, 12, 10, seed=5)  # a small, non-significant drop
-    a = _run("a", {("general", "t"): base})
-    b = _run("b", {("general", "t"): tuned})
+    base, tuned = flipped_pair(1000, 12, 10, seed=5)  # a small, non-significant drop
+    a = binary_run("a", {("general", "t"): base})
+    b = binary_run("b", {("general", "t"): tuned})
     b.suites[0].gate = ["acc:0.1%"]  # the suite's own rule: may not drop more than 0.1%
     write_run(a, tmp_path / "a.json")
     write_run(b, tmp_path / "b.json")

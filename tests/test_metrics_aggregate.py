@@ -44,6 +44,7 @@ def test_continuous_mean_metric_uses_t(confidence: float) -> None:
 
 def test_binary_metric_with_fractional_scores_falls_back_to_t() -> None:
     v = aggregate("acc", [0.5, 1.0, 0.0, 1.0], None)
+    assert v.method == "t" and aggregate("acc", [0.0, 1.0, 1.0], None).method == "wilson"
     low, high = st.t.interval(0.95, df=3, loc=0.625, scale=st.sem([0.5, 1.0, 0.0, 1.0]))
     assert (v.ci_low, v.ci_high) == pytest.approx((max(low, 0.0), min(high, 1.0)))
 

@@ -30,7 +30,8 @@ def test_eval_writes_a_complete_record(run_cli, make_suite, tmp_path: Path) -> N
     assert acc.value == pytest.approx(sum(s.scores["acc"] for s in mc.samples) / 6)
     assert acc.ci_low <= acc.value <= acc.ci_high and acc.n == 6 and acc.higher_is_better
     assert tasks["qa"].samples[1].target == ["blue", "light blue"]
-    assert "bleu" in tasks["qa"].signatures and tasks["qa"].metrics["bleu"].aggregation == "corpus"
+    assert "nrefs:var" in tasks["qa"].signatures["bleu"]  # one item has 1 reference, one 2
+    assert tasks["qa"].metrics["bleu"].aggregation == "corpus"
     assert set(tasks["sentiment"].metrics) == {"accuracy", "macro_f1"}
     assert tasks["corpus"].metrics["perplexity"].higher_is_better is False
     assert not [p for p in out.parent.iterdir() if p.name != "x.json"]  # no temp files left
@@ -115,3 +116,12 @@ def test_every_record_and_suite_field_is_documented() -> None:
     missing = [f"{m.__name__}.{name}" for m in models for name, field in m.model_fields.items()
                if not field.description]
     assert missing == []
+
+
+def test_public_api_is_complete_and_lazy() -> None:
+    code = ("import sys, ftguard; assert 'ftguard.api' not in sys.modules;"
+            "names = [getattr(ftguard, n) for n in ftguard.__all__];"
+            "assert 'ftguard.api' in sys.modules and 'torch' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

@@ -9,18 +9,13 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from conftest import binary_run, flipped_pair
 from ftguard.compare import compare
 from ftguard.record import (
     Comparison,
-    MetricResult,
-    ModelInfo,
     RunRecord,
-    SampleResult,
-    SuiteResult,
-    TaskResult,
     write_comparison,
     write_run,
 )
@@ -30,39 +25,11 @@ from ftguard.report.render import SHOWN_FLIPS, json_island
 HOSTILE = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</textarea>")
 
 
-def _run(spec: str, tasks: dict[tuple[str, str], np.ndarray]) -> RunRecord:
-    """A RunRecord with one 0/1 `acc` per item for each (suite, task); `legal` is the target."""
-    suites: dict[str, list[TaskResult]] = {}
-    for (suite, task), correct in tasks.items():
-        samples = [SampleResult(id=f"{task}-{i}", prompt_hash=f"h{i}", prediction="yes" if c else "no",
-                                target="yes", scores={"acc": float(c)}, prompt=f"Question {i}?")
-                   for i, c in enumerate(correct)]
-        metric = MetricResult(value=float(np.mean(correct)), ci_low=0, ci_high=1, n=len(correct),
-                              higher_is_better=True)
-        suites.setdefault(suite, []).append(TaskResult(name=task, kind="choice",
-                                                       metrics={"acc": metric}, samples=samples))
-    return RunRecord(model=ModelInfo(spec=spec, fingerprint=f"sha256:{spec}", dtype="float32",
-                                     backend="fake"),
-                     suites=[SuiteResult(name=s, version="1", hash=f"{s}-hash",
-                                         role="target" if s == "legal" else "general", tasks=t)
-                             for s, t in suites.items()])
-
-
-def _pair(n: int, right_to_wrong: int, wrong_to_right: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    base = rng.random(n) < 0.7
-    tuned = base.copy()
-    correct, wrong = np.flatnonzero(base), np.flatnonzero(~base)
-    tuned[rng.choice(correct, right_to_wrong, replace=False)] = False
-    tuned[rng.choice(wrong, wrong_to_right, replace=False)] = True
-    return base, tuned
-
-
 def _runs() -> tuple[RunRecord, RunRecord]:
-    general = _pair(400, 30, 5)
-    legal = _pair(200, 5, 40, seed=1)
-    return (_run("base", {("general", "knowledge"): general[0], ("legal", "clauses"): legal[0]}),
-            _run("tuned", {("general", "knowledge"): general[1], ("legal", "clauses"): legal[1]}))
+    general = flipped_pair(400, 30, 5)
+    legal = flipped_pair(200, 5, 40, seed=1)
+    return (binary_run("base", {("general", "knowledge"): general[0], ("legal", "clauses"): legal[0]}),
+            binary_run("tuned", {("general", "knowledge"): general[1], ("legal", "clauses"): legal[1]}))
 
 
 def _hostile_comparison() -> Comparison:

@@ -89,7 +89,7 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
     names = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
     metrics = {name: _aggregate(name, samples, settings) for name in names}
     return TaskResult(name=spec.name, kind=spec.kind, metrics=metrics, samples=samples,
-                      settings=_task_settings(task), signatures=_signatures(names))
+                      settings=_task_settings(task), signatures=_signatures(names, samples))
 
 
 def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
@@ -154,14 +154,12 @@ def _aggregate(name: str, samples: list[SampleResult], settings: RunSettings) ->
     metric = get_metric(name)
     if metric.aggregation == "mean":
         value = aggregate(name, [s.scores[name] for s in samples], None, seed=settings.seed)
-        method = "wilson" if metric.binary else "t"
     else:
         stats = np.array([s.stats[name] for s in samples], dtype=np.float64)
         value = aggregate(name, None, stats, seed=settings.seed, resamples=settings.resamples)
-        method = "bootstrap"
     return MetricResult(value=value.value, ci_low=value.ci_low, ci_high=value.ci_high, n=value.n,
                         higher_is_better=value.higher_is_better, stderr=value.stderr,
-                        aggregation=metric.aggregation, ci_method=method)
+                        aggregation=metric.aggregation, ci_method=value.method)
 
 
 def _task_settings(task: Task) -> dict[str, object]:
@@ -177,12 +175,14 @@ def _task_settings(task: Task) -> dict[str, object]:
     return settings
 
 
-def _signatures(names: list[str]) -> dict[str, str]:
+def _signatures(names: list[str], samples: list[SampleResult]) -> dict[str, str]:
     from ftguard.metrics.bleu_chrf import bleu_signature, chrf_signature
 
+    counts = {len(s.target) if isinstance(s.target, list) else 1 for s in samples}
+    refs = counts.pop() if len(counts) == 1 else -1  # sacrebleu writes a varying count "var"
     out = {}
     if "bleu" in names:
-        out["bleu"] = bleu_signature()
+        out["bleu"] = bleu_signature(refs)
     if "chrf" in names:
-        out["chrf"] = chrf_signature()
+        out["chrf"] = chrf_signature(refs)
     return out

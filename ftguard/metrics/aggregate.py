@@ -39,6 +39,8 @@ class MetricValue:
     """Number of samples."""
     higher_is_better: bool
     """Direction of improvement, copied from the metric."""
+    method: str = ""
+    """How the interval was computed: ``wilson``, ``t`` or ``bootstrap``."""
 
 
 def aggregate(name: str, scores: Sequence[float] | None, stats: np.ndarray | None, *,
@@ -66,16 +68,26 @@ def _aggregate_mean(metric: Metric, x: np.ndarray, confidence: float) -> MetricV
         raise ValueError(f"metric {metric.name!r}: need a non-empty 1-D list of scores")
     if not np.isfinite(x).all():
         raise ValueError(f"metric {metric.name!r}: scores must be finite")
-    n = int(x.size)
     value = float(x.mean())
+    low, high, stderr, method = mean_interval(x, binary=metric.binary, bounds=metric.bounds,
+                                              confidence=confidence)
+    return MetricValue(value, low, high, stderr, int(x.size), metric.higher_is_better, method)
+
+
+def mean_interval(x: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
+                  confidence: float = 0.95) -> tuple[float, float, float | None, str]:
+    """Interval of the mean of per-sample scores: ``(low, high, stderr, method)``.
+
+    Wilson when ``binary`` and every score is 0 or 1, else Student-t (standard error with
+    ``ddof=1``, as lm-eval reports it) clipped to ``bounds``."""
+    n = int(x.size)
     stderr = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else None
-    if metric.binary and np.isin(x, (0.0, 1.0)).all():
-        low, high = wilson_interval(int(x.sum()), n, confidence)
-    else:
-        low, high = t_interval(value, stderr, n, confidence)
-        if metric.bounds is not None:  # a mean of bounded scores cannot leave the bounds
-            low, high = max(low, metric.bounds[0]), min(high, metric.bounds[1])
-    return MetricValue(value, low, high, stderr, n, metric.higher_is_better)
+    if binary and np.isin(x, (0.0, 1.0)).all():
+        return (*wilson_interval(int(x.sum()), n, confidence), stderr, "wilson")
+    low, high = t_interval(float(x.mean()), stderr, n, confidence)
+    if bounds is not None:  # a mean of bounded scores cannot leave the bounds
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return low, high, stderr, "t"
 
 
 def _aggregate_corpus(metric: Metric, stats: np.ndarray, *, seed: int, resamples: int,
@@ -92,7 +104,8 @@ def _aggregate_corpus(metric: Metric, stats: np.ndarray, *, seed: int, resamples
     # statistic can miss it by a hair).
     low, high = min(float(low), value), max(float(high), value)
     stderr = float(boot.std(ddof=1)) if resamples > 1 and stats.shape[0] > 1 else None
-    return MetricValue(value, low, high, stderr, int(stats.shape[0]), metric.higher_is_better)
+    return MetricValue(value, low, high, stderr, int(stats.shape[0]), metric.higher_is_better,
+                       "bootstrap")
 
 
 def bootstrap_sums(stats: np.ndarray, resamples: int, seed: int) -> np.ndarray:

@@ -61,8 +61,6 @@ def load_backend(options: LoadOptions) -> Backend:
         return FakeBackend(int(fake.group(1) or 0))
     resolved = resolve_model(options.model, allow_pickle=options.allow_pickle)
     adapter = _check_adapter(options.adapter, options.allow_pickle)
-    import torch
-
     device = _device(options.device)
     dtype = _dtype(options.dtype, device)
     quant = "nf4" if options.load_in_4bit else "int8" if options.load_in_8bit else None
@@ -78,7 +76,6 @@ def load_backend(options: LoadOptions) -> Backend:
                                                    dtype=str(dtype), quantization=quant))
     from ftguard.models.hf import HFBackend
 
-    del torch
     return HFBackend(model, tokenizer, info, batch_size=options.batch_size,
                      max_length=_max_length(model, tokenizer))
 

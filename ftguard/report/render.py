@@ -16,8 +16,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from ftguard.atomic import write_text_atomic
-from ftguard.errors import RecordError
 from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
+from ftguard.version import ftguard_version
 
 SHOWN_FLIPS = 500
 """Flips rendered into the page's DOM; the filter searches all of them through the data island."""
@@ -68,15 +68,6 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else " | ".join(map(str, value))  # type: ignore[call-overload]
 
 
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("ftguard")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
 # -- comparison -----------------------------------------------------------------------------
 
 
@@ -89,8 +80,8 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
     return {
         "c": c,
         "title": f"{'PASS' if c.passed else 'FAIL'} — {c.tuned.spec} vs {c.base.spec}",
-        "version": c.ftguard_version or _version(),
-        "renderer_version": _version(),
+        "version": c.ftguard_version or ftguard_version(),
+        "renderer_version": ftguard_version(),
         "aggregates": _aggregate_chart(c),
         "deltas": _delta_chart(headline),
         "general_rows": general,
@@ -201,29 +192,6 @@ def _run_context(r: RunRecord) -> dict[str, Any]:
             items.append((f"{t['suite']}/{t['task'].name} {name}", m.value, m.ci_low, m.ci_high,
                           t["role"], t["role"], f"{m.value:.4g}"))
     return {"r": r, "title": f"{r.model.spec} — ftguard results", "tasks": tasks,
-            "version": r.ftguard_version or _version(), "renderer_version": _version(),
+            "version": r.ftguard_version or ftguard_version(), "renderer_version": ftguard_version(),
             "metrics_chart": _bars(items, percent=False, signed=False) if items else None,
             "shown_samples": SHOWN_SAMPLES}
-
-
-def read_report_input(path: Path) -> Comparison | RunRecord:
-    """A Comparison or a RunRecord JSON, told apart by its keys; RecordError naming the file."""
-    from ftguard.record import read_comparison, read_run
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such file.",
-                          hint="Give a Comparison JSON (`ftguard compare --out`) or a RunRecord "
-                               "JSON (`ftguard eval --out`).") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: cannot be read ({exc}).") from None
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
-    if isinstance(data, dict) and {"rows", "passed", "base", "tuned"} <= data.keys():
-        return read_comparison(Path(path))
-    if isinstance(data, dict) and {"model", "suites"} <= data.keys():
-        return read_run(Path(path))
-    raise RecordError(f"{path}: neither an ftguard Comparison (keys rows, passed, base, tuned) "
-                      "nor a RunRecord (keys model, suites).",
-                      hint="Create one with `ftguard compare --out` or `ftguard eval --out`.")
