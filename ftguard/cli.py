@@ -104,14 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--resamples", type=_positive_int, default=10_000)
     cmp.add_argument("--seed", type=int, default=1234)
     cmp.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    cmp.add_argument("--train", metavar="FILE",
+                     help="train_record.json for the HTML report's Training section (default: "
+                          "the one beside the tuned model's adapter or model folder)")
     cmp.set_defaults(handler=cmd_compare)
 
     rep = commands.add_parser("report", parents=[common],
                               help="render a Comparison or RunRecord JSON as an HTML report",
                               description="Write one self-contained HTML file (no network "
                                           "access) from a Comparison or RunRecord JSON.")
-    rep.add_argument("input", metavar="INPUT", help="Comparison JSON or RunRecord JSON")
+    rep.add_argument("input", metavar="INPUT",
+                     help="Comparison JSON, RunRecord JSON, or train_record.json (or its folder)")
     rep.add_argument("--out", "-o", metavar="FILE", required=True, help="HTML file to write")
+    rep.add_argument("--train", metavar="FILE",
+                     help="train_record.json for a Comparison's Training section (default: the "
+                          "one beside the tuned model's adapter or model folder)")
     rep.set_defaults(handler=cmd_report)
 
     power = commands.add_parser("power", parents=[common],
@@ -146,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     leak.add_argument("--show", type=_positive_int, default=10, metavar="N",
                       help="list at most N overlapping items per task (text format)")
     leak.set_defaults(handler=cmd_check_leakage)
+    from ftguard.cli_train import add_commands
+
+    add_commands(commands, common)
     return parser
 
 
@@ -237,6 +247,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ftguard.gate import Policy, load_policy, parse_fail_on, rules_from_suites
     from ftguard.record import write_comparison
 
+    if args.train and not args.html:
+        raise UsageError("--train goes with --html (it adds the Training section to the report).")
     base, tuned = _read_side(args.base), _read_side(args.tuned)
     policy = load_policy(Path(args.policy)) if args.policy else None
     extra = tuple(parse_fail_on(e) for e in args.fail_on)
@@ -259,7 +271,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.html:
         from ftguard.report import write_report
 
-        write_report(comparison, Path(args.html))
+        write_report(comparison, Path(args.html), train=_read_train(args.train))
     print(render_comparison(comparison, args.format))
     return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
 
@@ -267,10 +279,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ftguard.record import read_record
     from ftguard.report.render import write_report
+    from ftguard.report.training import is_train_record_file
+    from ftguard.train.record import read_train_record
 
-    path = write_report(read_record(Path(args.input)), Path(args.out))
+    source = Path(args.input)
+    record = read_train_record(source) if is_train_record_file(source) else read_record(source)
+    path = write_report(record, Path(args.out), train=_read_train(args.train))
     print(f"wrote {path}")
     return EXIT_OK
+
+
+def _read_train(path_text: str | None):  # -> TrainRecord | None
+    from ftguard.train.record import read_train_record
+
+    return read_train_record(Path(path_text)) if path_text else None
 
 
 def _read_side(path_text: str):  # -> RunRecord

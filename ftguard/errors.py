@@ -67,7 +67,24 @@ class SuiteError(FtguardError):
 
 
 class DataError(FtguardError):
-    """A data file cannot be read, or its content is inconsistent."""
+    """A data file cannot be read, or its content is inconsistent.
+
+    ``problems`` lists every problem found when a whole file was checked (may be empty).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 problems: list[Problem] | None = None) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message, hint=hint)
+
+    @classmethod
+    def from_problems(cls, problems: list[Problem], *, hint: str | None = None) -> DataError:
+        """One error listing all ``problems`` (one per line when there are several)."""
+        if len(problems) == 1:
+            text = str(problems[0])
+        else:
+            text = f"{len(problems)} problems found:\n" + "\n".join(f"  - {p}" for p in problems)
+        return cls(text, hint=hint, problems=problems)
 
 
 class ModelError(FtguardError):

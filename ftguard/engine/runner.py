@@ -46,6 +46,9 @@ class RunSettings:
 
     limit: int | None = None
     """Score only the first N items of each task."""
+    subset: int | None = None
+    """Score a fixed random subset of N items of each task: the same items for the same
+    task and seed, so runs of different models stay paired (used by eval during training)."""
     seed: int = 1234
     """Seed of bootstrap confidence intervals (and of torch)."""
     resamples: int = 1000
@@ -80,7 +83,7 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
         from ftguard.lmeval_bridge import run_lmeval_task
 
         return run_lmeval_task(task, backend, settings, reporter, label)
-    instances = task.instances[:settings.limit] if settings.limit else task.instances
+    instances = _select(task, settings)
     contexts = [i.context if i.messages is None else backend.apply_chat_template(i.messages)
                 for i in instances]
     runner = {"choice": _run_choice, "classify": _run_choice, "generate": _run_generate,
@@ -90,6 +93,19 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
     metrics = {name: _aggregate(name, samples, settings) for name in names}
     return TaskResult(name=spec.name, kind=spec.kind, metrics=metrics, samples=samples,
                       settings=_task_settings(task), signatures=_signatures(names, samples))
+
+
+def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
+    instances = task.instances[:settings.limit] if settings.limit else task.instances
+    if settings.subset is None or settings.subset >= len(instances):
+        return instances
+    import zlib
+
+    import numpy as np
+
+    rng = np.random.default_rng([settings.seed, zlib.crc32(task.spec.name.encode())])
+    keep = np.sort(rng.choice(len(instances), size=settings.subset, replace=False))
+    return [instances[int(i)] for i in keep]
 
 
 def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],

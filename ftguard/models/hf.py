@@ -59,6 +59,10 @@ class HFBackend:
         self.auto_batch = batch_size is None
         self.share_contexts = True  # one cached pass per context shared by continuations
         self.batch_size = batch_size or self._auto_batch_size()
+        if _virtual_tokens(model):
+            # prompt/prefix tuning prepend tokens before any padding and peft drops explicit
+            # position ids, so a padded row would score differently: one row per pass
+            self.batch_size, self.auto_batch, self.share_contexts = 1, False, False
         self.max_length = max_length
         self.device = next(model.parameters()).device
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
@@ -434,6 +438,12 @@ def _left_pad(rows: list[Sequence[int]], pad_id: int,
             ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
             mask[i, width - len(row):] = 1
     return ids.to(device), mask.to(device)
+
+
+def _virtual_tokens(model: Any) -> int:
+    """Virtual tokens a peft prompt-learning adapter adds to every input (0 for others)."""
+    config = getattr(model, "peft_config", {}).get("default")
+    return int(getattr(config, "num_virtual_tokens", 0) or 0)
 
 
 def _pad_id(tokenizer: Any) -> int:

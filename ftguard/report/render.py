@@ -1,4 +1,4 @@
-"""Render a Comparison or a RunRecord as one self-contained HTML file.
+"""Render a Comparison, a RunRecord or a TrainRecord as one self-contained HTML file.
 
 Everything is inline (CSS, an SVG chart drawn here, a few lines of JavaScript for the flips
 filter); the page makes no network request. Model outputs and prompts are untrusted: jinja2
@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from ftguard.atomic import write_text_atomic
+from ftguard.errors import UsageError
 from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
 from ftguard.version import ftguard_version
+
+if TYPE_CHECKING:
+    from ftguard.train.record import TrainRecord
 
 SHOWN_FLIPS = 500
 """Flips rendered into the page's DOM; the filter searches all of them through the data island."""
@@ -38,18 +42,43 @@ def _env() -> Environment:
     return env
 
 
-def render_report(obj: Comparison | RunRecord) -> str:
-    """The HTML report of a Comparison (gate report) or a RunRecord (results report)."""
+_TRAIN_PAGE = ('{% extends "base.html.j2" %}{% block body %}'
+               '{% include "_training.html.j2" %}{% endblock %}')
+
+
+def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord | None = None) -> str:
+    """The HTML report of a Comparison (gate report), a RunRecord (results report) or a
+    TrainRecord (training report).
+
+    A Comparison gets a Training section from ``train``, or else from the train_record.json
+    found beside the tuned model's adapter or model folder (``find_train_record``).
+    """
+    # lazy: ftguard.train may pull in training code that a gate report never needs
+    from ftguard.report.training import discover_train_record, training_context
+    from ftguard.train.record import TrainRecord
+
+    if train is not None and not isinstance(obj, Comparison):
+        raise UsageError(f"a train record (--train) goes with a Comparison, not a "
+                         f"{type(obj).__name__}.", hint="Render the train record on its own.")
+    if isinstance(obj, TrainRecord):
+        return _env().from_string(_TRAIN_PAGE).render(
+            title=f"Training — {obj.method} of {obj.base.spec}", renderer_version=ftguard_version(),
+            train=training_context(obj, standalone=True))
     if isinstance(obj, Comparison):
-        return _env().get_template("comparison.html.j2").render(**_comparison_context(obj))
+        train = train if train is not None else discover_train_record(obj.tuned)
+        return _env().get_template("comparison.html.j2").render(
+            **_comparison_context(obj), train=training_context(train) if train else None)
     if isinstance(obj, RunRecord):
         return _env().get_template("run.html.j2").render(**_run_context(obj))
-    raise TypeError(f"render_report takes a Comparison or a RunRecord, not {type(obj).__name__}")
+    raise TypeError("render_report takes a Comparison, a RunRecord or a TrainRecord, "
+                    f"not {type(obj).__name__}")
 
 
-def write_report(obj: Comparison | RunRecord, path: Path | str) -> Path:
-    """Render ``obj`` and write it to ``path`` atomically; return the path."""
-    return write_text_atomic(render_report(obj), Path(path))
+def write_report(obj: Comparison | RunRecord | TrainRecord, path: Path | str,
+                 train: TrainRecord | None = None) -> Path:
+    """Render ``obj`` (with ``train``, see ``render_report``) and write it to ``path``
+    atomically; return the path."""
+    return write_text_atomic(render_report(obj, train=train), Path(path))
 
 
 def json_island(data: Any) -> Markup:

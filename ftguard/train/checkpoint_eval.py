@@ -1,0 +1,179 @@
+"""Evaluation during training: suites run on checkpoints, compared with the base model.
+
+Each evaluation goes through the same engine as ``ftguard eval`` and is written as a full
+RunRecord under ``OUT/evals/step-NNNNNN.json``; step 0 is the base model before training.
+Every later checkpoint is compared with it by :func:`ftguard.compare.compare` under the
+suites' own gate rules (or the default: no general task may regress significantly), which
+gives its gain (target suites), forgetting (general suites) and whether the general gate
+passes. :func:`choose_best` then picks the checkpoint to export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ftguard.engine.runner import RunSettings
+from ftguard.record import ModelInfo, RunRecord, read_run, write_run
+from ftguard.suite import Suite
+from ftguard.train.record import BestCheckpoint, CheckpointEval
+
+
+def eval_path(step: int) -> str:
+    """RunRecord path of the evaluation at ``step``, relative to the output folder."""
+    return f"evals/step-{step:06d}.json"
+
+
+class CheckpointEvaluator:
+    """Runs the configured suites on the model being trained."""
+
+    def __init__(self, suites: Sequence[Suite], out: Path, base: ModelInfo, tokenizer: Any, *,
+                 settings: RunSettings, batch_size: int | None, max_length: int) -> None:
+        self.suites = list(suites)
+        self.out = out
+        self.base_info = base
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.base_run: RunRecord | None = None
+
+    def load_base(self) -> bool:
+        """Reuse the base evaluation of an earlier, interrupted run of the same output."""
+        path = self.out / eval_path(0)
+        if path.is_file():
+            self.base_run = read_run(path)
+            return True
+        return False
+
+    def evaluate(self, model: Any, step: int, *, checkpoint: str | None,
+                 val_loss: float | None, base: bool = False) -> CheckpointEval:
+        """Evaluate ``model`` now (eval mode, no gradients, training RNG untouched)."""
+        import contextlib
+
+        import torch
+
+        from ftguard.api import evaluate
+        from ftguard.models.hf import HFBackend
+
+        started = time.perf_counter()
+        info = self.base_info if base else self._info(model, step)
+        rng = torch.get_rng_state()
+        was_training = model.training
+        model.eval()
+        off = model.disable_adapter() if base and hasattr(model, "disable_adapter") \
+            else contextlib.nullcontext()
+        try:
+            with off, torch.no_grad():
+                backend = HFBackend(model, self.tokenizer, info, batch_size=self.batch_size,
+                                    max_length=self.max_length)
+                if not getattr(model.config, "use_cache", True):
+                    backend.share_contexts = False
+                run = evaluate(self.suites, backend=backend, settings=self.settings)
+        finally:
+            model.train(was_training)
+            torch.set_rng_state(rng)
+        run.config["train_step"] = step
+        write_run(run, self.out / eval_path(step))
+        if base:
+            self.base_run = run
+        result = self._summarise(run, step, checkpoint, val_loss)
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    def _info(self, model: Any, step: int) -> ModelInfo:
+        digest = hashlib.sha256(self.base_info.fingerprint.encode())
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                digest.update(name.encode())
+                digest.update(param.detach().float().cpu().numpy().tobytes())
+        return self.base_info.model_copy(update={
+            "spec": f"{self.base_info.spec}@step-{step}",
+            "fingerprint": "sha256:" + digest.hexdigest(),
+            "adapter": None, "path": str(self.out / "checkpoints" / f"checkpoint-{step}")})
+
+    def _summarise(self, run: RunRecord, step: int, checkpoint: str | None,
+                   val_loss: float | None) -> CheckpointEval:
+        headline: dict[str, float] = {}
+        target_values: list[float] = []
+        for suite in run.suites:
+            for task in suite.tasks:
+                if not task.metrics:
+                    continue
+                name, metric = next(iter(task.metrics.items()))
+                headline[f"{suite.name}/{task.name}/{name}"] = metric.value
+                if suite.role == "target":
+                    target_values.append(metric.value if metric.higher_is_better else -metric.value)
+        result = CheckpointEval(step=step, run=eval_path(step), checkpoint=checkpoint,
+                                headline=headline, val_loss=val_loss,
+                                target_score=(sum(target_values) / len(target_values)
+                                              if target_values else None))
+        if self.base_run is not None and step > 0:
+            self._judge(run, result)
+        return result
+
+    def _judge(self, run: RunRecord, result: CheckpointEval) -> None:
+        from ftguard.compare import compare
+        from ftguard.gate import Policy, rules_from_suites
+
+        assert self.base_run is not None
+        own = rules_from_suites([(s.name, s.gate) for s in self.base_run.suites if s.gate])
+        comparison = compare(self.base_run, run, Policy(rules=own) if own else Policy(),
+                             resamples=2000, seed=self.settings.seed)
+        result.gain = comparison.gain.value if comparison.gain else None
+        tax = comparison.alignment_tax
+        result.forgetting = -tax.value if tax else None
+        failing = [r for r in comparison.rows if r.role == "general" and r.reason]
+        result.gate_failures = [f"{r.suite}/{r.task} {r.metric}: {r.reason}" for r in failing]
+        result.gate_passed = not failing
+
+
+def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpoint | None:
+    """The checkpoint to export under ``rule``; None when there is no trained checkpoint.
+
+    ``target_passing_gate``: highest gain (target score without a base run) among the
+    checkpoints whose general gate passes; when none passes, the one that forgot least.
+    ``target``: highest gain. ``val_loss``: lowest validation loss. ``last``: the last one.
+    Ties go to the earlier checkpoint (fewer steps away from the base).
+    """
+    trained = [c for c in checkpoints if c.step > 0]
+    if not trained:
+        return None
+
+    def score(c: CheckpointEval) -> float:
+        value = c.gain if c.gain is not None else c.target_score
+        return float("-inf") if value is None else value
+
+    if rule == "last":
+        best = trained[-1]
+        return BestCheckpoint(step=best.step, rule=rule, reason="the last checkpoint")
+    if rule == "val_loss":
+        scored = [c for c in trained if c.val_loss is not None]
+        if scored:
+            best = min(scored, key=lambda c: (c.val_loss, c.step))
+            return BestCheckpoint(step=best.step, rule=rule,
+                                  reason=f"lowest validation loss ({best.val_loss:.4f})")
+        best = trained[-1]
+        return BestCheckpoint(step=best.step, rule=rule,
+                              reason="no validation loss was computed; the last checkpoint")
+    if rule == "target_passing_gate":
+        passing = [c for c in trained if c.gate_passed is not False]
+        if not passing:
+            best = min(trained, key=lambda c: (c.forgetting or 0.0, c.step))
+            return BestCheckpoint(step=best.step, rule=rule, reason=(
+                "no checkpoint passed the general gate; exported the one that forgot least "
+                f"({_pct(best.forgetting)} forgetting)"))
+        best = max(passing, key=lambda c: (score(c), -c.step))
+        return BestCheckpoint(step=best.step, rule=rule, reason=(
+            f"best target score among the {len(passing)} of {len(trained)} checkpoints that "
+            f"pass the general gate (gain {_pct(best.gain)}, forgetting {_pct(best.forgetting)})"))
+    best = max(trained, key=lambda c: (score(c), -c.step))
+    return BestCheckpoint(step=best.step, rule=rule,
+                          reason=f"best target score (gain {_pct(best.gain)})")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"
