@@ -79,8 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ftguard.train.run import CONFIG_FILE, run_training
 
     config = Path(args.config) if args.config else None
-    if config is None and args.resume and args.out:
-        config = Path(args.out) / CONFIG_FILE
+    if config is None and args.resume and args.out and (Path(args.out) / CONFIG_FILE).is_file():
+        config = Path(args.out) / CONFIG_FILE  # resume with the config the run saved
     overrides = {key: getattr(args, _dest(flag)) for flag, key, _ in FLAGS}
     overrides["out"] = args.out
     cfg = load_train_config(config, overrides)

@@ -138,7 +138,7 @@ def _evaluate(session: Session, trainer: Any, state: Any, last: bool) -> bool:
 
 def _should_stop(session: Session, val: float | None) -> bool:
     rule = session.cfg.eval.early_stopping
-    if rule.on == "val_loss" and val is not None:
+    if rule.watch == "val_loss" and val is not None:
         if val < session._best_val - rule.min_delta:
             session._best_val = val
             session._bad_evals = 0
@@ -148,7 +148,7 @@ def _should_stop(session: Session, val: float | None) -> bool:
             session.stop_reason = (f"validation loss did not improve by {rule.min_delta:g} for "
                                    f"{rule.patience} evaluations (best {session._best_val:.4f})")
             return True
-    if rule.on == "gate" and session.record.checkpoints:
+    if rule.watch == "gate" and session.record.checkpoints:
         point = session.record.checkpoints[-1]
         if point.forgetting is not None and point.forgetting > rule.max_forgetting:
             session.stop_reason = (f"general ability fell {point.forgetting:.1%} at step "

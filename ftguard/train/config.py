@@ -162,7 +162,7 @@ class OptimConfig(_Strict):
 class EarlyStopConfig(_Strict):
     """When to stop before the planned number of steps."""
 
-    on: Literal["none", "val_loss", "gate"] = "none"
+    watch: Literal["none", "val_loss", "gate"] = "none"
     """``val_loss``: no improvement of validation loss by ``min_delta`` for ``patience``
     evaluations; ``gate``: general ability fell by more than ``max_forgetting``."""
     patience: int = Field(default=3, ge=1)
@@ -235,7 +235,7 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_eval(self) -> TrainConfig:
-        if self.eval.early_stopping.on == "gate" and not self.eval.suites:
-            raise ValueError("eval.early_stopping.on: gate needs eval.suites (a target and a "
+        if self.eval.early_stopping.watch == "gate" and not self.eval.suites:
+            raise ValueError("eval.early_stopping.watch: gate needs eval.suites (a target and a "
                              "general suite)")
         return self

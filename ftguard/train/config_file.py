@@ -50,13 +50,29 @@ def load_train_config(path: Path | None, overrides: dict[str, Any]) -> TrainConf
     for dotted, value in overrides.items():
         if value is None:
             continue
+        if dotted in _PATH_KEYS:  # a path given as a flag is relative to where it was typed
+            value = _from_cwd(value, only_existing=dotted == "model")
         _set(data, dotted.split("."), value)
         lines.pop(tuple(dotted.split(".")), None)
     try:
         cfg = TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_problem(e, lines, name) for e in exc.errors()]) from None
-    return _absolute(cfg, path.parent if path else Path.cwd(), lines, name)
+    return _absolute(cfg, (path.parent if path else Path.cwd()).resolve(), lines, name)
+
+
+_PATH_KEYS = ("model", "out", "data.train", "data.validation", "eval.suites")
+
+
+def _from_cwd(value: Any, *, only_existing: bool) -> Any:
+    """Absolute path of a flag's value; a model SPEC only when it names an existing folder
+    (otherwise it is a hub id or the embedded model's name)."""
+    if isinstance(value, list):
+        return [_from_cwd(v, only_existing=only_existing) for v in value]
+    path = Path(str(value)).expanduser()
+    if path.is_absolute() or (only_existing and not path.exists()):
+        return value
+    return str(Path.cwd() / path)
 
 
 def _set(data: dict[str, Any], keys: list[str], value: Any) -> None:

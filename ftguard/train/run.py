@@ -15,6 +15,7 @@ Output folder::
     OUT/train_record.json        losses, schedule, checkpoint evaluations, timings, memory
     OUT/evals/step-N.json        RunRecords of the checkpoint evaluations (0 = base)
     OUT/checkpoints/             Trainer checkpoints (resumable), the best one kept
+    OUT/report.html              loss curves, gain/forgetting per checkpoint (self-contained)
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
         timings["total"] = round(time.perf_counter() - t0, 3)
         record.timings = timings
         save_record()
+        from ftguard.report.render import write_report
+
+        write_report(record, out / "report.html")
         _say(quiet, _summary(record, out))
     _barrier()
     return record
@@ -161,7 +165,8 @@ def _check_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
                          hint="Pass --resume to continue the run saved there, --overwrite to "
                               "replace it, or choose another folder.")
     if used and overwrite and _distributed_state()["is_main"]:
-        for name in ("adapter", "model", "checkpoints", "evals", TRAIN_RECORD, CONFIG_FILE):
+        for name in ("adapter", "model", "checkpoints", "evals", TRAIN_RECORD, CONFIG_FILE,
+                     "report.html"):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
