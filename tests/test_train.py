@@ -248,7 +248,7 @@ def test_ctrl_c_saves_and_resume_reaches_the_same_weights(workspace: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.torch import load_file
 
-    import ftguard.train.hf_trainer as hf_trainer
+    from ftguard.train import hf_trainer
     from ftguard.train.config_file import load_train_config
     from ftguard.train.run import run_training
 
@@ -288,7 +288,7 @@ def test_neftune_noise_only_in_training_mode(workspace: Path,
     import torch
     from transformers import TrainerCallback
 
-    import ftguard.train.hf_trainer as hf_trainer
+    from ftguard.train import hf_trainer
 
     seen: dict[str, bool] = {}
 
