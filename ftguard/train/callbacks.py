@@ -66,6 +66,8 @@ class Session:
     interrupt: Interrupt = field(default_factory=Interrupt)
     stop_reason: str | None = None
     eval_seconds: float = 0.0
+    save_seconds: float = 0.0
+    save_started: float | None = None
     _bad_evals: int = 0
     _best_val: float = float("inf")
 
@@ -80,7 +82,8 @@ def make_callback(session: Session, trainer_ref: list[Any]) -> Any:
             if not logs or "loss" not in logs:
                 return
             trainer = trainer_ref[0]
-            elapsed = time.perf_counter() - session.started - session.eval_seconds
+            elapsed = (time.perf_counter() - session.started - session.eval_seconds
+                       - session.save_seconds)
             tokens = trainer.tokens_seen * args.world_size
             session.record.log.append(LogPoint(
                 step=state.global_step, epoch=round(state.global_step / max(state.max_steps, 1), 4),
@@ -89,12 +92,18 @@ def make_callback(session: Session, trainer_ref: list[Any]) -> Any:
             if session.is_main and not session.quiet:
                 _progress_line(state, logs, tokens / max(elapsed, 1e-9), elapsed)
 
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if session.save_started is not None:  # checkpoint writes are not training time
+                session.save_seconds += time.perf_counter() - session.save_started
+                session.save_started = None
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             every = session.cfg.eval.every_steps
             last = state.global_step >= state.max_steps
             due = bool(every and state.global_step % every == 0) or last
             if session.interrupt.requested and not due:
                 control.should_save = True
+                session.save_started = time.perf_counter()
                 control.should_training_stop = True
                 session.stop_reason = "interrupted"
                 return
@@ -102,6 +111,7 @@ def make_callback(session: Session, trainer_ref: list[Any]) -> Any:
                 return
             stop = _evaluate(session, trainer_ref[0], state, last)
             control.should_save = True
+            session.save_started = time.perf_counter()
             if stop or session.interrupt.requested:
                 control.should_training_stop = True
 

@@ -47,7 +47,9 @@ class Collator:
                 positions.append(pos + list(range(pad)))
         batch = {"input_ids": torch.tensor(ids, dtype=torch.long),
                  "labels": torch.tensor(labels, dtype=torch.long),
-                 "loss_weights": torch.tensor(weights, dtype=torch.float32)}
+                 "loss_weights": torch.tensor(weights, dtype=torch.float32),
+                 # real (non-padding) tokens per row, for tokens/s; not a model input
+                 "num_tokens": torch.tensor([sum(m) for m in masks], dtype=torch.long)}
         if self.packed:
             batch["position_ids"] = torch.tensor(positions, dtype=torch.long)
         else:

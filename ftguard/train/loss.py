@@ -18,13 +18,13 @@ def weighted_causal_lm_loss(logits: Any, labels: Any, loss_weights: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:].to(shift_logits.device)
-    shift_weights = loss_weights[:, 1:].to(shift_logits.device, torch.float32)
-    valid = shift_labels != -100
-    nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)),
-                          shift_labels.reshape(-1), ignore_index=-100, reduction="none")
-    w = (shift_weights * valid).reshape(-1)
+    # Shift the labels, not the logits: slicing (batch, seq, vocab) logits would copy them.
+    shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:].to(logits.device)
+    shift_weights = F.pad(loss_weights, (0, 1), value=0.0)[:, 1:].to(logits.device, torch.float32)
+    vocab = logits.size(-1)
+    nll = F.cross_entropy(logits.float().reshape(-1, vocab), shift_labels.reshape(-1),
+                          ignore_index=-100, reduction="none")
+    w = (shift_weights * (shift_labels != -100)).reshape(-1)
     total = w.sum()
     # An all-masked batch contributes 0 with a gradient path, not NaN.
     return (w * nll).sum() / total.clamp_min(torch.finfo(torch.float32).tiny)

@@ -111,9 +111,10 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         session.interrupt.uninstall()
-    train_seconds = time.perf_counter() - t3 - session.eval_seconds
+    train_seconds = time.perf_counter() - t3 - session.eval_seconds - session.save_seconds
     timings["train"] = round(train_seconds, 3)
     timings["eval"] = round(session.eval_seconds, 3)
+    timings["checkpoints"] = round(session.save_seconds, 3)
     record.steps = trainer.state.global_step
     record.tokens_per_second = round(trainer.tokens_seen * args.world_size
                                      / max(train_seconds, 1e-9), 1)
