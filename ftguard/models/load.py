@@ -118,15 +118,25 @@ def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
 
 def _load_model(path: Path, device: Any, dtype: Any, quant: str | None,
                 options: LoadOptions) -> Any:
+    return load_causal_lm(path, device=device, dtype=dtype,
+                          quantization_config=_bnb_config(quant, dtype) if quant else None,
+                          allow_pickle=options.allow_pickle,
+                          trust_remote_code=options.trust_remote_code)
+
+
+def load_causal_lm(path: Path, *, device: Any, dtype: Any, quantization_config: Any = None,
+                   allow_pickle: bool = False, trust_remote_code: bool = False) -> Any:
+    """``AutoModelForCausalLM.from_pretrained`` with ftguard's safety defaults (safetensors
+    only, no remote code) and its errors turned into a ModelError with a fix."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # ftguard draws its own progress
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": options.trust_remote_code}
-    if not options.allow_pickle:
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if not allow_pickle:
         kwargs["use_safetensors"] = True
-    if quant:
-        kwargs["quantization_config"] = _bnb_config(quant, dtype)
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
         kwargs["device_map"] = {"": device}
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -136,7 +146,7 @@ def _load_model(path: Path, device: Any, dtype: Any, quant: str | None,
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelError(f"--model {path}: cannot be loaded ({_first_line(exc)}).",
                          hint="Check that the folder holds a causal language model.") from None
-    return model if quant else model.to(device)
+    return model if quantization_config is not None else model.to(device)
 
 
 def _bnb_config(quant: str, dtype: Any) -> Any:

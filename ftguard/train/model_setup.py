@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftguard.errors import ModelError, UsageError
+from ftguard.errors import UsageError
 from ftguard.models.resolve import resolve_model
 from ftguard.train.config import TrainConfig
 
@@ -112,24 +112,11 @@ def prepare_model(cfg: TrainConfig) -> Prepared:
 
 
 def _load_base(cfg: TrainConfig, path: Path, device: Any, dtype: Any, quant: str | None) -> Any:
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
+    from ftguard.models.load import load_causal_lm
 
-    hf_logging.disable_progress_bar()
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
-    if not cfg.allow_pickle:
-        kwargs["use_safetensors"] = True
-    if quant:
-        kwargs["quantization_config"] = _bnb_4bit(cfg, dtype)
-        kwargs["device_map"] = {"": device}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except ImportError as exc:
-        raise ModelError(f"--model {path}: loading needs a missing package ({exc}).",
-                         hint="Install it into this environment and retry.") from None
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelError(f"--model {path}: cannot be loaded ({str(exc).splitlines()[0]}).",
-                         hint="Check that the folder holds a causal language model.") from None
+    model = load_causal_lm(path, device=device, dtype=dtype,
+                           quantization_config=_bnb_4bit(cfg, dtype) if quant else None,
+                           allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
     if quant:
         from peft import prepare_model_for_kbit_training
 
@@ -139,7 +126,7 @@ def _load_base(cfg: TrainConfig, path: Path, device: Any, dtype: Any, quant: str
 
         return prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.optim.gradient_checkpointing)
-    return model.to(device)
+    return model
 
 
 def _bnb_4bit(cfg: TrainConfig, dtype: Any) -> Any:
