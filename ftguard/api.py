@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -14,7 +13,7 @@ from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, load_backend
 from ftguard.record import RunRecord, write_run
 from ftguard.suite import Suite, find_suites, load_suite
-from ftguard.version import ftguard_version, package_version
+from ftguard.version import ftguard_version, git_revision, package_version
 
 _PACKAGES = ("ftguard", "torch", "transformers", "peft", "bitsandbytes", "accelerate",
              "sacrebleu", "rouge-score", "numpy")
@@ -74,7 +73,7 @@ def environment(device: str) -> dict[str, object]:
         "packages": {name: v for name in _PACKAGES if (v := package_version(name))},
         "device": device,
         "device_name": _device_name(device),
-        "git_revision": _git_revision(),
+        "git_revision": git_revision(),
     }
 
 
@@ -91,12 +90,3 @@ def _device_name(device: str) -> str:
 
         return str(torch.cuda.get_device_name(torch.device(device)))
     return platform.processor() or platform.machine()
-
-
-def _git_revision() -> str | None:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None

@@ -1,0 +1,165 @@
+"""Accepted baselines: the RunRecords a candidate is gated against, with an index.
+
+A baseline folder (``baselines/`` by default) holds one RunRecord per model x suite set and
+``index.json`` saying where each came from (model, fingerprint, suite hashes, git commit,
+date, ftguard version). ``ftguard baseline accept RUN.json`` adds or replaces one,
+``ftguard baseline show`` lists them, and :func:`find_baseline` picks the one that covers
+the suites being gated. Accepting refuses a run whose suite hashes differ from the suites
+on disk (the baseline would be stale the moment it is stored) unless forced. Every write is
+atomic: the RunRecord first, then the index.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ftguard.errors import RecordError, UsageError
+from ftguard.record import RunRecord, read_run, write_json_atomic, write_run
+from ftguard.version import git_revision
+
+INDEX = "index.json"
+DEFAULT_DIR = "baselines"
+
+
+class BaselineEntry(BaseModel):
+    """One accepted RunRecord."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    name: str
+    """Key of the baseline: by default the model SPEC's last path part (``smollm2-135m-instruct``)."""
+    file: str
+    """RunRecord file, relative to the baseline folder."""
+    model: str
+    """Model SPEC of the run."""
+    fingerprint: str
+    """Model fingerprint of the run."""
+    suites: dict[str, str]
+    """Suite name -> content hash of the suites the run covers."""
+    commit: str | None = None
+    """Git commit the run was accepted at, when known."""
+    accepted: str
+    """UTC time of acceptance (ISO 8601)."""
+    ftguard_version: str = ""
+    """ftguard version that produced the run."""
+
+
+class BaselineIndex(BaseModel):
+    """``index.json`` of a baseline folder."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    entries: list[BaselineEntry] = Field(default_factory=list)
+    """Accepted baselines, one per name."""
+
+
+def baseline_name(run: RunRecord) -> str:
+    """Default name: the model SPEC's last path part, made file-name safe."""
+    last = Path(run.model.spec.rstrip("/")).name or run.model.spec
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", last).strip("-.") or "baseline"
+
+
+def load_index(root: Path) -> BaselineIndex:
+    """The folder's index; an index-less folder of RunRecords is indexed on the fly."""
+    path = root / INDEX
+    if not path.is_file():
+        return BaselineIndex(entries=[_entry_for(read_run(p), p.stem, p.name, commit=None)
+                                      for p in sorted(root.glob("*.json"))] if root.is_dir()
+                             else [])
+    try:
+        return BaselineIndex.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as exc:
+        raise RecordError(f"{path}: not a baseline index ({str(exc).splitlines()[0]}).",
+                          hint="Restore it from version control, or delete it and accept "
+                               "the baselines again.") from None
+
+
+def accept(run_path: Path, root: Path, *, name: str | None = None, force: bool = False,
+           commit: str | None = None) -> BaselineEntry:
+    """Store the RunRecord at ``run_path`` as baseline ``name`` (replacing an older one)."""
+    run = read_run(run_path)
+    if not force:
+        stale = _stale_suites(run)
+        if stale:
+            raise UsageError(
+                f"{run_path}: the run's suites differ from the suites on disk "
+                f"({'; '.join(stale)}); a baseline of them would not be comparable.",
+                hint="Re-run ftguard eval on the current suites, or pass --force to accept it "
+                     "anyway.")
+    name = name or baseline_name(run)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-'.")
+    root.mkdir(parents=True, exist_ok=True)
+    index = load_index(root)
+    entry = _entry_for(run, name, f"{name}.json", commit=commit or git_revision())
+    write_run(run, root / entry.file)
+    index.entries = [e for e in index.entries if e.name != name] + [entry]
+    index.entries.sort(key=lambda e: e.name)
+    write_json_atomic(index.model_dump(mode="json"), root / INDEX)
+    return entry
+
+
+def find_baseline(root: Path, suites: dict[str, str] | list[str], *,
+                  name: str | None = None) -> tuple[RunRecord, BaselineEntry] | None:
+    """The baseline covering ``suites`` (names, or names -> hashes that must match).
+
+    ``root`` may also be a RunRecord file, which is then the baseline. With ``name`` only
+    that entry is considered; otherwise the most recently accepted entry that covers every
+    suite wins.
+    """
+    if root.is_file():
+        run = read_run(root)
+        return run, _entry_for(run, root.stem, root.name, commit=None)
+    wanted = dict.fromkeys(suites, "") if isinstance(suites, list) else dict(suites)
+    candidates = [e for e in load_index(root).entries
+                  if (name is None or e.name == name)
+                  and all(s in e.suites and (not h or e.suites[s] == h)
+                          for s, h in wanted.items())]
+    if not candidates:
+        return None
+    entry = max(candidates, key=lambda e: e.accepted)
+    return read_run(root / entry.file), entry
+
+
+def show(root: Path) -> str:
+    """The index as a small text table."""
+    entries = load_index(root).entries
+    if not entries:
+        return f"no baselines in {root} (add one with: ftguard baseline accept RUN.json)"
+    lines = [f"{'name':<28} {'model':<32} {'suites':<36} {'commit':<10} accepted"]
+    for e in entries:
+        suites = ", ".join(f"{s}@{h.removeprefix('sha256:')[:8]}" for s, h in e.suites.items())
+        lines.append(f"{e.name:<28} {e.model[-32:]:<32} {suites:<36} "
+                     f"{(e.commit or '-')[:8]:<10} {e.accepted}")
+    return "\n".join(lines)
+
+
+def _entry_for(run: RunRecord, name: str, file: str, *, commit: str | None) -> BaselineEntry:
+    return BaselineEntry(name=name, file=file, model=run.model.spec,
+                         fingerprint=run.model.fingerprint,
+                         suites={s.name: s.hash for s in run.suites}, commit=commit,
+                         accepted=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         ftguard_version=run.ftguard_version)
+
+
+def _stale_suites(run: RunRecord) -> list[str]:
+    """Suites of ``run`` whose folder is on disk with different content."""
+    from ftguard.errors import FtguardError
+    from ftguard.suite import load_suite
+
+    stale = []
+    for suite in run.suites:
+        if not suite.path or not (Path(suite.path) / "suite.yaml").is_file():
+            continue
+        try:
+            current = load_suite(Path(suite.path))
+        except FtguardError:
+            continue
+        if current.hash != suite.hash:
+            stale.append(f"{suite.name}: run {suite.hash[:15]}, disk {current.hash[:15]}")
+    return stale
