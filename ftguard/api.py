@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, run_suite
+from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display_path, run_suite
 from ftguard.models.base import Backend
-from ftguard.models.load import LoadOptions, load_backend
-from ftguard.record import RunRecord, write_run
+from ftguard.models.load import LoadOptions, describe_model, load_backend
+from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
 from ftguard.suite import Suite, find_suites, load_suite
 from ftguard.version import ftguard_version, git_revision, package_version
 
@@ -27,11 +27,13 @@ def load_suites(paths: Sequence[str | Path]) -> list[Suite]:
 def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
-             reporter: Reporter | None = None) -> RunRecord:
+             reporter: Reporter | None = None, cache: bool = False) -> RunRecord:
     """Evaluate a model on suites and return (and optionally write) the RunRecord.
 
     Suites are loaded and validated before the model, so a bad suite fails in milliseconds.
-    Pass ``backend`` to reuse a loaded model; otherwise ``load`` says what to load.
+    Pass ``backend`` to reuse a loaded model; otherwise ``load`` says what to load. With
+    ``cache`` a suite already evaluated with the same model fingerprint, suite content and
+    settings is reused (:mod:`ftguard.result_cache`); when every suite is, no model is loaded.
     """
     started = time.perf_counter()
     loaded = [s for item in suites
@@ -39,30 +41,56 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     settings = settings or RunSettings()
     load = load or LoadOptions()
     timings: dict[str, float] = {}
-    if backend is None:
+    info = backend.info if backend is not None else describe_model(load) if cache else None
+    cached = _cached(info, loaded, settings) if cache and info is not None else {}
+    if backend is None and len(cached) < len(loaded):
         t0 = time.perf_counter()
         backend = load_backend(load)
         timings["model_load"] = round(time.perf_counter() - t0, 3)
-    _seed(settings.seed, backend)
+    if backend is not None:
+        info = backend.info
+        _seed(settings.seed, backend)
     reporter = reporter or SilentReporter()
-    results = [run_suite(s, backend, settings, reporter, timings) for s in loaded]
+    results = []
+    for suite in loaded:
+        if suite.name in cached:
+            results.append(cached[suite.name])
+            continue
+        assert backend is not None
+        results.append(run_suite(suite, backend, settings, reporter, timings))
+        if cache:
+            from ftguard import result_cache
+
+            result_cache.put(backend.info.fingerprint, suite, settings, results[-1])
     timings["total"] = round(time.perf_counter() - started, 3)
     record = RunRecord(
         ftguard_version=ftguard_version(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=backend.info,
+        model=info,
         config={"seed": settings.seed, "limit": settings.limit, "subset": settings.subset,
                 "batch_size": getattr(backend, "batch_size", None),
-                "device": backend.info.device, "dtype": backend.info.dtype,
+                "device": info.device, "dtype": info.dtype,
                 "load_in_4bit": load.load_in_4bit, "load_in_8bit": load.load_in_8bit,
-                "bootstrap_resamples": settings.resamples},
-        environment=environment(backend.info.device),
+                "bootstrap_resamples": settings.resamples,
+                "cached_suites": sorted(cached)},
+        environment=environment(info.device),
         suites=results,
         timings=timings,
     )
     if out is not None:
         write_run(record, Path(out))
     return record
+
+
+def _cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> dict[str, SuiteResult]:
+    from ftguard import result_cache
+
+    found = {}
+    for suite in suites:
+        hit = result_cache.get(info.fingerprint, suite, settings)
+        if hit is not None:
+            found[suite.name] = hit.model_copy(update={"path": display_path(suite.root)})
+    return found
 
 
 def environment(device: str) -> dict[str, object]:

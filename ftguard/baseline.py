@@ -68,7 +68,8 @@ def load_index(root: Path) -> BaselineIndex:
     """The folder's index; an index-less folder of RunRecords is indexed on the fly."""
     path = root / INDEX
     if not path.is_file():
-        return BaselineIndex(entries=[_entry_for(read_run(p), p.stem, p.name, commit=None)
+        return BaselineIndex(entries=[_entry_for(read_run(p), p.stem, p.name, commit=None,
+                                                 indexed=False)
                                       for p in sorted(root.glob("*.json"))] if root.is_dir()
                              else [])
     try:
@@ -114,7 +115,7 @@ def find_baseline(root: Path, suites: dict[str, str] | list[str], *,
     """
     if root.is_file():
         run = read_run(root)
-        return run, _entry_for(run, root.stem, root.name, commit=None)
+        return run, _entry_for(run, root.stem, root.name, commit=None, indexed=False)
     wanted = dict.fromkeys(suites, "") if isinstance(suites, list) else dict(suites)
     candidates = [e for e in load_index(root).entries
                   if (name is None or e.name == name)
@@ -139,12 +140,15 @@ def show(root: Path) -> str:
     return "\n".join(lines)
 
 
-def _entry_for(run: RunRecord, name: str, file: str, *, commit: str | None) -> BaselineEntry:
+def _entry_for(run: RunRecord, name: str, file: str, *, commit: str | None,
+               indexed: bool = True) -> BaselineEntry:
+    # A RunRecord outside the index was never accepted: date it by its creation, not now.
+    accepted = (datetime.now(timezone.utc).isoformat(timespec="seconds") if indexed
+                else run.created or "")
     return BaselineEntry(name=name, file=file, model=run.model.spec,
                          fingerprint=run.model.fingerprint,
                          suites={s.name: s.hash for s in run.suites}, commit=commit,
-                         accepted=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         ftguard_version=run.ftguard_version)
+                         accepted=accepted, ftguard_version=run.ftguard_version)
 
 
 def _stale_suites(run: RunRecord) -> list[str]:

@@ -91,22 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Paired comparison of a tuned run against its base.")
     cmp.add_argument("base", metavar="BASE", help="RunRecord JSON (or lm-eval output folder)")
     cmp.add_argument("tuned", metavar="TUNED", help="RunRecord JSON (or lm-eval output folder)")
-    cmp.add_argument("--policy", metavar="FILE", help="gate policy YAML")
-    cmp.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                     help="gate rule, e.g. 'acc:5%%', 'general:headline:noninferior(2%%)'")
-    cmp.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
-    cmp.add_argument("--out", "-o", metavar="FILE", help="write the Comparison JSON here")
-    cmp.add_argument("--allow-mismatch", action="store_true",
-                     help="compare only the items both runs share")
-    cmp.add_argument("--correction", choices=("holm", "bh"), default=None,
-                     help="multiple-comparison adjustment (default holm)")
-    cmp.add_argument("--alpha", type=float, default=None, help="significance level (0.05)")
-    cmp.add_argument("--resamples", type=_positive_int, default=10_000)
-    cmp.add_argument("--seed", type=int, default=1234)
-    cmp.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
-    cmp.add_argument("--train", metavar="FILE",
-                     help="train_record.json for the HTML report's Training section (default: "
-                          "the one beside the tuned model's adapter or model folder)")
+    compare_options(cmp)
     cmp.set_defaults(handler=cmd_compare)
 
     rep = commands.add_parser("report", parents=[common],
@@ -156,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ftguard.cli_train import add_commands
 
     add_commands(commands, common)
+    from ftguard.cli_baseline import add_commands as add_baseline_commands
+    add_baseline_commands(commands, common)
     return parser
 
 
@@ -184,6 +171,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                    help="results table format on stdout")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g.add_argument("--cache", action="store_true",
+                   help="reuse suite results of the same model, suite content and settings "
+                        "from $FTGUARD_HOME/results; evaluate only what changed")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -196,7 +186,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = RunSettings(limit=args.limit, seed=args.seed)
     with ProgressBar(enabled=not args.no_progress) as bar:
         record = evaluate(suites, load=_load_options(args), settings=settings, out=args.out,
-                          reporter=bar)
+                          reporter=bar, cache=args.cache)
     print(render_results(record, args.format))
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
@@ -239,7 +229,43 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def compare_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``compare``, shared with ``gate`` (ftguard/cli_baseline.py)."""
+    p.add_argument("--policy", metavar="FILE", help="gate policy YAML")
+    p.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                   help="gate rule, e.g. 'acc:5%%', 'general:headline:noninferior(2%%)'")
+    p.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
+    p.add_argument("--out", "-o", metavar="FILE", help="write the Comparison JSON here")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="compare only the items both runs share")
+    p.add_argument("--correction", choices=("holm", "bh"), default=None,
+                   help="multiple-comparison adjustment (default holm)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (0.05)")
+    p.add_argument("--resamples", type=_positive_int, default=10_000)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    p.add_argument("--train", metavar="FILE",
+                   help="train_record.json for the HTML report's Training section (default: "
+                        "the one beside the tuned model's adapter or model folder)")
+
+
+def check_compare_options(args: argparse.Namespace) -> None:
+    """Refuse bad ``compare_options`` values before any file is read."""
+    if args.train and not args.html:
+        raise UsageError("--train goes with --html (it adds the Training section to the report).")
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1.")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    check_compare_options(args)
+    comparison = run_compare(args, _read_side(args.base), _read_side(args.tuned))
+    return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
+
+
+def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (imports kept lazy)
+    """Compare ``tuned`` with ``base`` under ``compare_options``, write ``--out`` and
+    ``--html``, print ``--format``; the body of both ``compare`` and ``gate``."""
     from dataclasses import replace
 
     from ftguard.compare import compare
@@ -247,9 +273,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ftguard.gate import Policy, load_policy, parse_fail_on, rules_from_suites
     from ftguard.record import write_comparison
 
-    if args.train and not args.html:
-        raise UsageError("--train goes with --html (it adds the Training section to the report).")
-    base, tuned = _read_side(args.base), _read_side(args.tuned)
+    check_compare_options(args)
     policy = load_policy(Path(args.policy)) if args.policy else None
     extra = tuple(parse_fail_on(e) for e in args.fail_on)
     if policy is None:
@@ -260,8 +284,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.correction:
         policy = replace(policy, correction=args.correction)
     if args.alpha is not None:
-        if not 0 < args.alpha < 1:
-            raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1.")
         policy = replace(policy, alpha=args.alpha)
     comparison = compare(base, tuned, policy,
                          allow_mismatch=args.allow_mismatch, resamples=args.resamples,
@@ -273,7 +295,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         write_report(comparison, Path(args.html), train=_read_train(args.train))
     print(render_comparison(comparison, args.format))
-    return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
+    return comparison
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -336,10 +337,14 @@ def test_accelerate_launch_two_processes(workspace: Path) -> None:
                       "  every_steps: 3\nlogging_steps: 2\n")
     out = workspace / "out-ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port, so parallel runs do not collide on 29500
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     accelerate = Path(sys.executable).with_name("accelerate")
     result = subprocess.run(
         [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "ftguard", "train",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
+         "-m", "ftguard", "train",
          str(config), "--out", str(out), "--quiet"],
         capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -64,11 +64,11 @@ def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: R
         tasks.append(run_task(task, backend, settings, reporter, label))
         timings[label] = round(time.perf_counter() - start, 3)
     return SuiteResult(name=suite.name, version=suite.spec.version, hash=suite.hash,
-                       role=suite.spec.role, path=_display_path(suite.root),
+                       role=suite.spec.role, path=display_path(suite.root),
                        gate=list(suite.spec.gate or []), tasks=tasks)
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The suite folder relative to the working directory when it is below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

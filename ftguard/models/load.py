@@ -52,6 +52,41 @@ class LoadOptions:
                              "or 'auto'.")
 
 
+@dataclass(frozen=True)
+class _Plan:
+    resolved: Any
+    adapter: Path | None
+    device: Any
+    dtype: Any
+    quant: str | None
+
+
+def _plan(options: LoadOptions) -> _Plan:
+    resolved = resolve_model(options.model, allow_pickle=options.allow_pickle)
+    adapter = _check_adapter(options.adapter, options.allow_pickle)
+    device = _device(options.device)
+    quant = "nf4" if options.load_in_4bit else "int8" if options.load_in_8bit else None
+    return _Plan(resolved, adapter, device, _dtype(options.dtype, device), quant)
+
+
+def _info(plan: _Plan) -> ModelInfo:
+    return ModelInfo(spec=plan.resolved.spec, backend="hf", path=str(plan.resolved.path),
+                     adapter=str(plan.adapter) if plan.adapter else None, device=str(plan.device),
+                     dtype=plan.quant or str(plan.dtype).removeprefix("torch."),
+                     fingerprint=model_fingerprint(plan.resolved.path, adapter_dir=plan.adapter,
+                                                   dtype=str(plan.dtype), quantization=plan.quant))
+
+
+def describe_model(options: LoadOptions) -> ModelInfo:
+    """What :func:`load_backend` would load, fingerprint included, without loading it."""
+    fake = _FAKE.match(options.model or "")
+    if fake:
+        from ftguard.models.fake import FakeBackend
+
+        return FakeBackend(int(fake.group(1) or 0)).info
+    return _info(_plan(options))
+
+
 def load_backend(options: LoadOptions) -> Backend:
     """Resolve, load and fingerprint the model; raise ModelError with a fix on failure."""
     fake = _FAKE.match(options.model or "")
@@ -59,24 +94,15 @@ def load_backend(options: LoadOptions) -> Backend:
         from ftguard.models.fake import FakeBackend
 
         return FakeBackend(int(fake.group(1) or 0))
-    resolved = resolve_model(options.model, allow_pickle=options.allow_pickle)
-    adapter = _check_adapter(options.adapter, options.allow_pickle)
-    device = _device(options.device)
-    dtype = _dtype(options.dtype, device)
-    quant = "nf4" if options.load_in_4bit else "int8" if options.load_in_8bit else None
-    tokenizer = _load_tokenizer(resolved.path, options.trust_remote_code)
-    model = _load_model(resolved.path, device, dtype, quant, options)
-    if adapter is not None:
-        model = _apply_adapter(model, adapter, resolved.path)
+    plan = _plan(options)
+    tokenizer = _load_tokenizer(plan.resolved.path, options.trust_remote_code)
+    model = _load_model(plan.resolved.path, plan.device, plan.dtype, plan.quant, options)
+    if plan.adapter is not None:
+        model = _apply_adapter(model, plan.adapter, plan.resolved.path)
     model.eval()
-    info = ModelInfo(spec=resolved.spec, backend="hf", path=str(resolved.path),
-                     adapter=str(adapter) if adapter else None, device=str(device),
-                     dtype=quant or str(dtype).removeprefix("torch."),
-                     fingerprint=model_fingerprint(resolved.path, adapter_dir=adapter,
-                                                   dtype=str(dtype), quantization=quant))
     from ftguard.models.hf import HFBackend
 
-    return HFBackend(model, tokenizer, info, batch_size=options.batch_size,
+    return HFBackend(model, tokenizer, _info(plan), batch_size=options.batch_size,
                      max_length=_max_length(model, tokenizer))
 
 

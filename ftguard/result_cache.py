@@ -1,0 +1,55 @@
+"""Suite results remembered per model, suite content and settings (``ftguard eval --cache``).
+
+A suite's result is reused only when everything that decides it is the same: the model
+fingerprint (weights, tokenizer, adapter, dtype, quantisation), the suite's content hash,
+the run settings (limit, subset, seed, resamples) and the ftguard version (metric
+definitions). So a CI job that caches ``$FTGUARD_HOME`` re-evaluates only the suites whose
+files or model changed, and skips loading the model when nothing did. Entries are written
+atomically after each suite, so an interrupted run keeps the suites it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ftguard.engine.runner import RunSettings
+from ftguard.models.embedded import ftguard_home
+from ftguard.record import SuiteResult, write_json_atomic
+from ftguard.suite import Suite
+from ftguard.version import ftguard_version
+
+
+def cache_key(fingerprint: str, suite: Suite, settings: RunSettings) -> str:
+    """sha256 over everything that decides a suite's result."""
+    parts = {"model": fingerprint, "suite": suite.hash, "limit": settings.limit,
+             "subset": settings.subset, "seed": settings.seed, "resamples": settings.resamples,
+             "ftguard": ftguard_version()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _path(key: str) -> Path:
+    return ftguard_home() / "results" / key[:2] / f"{key}.json"
+
+
+def get(fingerprint: str, suite: Suite, settings: RunSettings) -> SuiteResult | None:
+    """The remembered result, or None (also when the entry is unreadable)."""
+    path = _path(cache_key(fingerprint, suite, settings))
+    try:
+        return SuiteResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError):
+        return None
+
+
+def put(fingerprint: str, suite: Suite, settings: RunSettings, result: SuiteResult) -> None:
+    """Remember ``result``; a cache that cannot be written only costs a re-evaluation."""
+    from ftguard.errors import RecordError
+
+    try:
+        write_json_atomic(result.model_dump(mode="json"),
+                          _path(cache_key(fingerprint, suite, settings)))
+    except RecordError:
+        pass
