@@ -106,6 +106,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
                          hint="Accept a baseline first: ftguard eval SUITES --model BASE "
                               f"--out runs/base.json && ftguard baseline accept runs/base.json "
                               f"--dir {root}")
+    if args.name and root.is_file():
+        raise UsageError(f"--name {args.name}: it picks an entry of a baseline folder, but "
+                         f"--baseline {root} is a RunRecord file; drop one of them.")
     wanted = {s.name: s.hash for s in candidate.suites}
     found = find_baseline(root, wanted, name=args.name)
     if found is None:

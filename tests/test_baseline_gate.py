@@ -142,7 +142,7 @@ def test_accept_refuses_stale_suite_hash_unless_forced(repo: Path, run_cli: RunC
     assert "the run's suites differ from the suites on disk (tiny: run" in err
     assert "--force" in err and "Traceback" not in err
     assert not (repo / "baselines").exists()
-    code, out, err = run_cli("baseline", "accept", run, "--force")
+    code, _, err = run_cli("baseline", "accept", run, "--force")
     assert code == 0, err
     assert (repo / "baselines" / "fake-0.json").is_file()
 
@@ -184,6 +184,9 @@ def test_gate_accepts_a_runrecord_file_and_compare_options(repo: Path, run_cli: 
     code, _, err = run_cli("gate", "--baseline", base, "--candidate", "runs/candidate.json",
                            "--alpha", "2")
     assert code == 2 and "--alpha 2.0: must be between 0 and 1" in err
+    code, _, err = run_cli("gate", "--baseline", base, "--candidate", "runs/candidate.json",
+                           "--name", "x")
+    assert code == 2 and "is a RunRecord file" in err
 
 
 def test_gate_markdown_and_step_summary(repo: Path, run_cli: RunCli, tmp_path: Path,
@@ -255,31 +258,35 @@ def _pr_step_scripts() -> tuple[dict[str, str], list[str]]:
     return workflow["env"], [steps["eval"]["run"], steps["gate"]["run"]]
 
 
-def _run_steps(repo: Path, tmp_path: Path) -> tuple[list[int], str]:
-    """Run the PR job's eval and gate steps as Actions would (bash -eo pipefail)."""
+def _run_steps(repo: Path, tmp_path: Path) -> tuple[list[int], str, str]:
+    """Run the PR job's eval and gate steps as Actions would (bash -eo pipefail); return
+    their exit codes, the step summary file and their stderr."""
     workflow_env, scripts = _pr_step_scripts()
     summary = tmp_path / "step_summary.md"
     env = {**os.environ, **{k: str(v) for k, v in workflow_env.items()},
            "CANDIDATE_MODEL": "fake:0", "CANDIDATE_ADAPTER": "",
            "GITHUB_STEP_SUMMARY": str(summary), "FTGUARD_HOME": str(tmp_path / "ftguard-home"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    codes = []
+    codes, errors = [], []
     for script in scripts:
         script = re.sub(r"\$\{\{\s*env\.(\w+)\s*\}\}", lambda m: env[m.group(1)], script)
         assert "${{" not in script, script
         result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                                cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+                                cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+                                check=False)
         codes.append(result.returncode)
+        errors.append(result.stderr)
         if result.returncode:
             break
-    return codes, summary.read_text(encoding="utf-8") if summary.exists() else ""
+    text = summary.read_text(encoding="utf-8") if summary.exists() else ""
+    return codes, text, "\n".join(errors)
 
 
 def test_workflow_gate_passes_unchanged_candidate(repo: Path, run_cli: RunCli,
                                                   tmp_path: Path) -> None:
     run_cli("baseline", "accept", _eval(run_cli, "runs/base.json"))
-    codes, summary = _run_steps(repo, tmp_path)
-    assert codes == [0, 0]
+    codes, summary, err = _run_steps(repo, tmp_path)
+    assert codes == [0, 0], err
     assert "## ✅ PASS: fake:0" in summary
     assert "| tiny | mc | acc* |" in summary
     assert (repo / "reports" / "gate.html").read_text(encoding="utf-8").startswith("<!DOCTYPE")
@@ -292,8 +299,8 @@ def test_workflow_gate_fails_on_regression(repo: Path, run_cli: RunCli, tmp_path
     untouched, so ``baseline accept`` needs no ``--force``. fake:0 then gets about a
     quarter of the 60 items right: a significant regression of a general suite."""
     run_cli("baseline", "accept", _perfect(_eval(run_cli, "runs/base.json")))
-    codes, summary = _run_steps(repo, tmp_path)
-    assert codes == [0, 1]
+    codes, summary, err = _run_steps(repo, tmp_path)
+    assert codes == [0, 1], err
     assert "## ❌ FAIL: fake:0" in summary
     assert re.search(r"\| tiny \| mc \| acc\* \| 1 \| 0\.\d+ \| -0\.\d+ .*regressed FAIL \|",
                      summary)

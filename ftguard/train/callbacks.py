@@ -20,6 +20,7 @@ from typing import Any
 
 from ftguard.train.checkpoint_eval import CheckpointEvaluator, choose_best
 from ftguard.train.config import TrainConfig
+from ftguard.train.progress import TrainProgress
 from ftguard.train.record import LogPoint, TrainRecord, ValidationPoint
 
 
@@ -61,7 +62,7 @@ class Session:
     """Callable(model) -> float | None."""
     evaluator: CheckpointEvaluator | None
     is_main: bool
-    quiet: bool = False
+    progress: TrainProgress = field(default_factory=lambda: TrainProgress(enabled=False))
     started: float = field(default_factory=time.perf_counter)
     interrupt: Interrupt = field(default_factory=Interrupt)
     stop_reason: str | None = None
@@ -89,8 +90,11 @@ def make_callback(session: Session, trainer_ref: list[Any]) -> Any:
                 step=state.global_step, epoch=round(state.global_step / max(state.max_steps, 1), 4),
                 loss=float(logs["loss"]), lr=float(logs.get("learning_rate", 0.0)),
                 grad_norm=_float(logs.get("grad_norm")), tokens=tokens, elapsed=round(elapsed, 3)))
-            if session.is_main and not session.quiet:
-                _progress_line(state, logs, tokens / max(elapsed, 1e-9), elapsed)
+            done, total = state.global_step, max(state.max_steps, 1)
+            session.progress.update(done, total, float(logs["loss"]),
+                                    float(logs.get("learning_rate", 0.0)),
+                                    tokens / max(elapsed, 1e-9),
+                                    elapsed / max(done, 1) * (total - done))
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if session.save_started is not None:  # checkpoint writes are not training time
@@ -98,6 +102,7 @@ def make_callback(session: Session, trainer_ref: list[Any]) -> Any:
                 session.save_started = None
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            session.progress.step(state.global_step)
             every = session.cfg.eval.every_steps
             last = state.global_step >= state.max_steps
             due = bool(every and state.global_step % every == 0) or last
@@ -132,8 +137,7 @@ def _evaluate(session: Session, trainer: Any, state: Any, last: bool) -> bool:
             point = session.evaluator.evaluate(model, step, checkpoint=f"checkpoints/checkpoint-{step}",
                                                val_loss=val)
             session.record.checkpoints.append(point)
-            if not session.quiet:
-                _print_checkpoint(point)
+            session.progress.message(_checkpoint_line(point))
             best = choose_best(session.record.checkpoints, session.cfg.eval.best)
             if best is not None:
                 state.best_global_step = best.step  # the Trainer never rotates it away
@@ -184,7 +188,7 @@ def _overfitting(session: Session) -> None:
                 "loss fell")
         if not any(w.startswith("possible overfitting") for w in session.record.warnings):
             session.record.warnings.append(text)
-            print(f"warning: {text}", file=sys.stderr)
+            session.progress.message(f"warning: {text}")
 
 
 def _broadcast(flag: bool) -> bool:
@@ -204,16 +208,7 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _progress_line(state: Any, logs: dict[str, float], rate: float, elapsed: float) -> None:
-    done, total = state.global_step, max(state.max_steps, 1)
-    eta = elapsed / max(done, 1) * (total - done)
-    bar = "#" * int(20 * done / total)
-    print(f"[{bar:<20}] step {done}/{total}  loss {logs['loss']:.4f}  "
-          f"lr {logs.get('learning_rate', 0.0):.2e}  {rate:,.0f} tok/s  "
-          f"eta {_duration(eta)}", file=sys.stderr, flush=True)
-
-
-def _print_checkpoint(point: Any) -> None:
+def _checkpoint_line(point: Any) -> str:
     parts = [f"checkpoint {point.step}:"]
     if point.val_loss is not None:
         parts.append(f"val loss {point.val_loss:.4f}")
@@ -223,9 +218,4 @@ def _print_checkpoint(point: Any) -> None:
         parts.append(f"forgetting {point.forgetting:+.1%}")
     if point.gate_passed is not None:
         parts.append("gate pass" if point.gate_passed else "gate FAIL")
-    print("  ".join(parts), file=sys.stderr, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return "  ".join(parts)

@@ -90,10 +90,12 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
 
     from ftguard.train.callbacks import Session, make_callback
     from ftguard.train.hf_trainer import make_trainer, training_arguments
+    from ftguard.train.progress import TrainProgress
 
     session = Session(cfg=cfg, record=record, save_record=save_record,
                       validation_loss=data.validation_loss, evaluator=evaluator,
-                      is_main=state["is_main"], quiet=quiet)
+                      is_main=state["is_main"],
+                      progress=TrainProgress(enabled=state["is_main"] and not quiet))
     args = training_arguments(cfg, str(out / "checkpoints"), use_cpu=prepared.device.type == "cpu",
                               dtype=prepared.dtype, streaming=data.streaming)
     trainer_ref: list[Any] = []
@@ -105,11 +107,13 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
     if resume and checkpoint is None:
         _say(quiet, "no checkpoint to resume from; starting from the beginning")
     session.interrupt.install()
+    session.progress.start(record.planned_steps)
     t3 = time.perf_counter()
     session.started = t3
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
+        session.progress.stop()
         session.interrupt.uninstall()
     train_seconds = time.perf_counter() - t3 - session.eval_seconds - session.save_seconds
     timings["train"] = round(train_seconds, 3)
