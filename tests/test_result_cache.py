@@ -52,15 +52,16 @@ def test_cache_reuses_unchanged_suites(make_suite: Callable[..., Path], tmp_path
     assert third["config"]["cached_suites"] == ["alpha"]
     assert len(third["suites"][1]["tasks"][0]["samples"]) == 4
     assert run("seeded", "--seed", "7")["config"]["cached_suites"] == []  # settings differ
-    code, _, _ = run_cli("eval", a, "--model", "fake:4", "--cache", "--out",
-                         tmp_path / "other.json", "--no-progress")
+    code, _, err = run_cli("eval", a, "--model", "fake:4", "--cache", "--out",
+                           tmp_path / "other.json", "--no-progress")
+    assert code == 0, err
     assert json.loads((tmp_path / "other.json").read_text())["config"]["cached_suites"] == []
 
 
 def test_fully_cached_run_does_not_load_the_model(make_suite: Callable[..., Path],
                                                   tiny_model: Path, tmp_path: Path,
                                                   monkeypatch) -> None:
-    import ftguard.api as api
+    from ftguard import api
     from ftguard.models.load import LoadOptions
 
     monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))
