@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display_path, run_suite
 from ftguard.models.base import Backend
@@ -14,6 +15,9 @@ from ftguard.models.load import LoadOptions, describe_model, load_backend
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
 from ftguard.suite import Suite, find_suites, load_suite
 from ftguard.version import ftguard_version, git_revision, package_version
+
+if TYPE_CHECKING:
+    from ftguard.models.cached import CachedBackend
 
 _PACKAGES = ("ftguard", "torch", "transformers", "peft", "bitsandbytes", "accelerate",
              "sacrebleu", "rouge-score", "numpy")
@@ -34,6 +38,9 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     Pass ``backend`` to reuse a loaded model; otherwise ``load`` says what to load. With
     ``cache`` a suite already evaluated with the same model fingerprint, suite content and
     settings is reused (:mod:`ftguard.result_cache`); when every suite is, no model is loaded.
+    The other suites' model answers go through the response cache
+    (:mod:`ftguard.response_cache`): only requests never answered by this model reach it, the
+    model is loaded on the first such request, and an interrupted run resumes from there.
     """
     started = time.perf_counter()
     loaded = [s for item in suites
@@ -43,25 +50,35 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     timings: dict[str, float] = {}
     info = backend.info if backend is not None else describe_model(load) if cache else None
     cached = _cached(info, loaded, settings) if cache and info is not None else {}
-    if backend is None and len(cached) < len(loaded):
+    if backend is not None:
+        _seed(settings.seed, backend)
+    responses = None
+    if cache and info is not None and len(cached) < len(loaded):
+        backend = responses = _response_cached(backend, load, info, settings.seed, timings)
+    elif backend is None and len(cached) < len(loaded):
         t0 = time.perf_counter()
         backend = load_backend(load)
         timings["model_load"] = round(time.perf_counter() - t0, 3)
+        _seed(settings.seed, backend)
     if backend is not None:
         info = backend.info
-        _seed(settings.seed, backend)
     reporter = reporter or SilentReporter()
     results = []
-    for suite in loaded:
-        if suite.name in cached:
-            results.append(cached[suite.name])
-            continue
-        assert backend is not None
-        results.append(run_suite(suite, backend, settings, reporter, timings))
-        if cache:
-            from ftguard import result_cache
+    try:
+        for suite in loaded:
+            if suite.name in cached:
+                results.append(cached[suite.name])
+                continue
+            assert backend is not None
+            results.append(run_suite(suite, _for_suite(backend, suite), settings, reporter,
+                                     timings))
+            if cache:
+                from ftguard import result_cache
 
-            result_cache.put(backend.info.fingerprint, suite, settings, results[-1])
+                result_cache.put(backend.info.fingerprint, suite, settings, results[-1])
+    finally:
+        if responses is not None:
+            responses.close()  # commits the last answers, also when the run fails half-way
     timings["total"] = round(time.perf_counter() - started, 3)
     record = RunRecord(
         ftguard_version=ftguard_version(),
@@ -80,6 +97,33 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     if out is not None:
         write_run(record, Path(out))
     return record
+
+
+def _response_cached(backend: Backend | None, load: LoadOptions, info: ModelInfo, seed: int,
+                     timings: dict[str, float]) -> CachedBackend:
+    """``backend`` (or the model ``load`` describes, loaded on the first cache miss) behind
+    the response cache (:mod:`ftguard.response_cache`)."""
+    from ftguard.models.cached import CachedBackend
+    from ftguard.response_cache import ResponseCache
+
+    def load_on_first_miss() -> Backend:
+        t0 = time.perf_counter()
+        loaded = load_backend(load)
+        timings["model_load"] = round(time.perf_counter() - t0, 3)
+        _seed(seed, loaded)
+        return loaded
+
+    return CachedBackend(backend if backend is not None else load_on_first_miss,
+                         ResponseCache(), info)
+
+
+def _for_suite(backend: Backend, suite: Suite) -> Backend:
+    """lm_eval tasks drive the Hugging Face model themselves: they get the real backend."""
+    from ftguard.models.cached import CachedBackend
+
+    if isinstance(backend, CachedBackend) and any(t.spec.kind == "lm_eval" for t in suite.tasks):
+        return backend.inner
+    return backend
 
 
 def _cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> dict[str, SuiteResult]:

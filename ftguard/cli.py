@@ -173,7 +173,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument("--cache", action="store_true",
                    help="reuse suite results of the same model, suite content and settings "
-                        "from $FTGUARD_HOME/results; evaluate only what changed")
+                        "from $FTGUARD_HOME/results, and single model answers from "
+                        "$FTGUARD_HOME/responses.sqlite; evaluate only what changed, and "
+                        "resume an interrupted run")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
