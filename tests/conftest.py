@@ -143,6 +143,22 @@ MC_ROWS = [
      "choices": ["dog", "cat", "contract", "notice"], "answer": 0},
 ]
 
+MC_TASK = """\
+  - name: mc
+    kind: choice
+    data: data/mc.jsonl
+    prompt: "Question: {{ question }}\\nAnswer:"
+    choices_field: choices
+    target_index: "{{ answer }}"
+"""
+"""A multiple-choice task over ``data/mc.jsonl`` rows shaped like :data:`MC_ROWS`."""
+
+
+def suite_yaml(name: str, role: str = "general", tasks: str = MC_TASK) -> str:
+    """suite.yaml text with ``tasks`` (YAML list items, indented two spaces)."""
+    return f"name: {name}\nversion: 1\nrole: {role}\ntasks:\n{tasks}"
+
+
 SMOKE_SUITE = """\
 name: smoke
 version: 1

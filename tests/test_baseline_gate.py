@@ -18,24 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, write_jsonl
+from conftest import REPO, suite_yaml, write_jsonl
 from ftguard.record import read_run, write_run
 
 WORKFLOW = REPO / "examples" / "github-actions" / "ftguard-gate.yml"
 GITLAB = REPO / "examples" / "gitlab" / "ftguard-gate.gitlab-ci.yml"
 
-SUITE_YAML = """\
-name: {name}
-version: 1
-role: general
-tasks:
-  - name: mc
-    kind: choice
-    data: data/mc.jsonl
-    prompt: "Question: {{{{ question }}}}\\nAnswer:"
-    choices_field: choices
-    target_index: "{{{{ answer }}}}"
-"""
 
 RunCli = Callable[..., tuple[int, str, str]]
 
@@ -50,7 +38,7 @@ def _rows(n: int = 60) -> list[dict[str, object]]:
 def _write_suite(repo: Path, name: str = "tiny", n: int = 60) -> Path:
     root = repo / "suites" / name
     root.mkdir(parents=True, exist_ok=True)
-    (root / "suite.yaml").write_text(SUITE_YAML.format(name=name), encoding="utf-8")
+    (root / "suite.yaml").write_text(suite_yaml(name), encoding="utf-8")
     write_jsonl(root / "data" / "mc.jsonl", _rows(n))
     return root
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MC_ROWS, REPO, SMOKE_SUITE, write_jsonl
+from conftest import MC_ROWS, MC_TASK, REPO, SMOKE_SUITE, suite_yaml, write_jsonl
 from ftguard.models.base import GenerateRequest, LoglikelihoodRequest, RollingRequest
 from ftguard.models.fake import FakeBackend
 
@@ -147,17 +147,7 @@ def test_corrupt_cache_is_set_aside_and_rebuilt(make_suite: Callable[..., Path],
     assert _suites(again) == _suites(reference)
 
 
-RESUME_SUITE = """\
-name: resume
-version: 1
-role: general
-tasks:
-  - name: mc
-    kind: choice
-    data: data/mc.jsonl
-    prompt: "Question: {{ question }}\\nAnswer:"
-    choices_field: choices
-    target_index: "{{ answer }}"
+RESUME_SUITE = suite_yaml("resume", tasks=MC_TASK + """\
   - name: qa
     kind: generate
     data: data/qa.jsonl
@@ -165,7 +155,7 @@ tasks:
     target_field: answers
     generation: {max_new_tokens: 12, stop: ["\\n"]}
     metrics: [exact_match]
-"""
+""")
 
 
 N_MC, N_QA = 80, 16

@@ -7,25 +7,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import MC_ROWS, write_jsonl
-
-MC_ONLY = """\
-name: {name}
-version: 1
-role: {role}
-tasks:
-  - name: mc
-    kind: choice
-    data: data/mc.jsonl
-    prompt: "Question: {{{{ question }}}}\\nAnswer:"
-    choices_field: choices
-    target_index: "{{{{ answer }}}}"
-"""
+from conftest import MC_ROWS, suite_yaml, write_jsonl
 
 
 def _suites(make_suite: Callable[..., Path]) -> tuple[Path, Path]:
-    a = make_suite(MC_ONLY.format(name="alpha", role="target"), name="alpha")
-    b = make_suite(MC_ONLY.format(name="beta", role="general"), name="beta")
+    a = make_suite(suite_yaml("alpha", "target"), name="alpha")
+    b = make_suite(suite_yaml("beta"), name="beta")
     return a, b
 
 
