@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display_path, run_suite
+from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
@@ -97,6 +100,81 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     if out is not None:
         write_run(record, Path(out))
     return record
+
+
+def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions,
+                      adapters: Sequence[str], settings: RunSettings | None = None,
+                      out_dir: str | Path | None = None, reporter: Reporter | None = None,
+                      cache: bool = False, include_base: bool = False) -> list[RunRecord]:
+    """Evaluate several PEFT adapters of one base model, loading the base only once.
+
+    Returns one RunRecord per adapter, in order, preceded by the base's (adapters disabled)
+    with ``include_base``. Each record is what ``evaluate`` with ``LoadOptions(adapter=X)``
+    records, fingerprint included, so any two can be compared. Suites and every adapter folder
+    are checked before the model is loaded, and every adapter is attached before the first
+    evaluation, so a bad adapter fails before any work. With ``out_dir`` each record is
+    written to ``out_dir/<adapter folder name>.json`` (``base.json`` for the base). With
+    ``cache``, runs whose suites are all cached need no model; the model is loaded once for
+    the others.
+    """
+    from ftguard.models.load import describe_adapters, load_adapters
+
+    if not adapters:
+        raise UsageError("evaluate_adapters needs at least one adapter (--adapter DIR).")
+    if load.adapter is not None:
+        raise UsageError("evaluate_adapters: pass the adapters in `adapters`, not in "
+                         "LoadOptions.adapter.")
+    loaded = [s for item in suites
+              for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
+    settings = settings or RunSettings()
+    stems = record_names(adapters, include_base=include_base)
+    infos = describe_adapters(load, adapters)
+    base_info = describe_model(load) if include_base else None
+    todo = [a for a in adapters if not (cache and _all_cached(infos[a], loaded, settings))]
+    base_todo = include_base and not (cache and base_info is not None
+                                      and _all_cached(base_info, loaded, settings))
+    shared = load_adapters(load, todo) if todo or base_todo else None
+
+    def run(backend: Backend | None, adapter: str | None) -> RunRecord:
+        options = replace(load, adapter=adapter)
+        record = evaluate(loaded, load=options, backend=backend, settings=settings,
+                          reporter=reporter, cache=cache)
+        if out_dir is not None:
+            write_run(record, Path(out_dir) / f"{stems[adapter]}.json")
+        return record
+
+    records = []
+    if include_base:
+        if base_todo:
+            assert shared is not None
+            with shared.base() as backend:
+                records.append(run(backend, None))
+        else:
+            records.append(run(None, None))  # every suite cached: loads nothing
+    for adapter in adapters:
+        records.append(run(shared.backend(adapter) if adapter in todo and shared else None,
+                           adapter))
+    return records
+
+
+def record_names(adapters: Sequence[str], *, include_base: bool = False) -> dict[str | None, str]:
+    """File stems of :func:`evaluate_adapters`' records: each adapter's folder name, ``base``
+    for the base model (key None); UsageError when two would collide."""
+    names: dict[str | None, str] = {None: "base"} if include_base else {}
+    for adapter in adapters:
+        stem = Path(os.path.abspath(Path(adapter).expanduser())).name
+        clash = next((a for a, n in names.items() if n == stem), "")
+        if clash != "":
+            other = "--include-base" if clash is None else f"--adapter {clash}"
+            raise UsageError(f"--adapter {adapter}: its record would be {stem}.json, like that "
+                             f"of {other}; each record is named after its adapter folder.",
+                             hint="Give the adapters distinct folder names (or copy one).")
+        names[adapter] = stem
+    return names
+
+
+def _all_cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> bool:
+    return len(_cached(info, suites, settings)) == len(suites)
 
 
 def _response_cached(backend: Backend | None, load: LoadOptions, info: ModelInfo, seed: int,

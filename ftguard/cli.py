@@ -59,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Evaluate a model on suites and write a RunRecord.")
     ev.add_argument("suites", nargs="+", metavar="SUITE", help="suite folder(s) or parents")
     ev.add_argument("--out", "-o", metavar="FILE", help="write the RunRecord JSON here")
-    _model_options(ev)
+    ev.add_argument("--out-dir", metavar="DIR",
+                    help="with several --adapter: write one RunRecord per adapter, "
+                         "DIR/<adapter folder name>.json (base.json with --include-base)")
+    ev.add_argument("--include-base", action="store_true",
+                    help="with --adapter: also evaluate the base model (adapters disabled) on "
+                         "the same loaded weights")
+    _model_options(ev, several_adapters=True)
     _run_options(ev)
     ev.set_defaults(handler=cmd_eval)
 
@@ -146,11 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="SPEC", default=None,
                    help="local HF folder, hub id, or smollm2-135m-instruct (default)")
-    g.add_argument("--adapter", metavar="DIR", help="PEFT adapter folder to apply")
+    if several_adapters:
+        g.add_argument("--adapter", metavar="DIR", action="append",
+                       help="PEFT adapter folder to apply; repeat it to evaluate several "
+                            "adapters on one loaded base (with --out-dir)")
+    else:
+        g.add_argument("--adapter", metavar="DIR", help="PEFT adapter folder to apply")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--dtype", default="auto",
                    help="auto (float32 on CPU, bf16 on CUDA), float32, bfloat16, float16")
@@ -184,6 +195,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ftguard.progress import ProgressBar
     from ftguard.tables import render_results
 
+    adapters = args.adapter if isinstance(args.adapter, list) else [a for a in [args.adapter] if a]
+    if len(adapters) > 1 or getattr(args, "out_dir", None) or getattr(args, "include_base", False):
+        return _eval_adapters(args, adapters)
+    args.adapter = adapters[0] if adapters else None
     suites = load_suites(args.suites)
     settings = RunSettings(limit=args.limit, seed=args.seed)
     with ProgressBar(enabled=not args.no_progress) as bar:
@@ -192,6 +207,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(render_results(record, args.format))
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
+    """``eval`` with several ``--adapter`` (or ``--out-dir``/``--include-base``): one loaded
+    base, one RunRecord per adapter."""
+    from ftguard.api import evaluate_adapters, load_suites, record_names
+    from ftguard.engine.runner import RunSettings
+    from ftguard.progress import ProgressBar
+    from ftguard.tables import render_results
+
+    if not adapters:
+        flag = "--out-dir" if args.out_dir else "--include-base"
+        raise UsageError(f"{flag} goes with --adapter (one or more PEFT adapter folders).",
+                         hint="Without adapters, write the one record with --out FILE.")
+    if args.out:
+        raise UsageError(f"--out writes one RunRecord, but {len(adapters)} --adapter option(s)"
+                         f"{' and --include-base' if args.include_base else ''} make one per "
+                         "model.", hint="Use --out-dir DIR instead: it writes "
+                                        "DIR/<adapter folder name>.json for each adapter.")
+    names = record_names(adapters, include_base=args.include_base)
+    suites = load_suites(args.suites)
+    settings = RunSettings(limit=args.limit, seed=args.seed)
+    args.adapter = None
+    with ProgressBar(enabled=not args.no_progress) as bar:
+        records = evaluate_adapters(suites, load=_load_options(args), adapters=adapters,
+                                    settings=settings, out_dir=args.out_dir, reporter=bar,
+                                    cache=args.cache, include_base=args.include_base)
+    if args.format == "json":
+        import json
+
+        print(json.dumps([json.loads(render_results(r, "json")) for r in records], indent=1))
+    else:
+        for key, record in zip(names, records):
+            print(f"{'#' if args.format == 'markdown' else '=='} {names[key]}")
+            print(render_results(record, args.format))
+    if args.out_dir:
+        for key in names:
+            print(f"wrote {Path(args.out_dir) / (names[key] + '.json')}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,74 @@ def load_backend(options: LoadOptions) -> Backend:
 
     return HFBackend(model, tokenizer, _info(plan), batch_size=options.batch_size,
                      max_length=_max_length(model, tokenizer))
+
+
+@dataclass
+class AdapterSet:
+    """One base model loaded once with several PEFT adapters attached (:func:`load_adapters`).
+
+    :meth:`backend` activates one adapter, :meth:`base` disables them all; each backend's
+    ``info`` is exactly what ``load_backend`` with that single adapter (or none) reports.
+    """
+
+    model: Any
+    tokenizer: Any
+    base_info: ModelInfo
+    infos: dict[str, ModelInfo]
+    """Adapter as the caller gave it -> its ModelInfo (adapter path and own fingerprint)."""
+    batch_size: int | None
+    max_length: int
+    _names: dict[str, str] = field(default_factory=dict)  # adapter -> peft adapter name
+
+    def backend(self, adapter: str) -> Backend:
+        """A backend evaluating the base model with ``adapter`` active (and no other)."""
+        self.model.set_adapter(self._names[adapter], inference_mode=True)
+        return self._backend(self.infos[adapter])
+
+    @contextmanager
+    def base(self) -> Iterator[Backend]:
+        """A backend evaluating the base model itself: every adapter disabled meanwhile."""
+        with self.model.disable_adapter() if self._names else nullcontext():
+            yield self._backend(self.base_info)
+
+    def _backend(self, info: ModelInfo) -> Backend:
+        from ftguard.models.hf import HFBackend
+
+        return HFBackend(self.model, self.tokenizer, info, batch_size=self.batch_size,
+                         max_length=self.max_length)
+
+
+def describe_adapters(options: LoadOptions, adapters: Sequence[str]) -> dict[str, ModelInfo]:
+    """The ModelInfo of the base with each adapter, without loading anything; every adapter
+    folder is checked as for a single ``--adapter`` (ModelError on the first bad one)."""
+    return _adapter_plan(options, adapters)[1]
+
+
+def _adapter_plan(options: LoadOptions,
+                  adapters: Sequence[str]) -> tuple[_Plan, dict[str, ModelInfo]]:
+    if _FAKE.match(options.model or ""):
+        raise UsageError(f"--model {options.model}: the fake backend takes no adapters.",
+                         hint="Pass a Hugging Face model folder or hub id with --model.")
+    plan = _plan(replace(options, adapter=None))
+    return plan, {a: _info(replace(plan, adapter=_check_adapter(a, options.allow_pickle)))
+                  for a in adapters}
+
+
+def load_adapters(options: LoadOptions, adapters: Sequence[str]) -> AdapterSet:
+    """Load the base model once and attach every adapter: the first with
+    ``PeftModel.from_pretrained``, the others with ``load_adapter``. ``options.adapter`` is
+    ignored. An adapter for another base raises the same ModelError as ``--adapter``."""
+    plan, infos = _adapter_plan(options, adapters)
+    tokenizer = _load_tokenizer(plan.resolved.path, options.trust_remote_code)
+    model = _load_model(plan.resolved.path, plan.device, plan.dtype, plan.quant, options)
+    names = {}
+    for i, adapter in enumerate(adapters):
+        names[adapter] = f"adapter{i}"
+        model = _apply_adapter(model, Path(str(infos[adapter].adapter)), plan.resolved.path,
+                               name=names[adapter])
+    model.eval()
+    return AdapterSet(model, tokenizer, _info(plan), infos, options.batch_size,
+                      _max_length(model, tokenizer), names)
 
 
 def _device(name: str) -> Any:
@@ -209,7 +279,9 @@ def _check_adapter(adapter: str | None, allow_pickle: bool) -> Path | None:
     return path
 
 
-def _apply_adapter(model: Any, adapter: Path, base_path: Path) -> Any:
+def _apply_adapter(model: Any, adapter: Path, base_path: Path, *, name: str = "default") -> Any:
+    """``model`` with ``adapter`` attached as ``name``: wrapped by ``PeftModel.from_pretrained``,
+    or added with ``load_adapter`` when it already is a PeftModel."""
     from peft import PeftModel
 
     try:
@@ -218,7 +290,10 @@ def _apply_adapter(model: Any, adapter: Path, base_path: Path) -> Any:
     except (OSError, ValueError):
         declared = None
     try:
-        return PeftModel.from_pretrained(model, adapter, is_trainable=False)
+        if isinstance(model, PeftModel):
+            model.load_adapter(adapter, adapter_name=name, is_trainable=False)
+            return model
+        return PeftModel.from_pretrained(model, adapter, adapter_name=name, is_trainable=False)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(
             f"--adapter {adapter}: does not match the base model {base_path} "
