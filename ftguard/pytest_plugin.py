@@ -33,8 +33,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="baseline folder (with index.json) or a RunRecord file "
                          "(default: baselines/)")
     group.addoption("--ftguard-policy", metavar="FILE", default=None,
-                    help="gate policy YAML (default: the suites' own gate: sections, else no "
-                         "general task's headline metric may regress)")
+                    help="gate policy YAML (default: each suite's own gate: section, else none "
+                         "of its tasks' headline metrics may regress)")
     group.addoption("--ftguard-report", metavar="FILE", default=None,
                     help="write the self-contained HTML report of the comparison here")
     group.addoption("--ftguard-update-baseline", action="store_true", default=False,

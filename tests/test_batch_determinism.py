@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conftest import MC_TASK, suite_yaml
 from ftguard.api import evaluate
 from ftguard.models import LoadOptions, load_backend
 from ftguard.record import RunRecord
@@ -24,17 +25,7 @@ WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "water"
          "be", "governed", "by", "laws", "party", "may", "terminate", "notice", "film"]
 ITEMS = 20
 
-SUITE = """\
-name: determinism
-version: 1
-role: general
-tasks:
-  - name: mc
-    kind: choice
-    data: data/mc.jsonl
-    prompt: "Question: {{ question }}\\nAnswer:"
-    choices_field: choices
-    target_index: "{{ answer }}"
+SUITE = suite_yaml("determinism", tasks=MC_TASK + """\
   - name: qa
     kind: generate
     data: data/qa.jsonl
@@ -57,7 +48,7 @@ tasks:
     data: data/ppl.jsonl
     prompt: "{{ text }}"
     max_length: 24
-"""
+""")
 
 
 def _phrase(rng: random.Random, low: int, high: int) -> str:

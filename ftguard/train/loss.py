@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def weighted_causal_lm_loss(logits: Any, labels: Any, loss_weights: Any) -> Any:
-    """``sum(w * nll) / sum(w)`` over the batch; token ``i`` is predicted from position ``i-1``.
+def weighted_nll_sums(logits: Any, labels: Any, loss_weights: Any) -> tuple[Any, Any]:
+    """``(sum(w * nll), sum(w))`` over the batch; token ``i`` is predicted from position ``i-1``.
 
     ``logits``: (batch, seq, vocab); ``labels``: (batch, seq) with -100 = ignored;
     ``loss_weights``: (batch, seq). Cross entropy is computed in float32.
@@ -25,6 +25,13 @@ def weighted_causal_lm_loss(logits: Any, labels: Any, loss_weights: Any) -> Any:
     nll = F.cross_entropy(logits.float().reshape(-1, vocab), shift_labels.reshape(-1),
                           ignore_index=-100, reduction="none")
     w = (shift_weights * (shift_labels != -100)).reshape(-1)
-    total = w.sum()
+    return (w * nll).sum(), w.sum()
+
+
+def weighted_causal_lm_loss(logits: Any, labels: Any, loss_weights: Any) -> Any:
+    """``sum(w * nll) / sum(w)``: the mean token loss under the weights."""
+    import torch
+
+    total, weight = weighted_nll_sums(logits, labels, loss_weights)
     # An all-masked batch contributes 0 with a gradient path, not NaN.
-    return (w * nll).sum() / total.clamp_min(torch.finfo(torch.float32).tiny)
+    return total / weight.clamp_min(torch.finfo(torch.float32).tiny)

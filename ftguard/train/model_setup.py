@@ -70,28 +70,16 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 
 
-def training_dtype(cfg: TrainConfig, device: Any) -> Any:
-    """float32 on CPU (bf16 matmuls there are hundreds of times slower), bf16 on GPUs that
-    support it, else float16."""
-    import torch
-
-    if cfg.dtype != "auto":
-        return getattr(torch, cfg.dtype)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
 def prepare_model(cfg: TrainConfig) -> Prepared:
     """Load the base model and tokenizer and attach the trainable part for ``cfg.method``."""
     from transformers import set_seed
 
-    from ftguard.models.load import _device, _load_tokenizer
+    from ftguard.models.load import _device, _dtype, _load_tokenizer
 
     set_seed(cfg.seed)  # adapter initialisation draws from the global RNG
     resolved = resolve_model(cfg.model, allow_pickle=cfg.allow_pickle)
     device = _device(cfg.device)
-    dtype = training_dtype(cfg, device)
+    dtype = _dtype(cfg.dtype, device)  # float32 on CPU, bf16 on GPUs that support it
     tokenizer = _load_tokenizer(resolved.path, cfg.trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

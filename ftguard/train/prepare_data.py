@@ -42,6 +42,7 @@ class PreparedData:
 
         from ftguard.train.collate import Collator
         from ftguard.train.hf_trainer import text_logits
+        from ftguard.train.loss import weighted_nll_sums
 
         collate = Collator(self.collator.pad_id, packed=False)
         device = next(model.parameters()).device
@@ -56,24 +57,13 @@ class PreparedData:
                     logits = model(input_ids=batch["input_ids"].to(device),
                                    attention_mask=batch["attention_mask"].to(device),
                                    use_cache=False).logits
-                    nll, w = _weighted_sums(text_logits(logits, batch["labels"]), batch["labels"].to(device),
-                                            batch["loss_weights"].to(device))
-                    total += nll
-                    weight += w
+                    nll, w = weighted_nll_sums(text_logits(logits, batch["labels"]),
+                                               batch["labels"], batch["loss_weights"])
+                    total += float(nll)
+                    weight += float(w)
         finally:
             model.train(was_training)
         return round(total / weight, 6) if weight else None
-
-
-def _weighted_sums(logits: Any, labels: Any, weights: Any) -> tuple[float, float]:
-    import torch.nn.functional as F
-
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
-    w = weights[:, 1:].float() * (shift_labels != -100)
-    nll = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)),
-                          shift_labels.reshape(-1), ignore_index=-100, reduction="none")
-    return float((w.reshape(-1) * nll).sum()), float(w.sum())
 
 
 def _sources(cfg: TrainConfig) -> list[MixSource]:

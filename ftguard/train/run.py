@@ -20,7 +20,6 @@ Output folder::
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -351,8 +350,3 @@ def _summary(record: TrainRecord, out: Path) -> str:
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
         print(text, file=sys.stderr, flush=True)
-
-
-def config_to_json(cfg: TrainConfig) -> str:
-    """The resolved config as JSON (for logs and tests)."""
-    return json.dumps(cfg.model_dump(mode="json"), indent=1)
