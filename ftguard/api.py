@@ -15,6 +15,7 @@ from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
+from ftguard.models.memo import RequestMemo
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
 from ftguard.suite import Suite, find_suites, load_suite
 from ftguard.version import ftguard_version, git_revision, package_version
@@ -65,6 +66,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
         _seed(settings.seed, backend)
     if backend is not None:
         info = backend.info
+        backend = RequestMemo(backend)  # identical requests of different tasks asked once
     reporter = reporter or SilentReporter()
     results = []
     try:
@@ -199,9 +201,11 @@ def _for_suite(backend: Backend, suite: Suite) -> Backend:
     """lm_eval tasks drive the Hugging Face model themselves: they get the real backend."""
     from ftguard.models.cached import CachedBackend
 
-    if isinstance(backend, CachedBackend) and any(t.spec.kind == "lm_eval" for t in suite.tasks):
-        return backend.inner
-    return backend
+    if not any(t.spec.kind == "lm_eval" for t in suite.tasks):
+        return backend
+    if isinstance(backend, RequestMemo):
+        backend = backend.inner
+    return backend.inner if isinstance(backend, CachedBackend) else backend
 
 
 def _cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> dict[str, SuiteResult]:

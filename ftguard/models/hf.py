@@ -4,7 +4,7 @@ Scoring follows lm-eval's HF backend definitions so numbers match it (encoding:
 :mod:`~ftguard.models.hf_encode`). It differs in how the work is done: identical inputs share
 a row, rows are left-padded with explicit position ids (:mod:`~ftguard.models.hf_batching`),
 only the positions being scored get logits (:mod:`~ftguard.models.hf_forward`), and
-multi-token choices sharing a context run against one cached pass over it
+multi-token choices sharing a context share one row that holds the context once
 (:mod:`~ftguard.models.hf_shared_context`); :mod:`~ftguard.models.hf_scoring` schedules it
 all and :mod:`~ftguard.models.hf_generate` does greedy generation. Results do not depend on
 the batch size or on context sharing (tests/test_batch_determinism.py).
@@ -31,10 +31,10 @@ from ftguard.models.hf_encode import Unit
 from ftguard.models.hf_forward import Runner, Score, Scored, forward_rows
 from ftguard.models.hf_generate import generate_all
 from ftguard.models.hf_scoring import rolling_progress, score_units
-from ftguard.models.hf_shared_context import PREFIX_MIN_TOKENS, context_groups, forward_contexts
+from ftguard.models.hf_shared_context import context_groups, forward_tree
 from ftguard.record import ModelInfo
 
-__all__ = ["LOGIT_BUDGET_BYTES", "PREFIX_MIN_TOKENS", "HFBackend", "Unit"]
+__all__ = ["LOGIT_BUDGET_BYTES", "HFBackend", "Unit"]
 
 T = TypeVar("T")
 
@@ -48,12 +48,15 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.info = info
         self.auto_batch = batch_size is None
-        self.share_contexts = True  # one cached pass per context shared by continuations
+        self.share_contexts = True  # choices of one context share a row (4D mask)
+        self.tree_checked = False  # whether the model was seen to honour that mask
+        self.continuous_decoding = True  # rows leave and join the decoding batch as they go
         self.batch_size = batch_size or _auto_batch_size()
         if _virtual_tokens(model):
             # prompt/prefix tuning prepend tokens before any padding and peft drops explicit
             # position ids, so a padded row would score differently: one row per pass
             self.batch_size, self.auto_batch, self.share_contexts = 1, False, False
+            self.continuous_decoding = False
         self.max_length = max_length
         self.device = next(model.parameters()).device
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
@@ -120,9 +123,8 @@ class HFBackend:
     def _forward(self, unique: list[Unit], rows: list[list[int]]) -> list[Scored]:
         return forward_rows(self._runner(), unique, rows)
 
-    def _forward_contexts(self, unique: list[Unit], groups: list[list[int]]) -> list[Scored]:
-        return forward_contexts(self._runner(), unique, groups, batch_size=self.batch_size,
-                                vocab_size=self.vocab_size)
+    def _forward_tree(self, unique: list[Unit], groups: list[list[int]]) -> list[Scored]:
+        return forward_tree(self._runner(), unique, groups)
 
     def _shrinking_on_oom(self, size: int, work: Callable[..., T], *args: Any,
                           **kwargs: Any) -> T | None:

@@ -1,22 +1,40 @@
-"""Greedy generation for the HF backend: batched, left-padded, cut at stop strings.
+"""Greedy generation for the HF backend: continuous batching over a shared KV cache.
 
-Requests with the same token limit and stop strings run together, longest prompt first; the
-attention mask marks the left padding so ``generate`` derives each row's position ids from
-its real tokens, and a padded row decodes exactly as it would alone.
+Requests with the same token limit and stop strings run together, longest prompt first. Up
+to ``batch_size`` rows decode at once; each step picks every row's most likely token, and a
+row that produced an end-of-sequence token, a stop string (checked on the decoded text after
+every token) or its last allowed token leaves the batch at once: its cache rows are dropped
+and waiting prompts take the free places (prefilled together, left-padded, their cache
+merged into the batch's). The steps a batch takes thus follow the tokens actually generated,
+not the longest answer of every batch.
+
+Rows are left-padded with explicit position ids and a mask over real tokens only, so a row
+decodes as it would alone (tests/test_generate.py compares with ``model.generate`` and with
+batch size 1). Models whose cache is not a plain per-layer key/value cache (sliding windows,
+prompt-tuning adapters) run through ``model.generate`` in fixed batches instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ftguard.models.base import GenerateRequest, Progress, cut_at_stop
-from ftguard.models.hf_batching import left_pad
+from ftguard.models.hf_batching import left_pad, position_ids
 
 if TYPE_CHECKING:
     import torch
 
     from ftguard.models.hf import HFBackend
+
+REFILL_FRACTION = 4
+"""Waiting prompts are prefilled once 1/REFILL_FRACTION of the batch's places are free (or
+the batch is empty): one prefill pass for several rows instead of one per finished row."""
+
+
+class NoPlainCache(Exception):
+    """The model's cache cannot be split and merged row by row."""
 
 
 def generate_all(backend: HFBackend, requests: Sequence[GenerateRequest],
@@ -27,23 +45,204 @@ def generate_all(backend: HFBackend, requests: Sequence[GenerateRequest],
     for index, request in enumerate(requests):
         groups.setdefault((request.max_new_tokens, request.stop), []).append(index)
     for (max_new, stop), indices in groups.items():
+        if max_new <= 0:
+            continue
         encoded = {i: backend._encode(requests[i].context)[-(backend.max_length - max_new):]
                    for i in indices}
         order = sorted(indices, key=lambda i: -len(encoded[i]))
-        while order:
-            batch = order[:backend.batch_size]
-            texts = backend._shrinking_on_oom(len(batch), generate_batch, backend.model,
-                                              backend.tokenizer, [encoded[i] for i in batch],
-                                              max_new, stop, pad_id=backend.pad_id,
-                                              device=backend.device)
-            if texts is None:
-                continue
-            order = order[len(batch):]
-            for i, text in zip(batch, texts):
-                out[i] = text
-            if progress:
-                progress(len(batch))
+        if backend.continuous_decoding:
+            try:
+                order = _continuous(backend, encoded, order, max_new, stop, out, progress)
+            except NoPlainCache:
+                backend.continuous_decoding = False
+        _fixed_batches(backend, encoded, order, max_new, stop, out, progress)
     return out
+
+
+# -- continuous batching --------------------------------------------------------------------
+
+@dataclass
+class _Batch:
+    """The rows decoding together: their requests, tokens so far, cache and mask."""
+
+    rows: list[int] = field(default_factory=list)
+    new: list[list[int]] = field(default_factory=list)
+    cache: Any = None
+    """The model's DynamicCache: one key and one value tensor per layer, rows first."""
+    mask: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    """Each row's next-token logits."""
+
+
+def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[int],
+                max_new: int, stop: tuple[str, ...], out: list[str],
+                progress: Progress | None) -> list[int]:
+    """Decode ``order`` with continuous batching; returns the requests left undone (none,
+    unless the model's cache turned out not to be plain, see NoPlainCache)."""
+    import torch
+
+    eos = _eos_ids(backend)
+    waiting = list(order)
+    batch = _Batch()
+    done: set[int] = set()
+    with torch.inference_mode():
+        while waiting or batch.rows:
+            free = max(0, backend.batch_size - len(batch.rows))
+            if waiting and (not batch.rows or free >= max(1, backend.batch_size // REFILL_FRACTION)):
+                admitted = waiting[:free]
+                fresh = backend._shrinking_on_oom(len(admitted), _prefill, backend,
+                                                  [encoded[i] for i in admitted])
+                if fresh is None:
+                    continue
+                _merge(batch, fresh, admitted)
+                waiting = waiting[len(admitted):]
+            assert batch.logits is not None
+            picked = batch.logits.argmax(-1).tolist()
+            keep: list[int] = []
+            for r, token in enumerate(picked):
+                tokens = batch.new[r]
+                if token not in eos:
+                    tokens.append(token)
+                finished = token in eos or len(tokens) >= max_new or (
+                    stop and _has_stop(backend.tokenizer, tokens, stop))
+                if finished:
+                    out[batch.rows[r]] = cut_at_stop(
+                        backend.tokenizer.decode(tokens, skip_special_tokens=True), stop)
+                    done.add(batch.rows[r])
+                    if progress:
+                        progress(1)
+                else:
+                    keep.append(r)
+            _select(batch, keep)
+            if batch.rows:
+                step = backend._shrinking_on_oom(len(batch.rows), _decode, backend, batch,
+                                                 [batch.new[r][-1] for r in range(len(keep))])
+                if step is None:  # the batch no longer fits: finish it in fixed batches
+                    return [i for i in order if i not in done]
+    return []
+
+
+def _prefill(backend: HFBackend, inputs: list[list[int]]) -> _Batch:
+    """One left-padded pass over new prompts: their cache, mask and next-token logits."""
+    ids, mask = left_pad(inputs, backend.pad_id, backend.device)
+    kwargs: dict[str, Any] = {"logits_to_keep": 1} if backend._keep_arg else {}
+    result = backend.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                           use_cache=True, **kwargs)
+    _plain_layers(result.past_key_values)
+    return _Batch(mask=mask, logits=result.logits[:, -1, :].float(),
+                  cache=result.past_key_values)
+
+
+def _decode(backend: HFBackend, batch: _Batch, tokens: list[int]) -> bool:
+    """One step: feed each row's last token, extend the cache, keep the next logits."""
+    import torch
+
+    assert batch.mask is not None
+    ones = torch.ones((len(tokens), 1), dtype=batch.mask.dtype, device=backend.device)
+    mask = torch.cat([batch.mask, ones], dim=1)
+    positions = batch.mask.sum(-1, keepdim=True)
+    ids = torch.tensor(tokens, dtype=torch.long, device=backend.device)[:, None]
+    result = backend.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                           past_key_values=batch.cache, use_cache=True)
+    batch.cache = result.past_key_values
+    batch.mask, batch.logits = mask, result.logits[:, -1, :].float()
+    return True
+
+
+def _plain_layers(cache: Any) -> list[Any]:
+    """The cache's layers, each holding ``keys`` and ``values`` of all rows."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    if (type(cache) is not DynamicCache
+            or any(type(layer) is not DynamicLayer or not layer.is_initialized
+                   for layer in cache.layers)):
+        raise NoPlainCache
+    return list(cache.layers)
+
+
+def _merge(batch: _Batch, fresh: _Batch, rows: list[int]) -> None:
+    """Add prefilled rows to the batch; the narrower side's cache is left-padded."""
+    import torch
+
+    assert fresh.mask is not None and fresh.logits is not None
+    batch.new += [[] for _ in rows]
+    batch.rows += rows
+    if batch.mask is None or batch.logits is None:
+        batch.cache, batch.mask, batch.logits = fresh.cache, fresh.mask, fresh.logits
+        return
+    width = max(batch.mask.shape[1], fresh.mask.shape[1])
+    for mine, theirs in zip(_plain_layers(batch.cache), _plain_layers(fresh.cache)):
+        mine.keys = torch.cat([_pad_left(mine.keys, width, 2), _pad_left(theirs.keys, width, 2)])
+        mine.values = torch.cat([_pad_left(mine.values, width, 2),
+                                 _pad_left(theirs.values, width, 2)])
+    batch.mask = torch.cat([_pad_left(batch.mask, width, 1), _pad_left(fresh.mask, width, 1)])
+    batch.logits = torch.cat([batch.logits, fresh.logits])
+
+
+def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    import torch
+
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+def _select(batch: _Batch, keep: list[int]) -> None:
+    """Keep only rows ``keep``; columns that are padding in every kept row are dropped."""
+    if len(keep) == len(batch.rows):
+        return
+    batch.rows = [batch.rows[r] for r in keep]
+    batch.new = [batch.new[r] for r in keep]
+    if not keep:
+        batch.cache, batch.mask, batch.logits = None, None, None
+        return
+    import torch
+
+    assert batch.mask is not None and batch.logits is not None
+    index = torch.tensor(keep, device=batch.mask.device)
+    mask = batch.mask.index_select(0, index)
+    start = int(mask.any(0).int().argmax())  # first column some row still uses
+    batch.mask = mask[:, start:]
+    batch.logits = batch.logits.index_select(0, index)
+    for layer in _plain_layers(batch.cache):
+        layer.keys = layer.keys.index_select(0, index)[:, :, start:]
+        layer.values = layer.values.index_select(0, index)[:, :, start:]
+
+
+def _has_stop(tokenizer: Any, tokens: list[int], stop: tuple[str, ...]) -> bool:
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    return any(s in text for s in stop)
+
+
+def _eos_ids(backend: HFBackend) -> set[int]:
+    eos = backend.model.generation_config.eos_token_id
+    if eos is None:
+        eos = backend.tokenizer.eos_token_id
+    return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
+# -- fixed batches through model.generate -----------------------------------------------------
+
+def _fixed_batches(backend: HFBackend, encoded: dict[int, list[int]], order: list[int],
+                   max_new: int, stop: tuple[str, ...], out: list[str],
+                   progress: Progress | None) -> None:
+    while order:
+        batch = order[:backend.batch_size]
+        texts = backend._shrinking_on_oom(len(batch), generate_batch, backend.model,
+                                          backend.tokenizer, [encoded[i] for i in batch],
+                                          max_new, stop, pad_id=backend.pad_id,
+                                          device=backend.device)
+        if texts is None:
+            continue
+        order = order[len(batch):]
+        for i, text in zip(batch, texts):
+            out[i] = text
+        if progress:
+            progress(len(batch))
 
 
 def generate_batch(model: Any, tokenizer: Any, inputs: list[list[int]], max_new: int,

@@ -2,12 +2,13 @@
 and in which batches they run, and retrying a batch that ran out of memory.
 
 Like lm-eval, units whose inputs are identical (e.g. the one-token choices of a question)
-share one row; units sharing a long context are scored from one cached pass over it
+share one row; multi-token choices sharing a context share one row, the context written once
 (:mod:`ftguard.models.hf_shared_context`). Rows run longest first.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,13 @@ from ftguard.models.base import Progress
 from ftguard.models.hf_batching import batches, longest_first
 from ftguard.models.hf_encode import Unit
 from ftguard.models.hf_forward import Score, Scored
-from ftguard.models.hf_shared_context import NoSharedCache, context_groups
+from ftguard.models.hf_shared_context import (
+    agrees_with_rows,
+    context_groups,
+    rows_per_batch,
+    supports_tree,
+    tree_row,
+)
 
 if TYPE_CHECKING:
     from ftguard.models.hf import HFBackend
@@ -77,24 +84,46 @@ def _score_rows(backend: HFBackend, unique: list[Unit], indices: list[int],
 
 def _score_contexts(backend: HFBackend, unique: list[Unit], groups: list[list[int]],
                     finish: Finish) -> list[int]:
-    """Score each group from one pass over its context; returns units left unscored
-    (all remaining ones, should the model's cache not allow reusing a context)."""
-    order = longest_first([len(unique[g[0]][0]) - unique[g[0]][1] for g in groups])
-    ones = [1] * len(groups)
+    """Score each group in one shared row; returns the units left to the plain path (all,
+    where the model cannot take a shared row)."""
+    if not groups:
+        return []
+    rows = [tree_row(unique, g) for g in groups]
+    lengths = [row.length for row in rows]
+    if not supports_tree(backend.model, max(lengths)):
+        return [i for g in groups for i in g]
+    order = longest_first(lengths)
+    keeps = [row.keep for row in rows]
     while order:
-        batch = next(batches(order, ones, batch_size=backend.batch_size,
-                             vocab_size=backend.vocab_size))
-        try:
-            scored = backend._shrinking_on_oom(len(batch), backend._forward_contexts, unique,
-                                               [groups[g] for g in batch])
-        except NoSharedCache:
-            backend.share_contexts = False
-            return [i for g in order for i in groups[g]]
+        size = rows_per_batch(lengths[order[0]], backend.batch_size)
+        batch = next(batches(order, keeps, batch_size=size, vocab_size=backend.vocab_size))
+        scored = backend._shrinking_on_oom(len(batch), backend._forward_tree, unique,
+                                           [groups[g] for g in batch])
         if scored is None:
             continue
+        if not backend.tree_checked and not _check_tree(backend, unique,
+                                                        groups[batch[0]], scored):
+            return [i for g in order for i in groups[g]]
         order = order[len(batch):]
         finish(scored)
     return []
+
+
+def _check_tree(backend: HFBackend, unique: list[Unit], group: list[int],
+                scored: list[Scored]) -> bool:
+    """Once per backend: do a group's shared-row scores equal its plain rows' scores? If
+    not, the model does not honour the 4D mask and sharing is turned off, with a warning."""
+    mine = [s for s in scored if s[0] in set(group)]
+    plain = backend._forward(unique, [[i] for i in group])
+    backend.tree_checked = True
+    dtype = backend.model.get_input_embeddings().weight.dtype
+    if agrees_with_rows(mine, plain, dtype):
+        return True
+    backend.share_contexts = False
+    print(f"ftguard: warning: {backend.info.spec} does not apply custom attention masks as "
+          "expected; scoring every choice in a row of its own (slower, same results).",
+          file=sys.stderr)
+    return False
 
 
 def rolling_progress(owners: list[int], progress: Progress | None) -> Callable[[list[int]], None]:

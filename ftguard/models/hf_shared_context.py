@@ -1,39 +1,61 @@
-"""Choices sharing a context, scored from one cached pass over that context.
+"""Choices sharing a context, scored together in one row of one forward pass.
 
-A classify item's labels or a question's multi-token choices repeat the same long context.
-The contexts of a batch of groups run once, keeping their KV cache and last logits (which
-score every continuation's first token); then only the continuations' other tokens run, in
-right-padded batches attending to the cached contexts.
+A question's multi-token choices (or a classify item's labels) repeat the same context. lm-eval
+runs context + choice once per choice; here a row holds the context once, followed by every
+choice's input tokens, and a 4D attention mask lets each choice see the context and its own
+earlier tokens only (a prefix tree, flattened). Each choice's tokens take the positions they
+would have after the context, so every score equals the one a row of its own gives (within
+float rounding, tests/test_hf_prefix_cache.py). The context's last position scores every
+choice's first token, so one-token choices cost nothing extra.
+
+Rows are left-padded; a pad position attends to itself only, which keeps its softmax finite.
+Models whose attention ignores custom 4D masks (flash-attention kernels) or that limit
+attention to a sliding window shorter than the row keep the plain one-row-per-input path;
+:func:`agrees_with_rows` is the backend's one-time check that the model honours the mask.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ftguard.models.hf_batching import batches, left_pad, longest_first, position_ids
 from ftguard.models.hf_encode import Unit
 from ftguard.models.hf_forward import Runner, Scored, pick
 
 if TYPE_CHECKING:
     import torch
 
-PREFIX_MIN_TOKENS = 8
-"""Shortest context worth one cached pass shared by its multi-token continuations."""
+MASK_BUDGET_BYTES = 256 * 2**20
+"""Most memory one batch's 4D attention mask may take; long rows get smaller batches."""
 
-ContinuationRows = dict[tuple[int, tuple[int, ...]], list[int]]
-"""(context row, continuation input tokens) -> the units scored from that row."""
+MASKED_ATTENTION = frozenset({"sdpa", "eager"})
+"""Attention implementations that apply a custom 4D mask as given."""
 
 
-class NoSharedCache(Exception):
-    """The model's KV cache is not a plain DynamicCache; score rows whole instead."""
+@dataclass(frozen=True)
+class TreeRow:
+    """One context and the input tokens of the choices that follow it."""
+
+    context: tuple[int, ...]
+    segments: tuple[tuple[int, ...], ...]
+    """Distinct choice inputs: every scored token but the last (those of 2+ tokens)."""
+
+    @property
+    def length(self) -> int:
+        return len(self.context) + sum(len(s) for s in self.segments)
+
+    @property
+    def keep(self) -> int:
+        """Positions that need logits: the context's last, then every segment token."""
+        return 1 + sum(len(s) for s in self.segments)
 
 
 def context_groups(unique: list[Unit], indices: list[int]) -> tuple[list[list[int]], list[int]]:
-    """Units worth scoring from one shared context pass, and the others.
+    """Units worth sharing one row, and the others.
 
-    A unit's context is every token but its scored ones. Where units sharing a context of
-    at least PREFIX_MIN_TOKENS tokens would take two or more rows (choices of more than
-    one token), the context is encoded once and only the continuations are run.
+    A unit's context is every token but its scored ones. Units sharing a context go in one
+    row when they would otherwise take two or more rows (choices of more than one token);
+    single-token choices of one context already share a row on the plain path.
     """
     by_context: dict[tuple[int, ...], list[int]] = {}
     for i in indices:
@@ -43,92 +65,100 @@ def context_groups(unique: list[Unit], indices: list[int]) -> tuple[list[list[in
     rest: list[int] = []
     for context, members in by_context.items():
         rows = {unique[i][0][:-1] for i in members}
-        if len(context) >= PREFIX_MIN_TOKENS and len(rows) >= 2:
+        if context and len(rows) >= 2:
             groups.append(members)
         else:
             rest += members
     return groups, sorted(rest)
 
 
-def forward_contexts(runner: Runner, unique: list[Unit], groups: list[list[int]], *,
-                     batch_size: int, vocab_size: int) -> list[Scored]:
-    """Score every unit of ``groups`` from one pass over the groups' contexts."""
+def tree_row(unique: list[Unit], group: list[int]) -> TreeRow:
+    tokens, n = unique[group[0]]
+    segments = dict.fromkeys(unique[i][0][-unique[i][1]:-1] for i in group if unique[i][1] > 1)
+    return TreeRow(tokens[:-n], tuple(segments))
+
+
+def supports_tree(model: Any, longest: int) -> bool:
+    """Whether ``model`` applies a custom 4D mask to rows of ``longest`` tokens."""
+    config = model.config
+    if getattr(config, "_attn_implementation", "eager") not in MASKED_ATTENTION:
+        return False
+    window = getattr(config, "sliding_window", None)
+    return not (isinstance(window, int) and 0 < window < longest)
+
+
+def rows_per_batch(length: int, batch_size: int) -> int:
+    """``batch_size``, or fewer where the mask of rows this long would exceed its budget."""
+    return max(1, min(batch_size, MASK_BUDGET_BYTES // (4 * length * length)))
+
+
+def forward_tree(runner: Runner, unique: list[Unit], groups: list[list[int]]) -> list[Scored]:
+    """Score every unit of ``groups`` (units sharing one context per group) in one pass."""
     import torch
 
-    contexts = [unique[g[0]][0][:-unique[g[0]][1]] for g in groups]
-    out: list[Scored] = []
+    rows = [tree_row(unique, g) for g in groups]
+    ids, mask, positions = tree_inputs(rows, runner)
+    keep = max(row.keep for row in rows)
+    kwargs: dict[str, Any] = {"logits_to_keep": keep} if runner.keep_arg else {}
     with torch.inference_mode():
-        saved, mask, first = _run_contexts(runner, contexts)
-        best = first.argmax(-1).tolist()
-        rows: ContinuationRows = {}
-        for r, group in enumerate(groups):
-            for i in group:
-                tokens, n = unique[i]
-                if n == 1:
-                    out.append((i, (float(first[r, tokens[-1]].double()),
-                                    best[r] == tokens[-1])))
-                else:
-                    rows.setdefault((r, tokens[-n:-1]), []).append(i)
-        keys = list(rows)
-        widths = [len(k[1]) for k in keys]
-        for batch in batches(longest_first(widths), widths, batch_size=batch_size,
-                             vocab_size=vocab_size):
-            logprobs = _run_continuations(runner, [keys[k] for k in batch], saved, mask)
-            for b, k in enumerate(batch):
-                r = keys[k][0]
-                for i in rows[keys[k]]:
-                    tokens, n = unique[i]
-                    total, greedy = pick(logprobs[b, :n - 1, :], tokens[-n + 1:], runner.device)
-                    out.append((i, (float(first[r, tokens[-n]].double()) + total,
-                                    best[r] == tokens[-n] and greedy)))
+        logits = runner.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              use_cache=False, **kwargs).logits[:, -keep:, :]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+    out: list[Scored] = []
+    for r, (row, group) in enumerate(zip(rows, groups)):
+        last = keep - row.keep  # the context's last position among the kept ones
+        starts: dict[tuple[int, ...], int] = {}
+        offset = last + 1
+        for segment in row.segments:
+            starts[segment] = offset
+            offset += len(segment)
+        for i in group:
+            tokens, n = unique[i]
+            where = [last]
+            if n > 1:
+                start = starts[tokens[-n:-1]]
+                where += range(start, start + n - 1)
+            out.append((i, pick(logprobs[r, where, :], tokens[-n:], runner.device)))
     return out
 
 
-def _run_contexts(runner: Runner, contexts: list[tuple[int, ...]],
-                  ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
-    """One left-padded pass over ``contexts``: each layer's cached keys and values, the
-    attention mask, and the log-probabilities of the token after each context."""
+def tree_inputs(rows: list[TreeRow], runner: Runner,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded token ids, the additive 4D attention mask and the position ids."""
     import torch
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
 
-    ids, mask = left_pad(contexts, runner.pad_id, runner.device)
-    kwargs: dict[str, Any] = {"logits_to_keep": 1} if runner.keep_arg else {}
-    result = runner.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                          use_cache=True, **kwargs)
-    cache, last = result.past_key_values, result.logits[:, -1, :]
-    del result
-    if (type(cache) is not DynamicCache
-            or any(type(layer) is not DynamicLayer for layer in cache.layers)):
-        raise NoSharedCache
-    saved = [(layer.keys, layer.values) for layer in cache.layers]
-    del cache
-    return saved, mask, torch.log_softmax(last.float(), dim=-1)
+    width = max(row.length for row in rows)
+    ids = torch.full((len(rows), width), runner.pad_id, dtype=torch.long)
+    part = torch.full((len(rows), width), -1, dtype=torch.long)  # -1 pad, 0 context, k segment
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = width - row.length
+        c = len(row.context)
+        ids[r, at:at + c] = torch.tensor(row.context, dtype=torch.long)
+        part[r, at:at + c] = 0
+        positions[r, at:at + c] = torch.arange(c)
+        at += c
+        for k, segment in enumerate(row.segments, start=1):
+            ids[r, at:at + len(segment)] = torch.tensor(segment, dtype=torch.long)
+            part[r, at:at + len(segment)] = k
+            positions[r, at:at + len(segment)] = torch.arange(c, c + len(segment))
+            at += len(segment)
+    query, key = part[:, :, None], part[:, None, :]
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    allowed = causal & (key >= 0) & ((key == 0) | (key == query))
+    allowed |= (query == -1) & torch.eye(width, dtype=torch.bool)  # pads see themselves
+    dtype = runner.model.get_input_embeddings().weight.dtype
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    return (ids.to(runner.device), mask[:, None].to(runner.device),
+            positions.to(runner.device))
 
 
-def _run_continuations(runner: Runner, keys: list[tuple[int, tuple[int, ...]]],
-                       saved: list[tuple[torch.Tensor, torch.Tensor]],
-                       mask: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities after each token of the continuation inputs ``keys`` (context row,
-    tokens), right-padded, each attending to its context's cached keys and values."""
+def agrees_with_rows(tree: list[Scored], rows: list[Scored], dtype: torch.dtype) -> bool:
+    """Whether the shared-row scores of some units match their plain-row scores (the check
+    that the model honours the 4D mask: a model that ignores it lets choices see each other,
+    which moves their scores by whole nats)."""
     import torch
-    from transformers import DynamicCache
 
-    width = max(len(tokens) for _, tokens in keys)
-    owner = torch.tensor([r for r, _ in keys], device=runner.device)
-    cont = torch.full((len(keys), width), runner.pad_id, dtype=torch.long)
-    cont_mask = torch.zeros((len(keys), width), dtype=torch.long)
-    for b, (_, tokens) in enumerate(keys):
-        cont[b, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        cont_mask[b, :len(tokens)] = 1
-    cont, cont_mask = cont.to(runner.device), cont_mask.to(runner.device)
-    past = DynamicCache(ddp_cache_data=[(k.index_select(0, owner), v.index_select(0, owner))
-                                        for k, v in saved])
-    step = torch.arange(width, device=runner.device)
-    logits = runner.model(
-        input_ids=cont,
-        attention_mask=torch.cat([mask.index_select(0, owner), cont_mask], dim=1),
-        position_ids=mask.sum(-1).index_select(0, owner)[:, None] + step[None, :],
-        past_key_values=past, use_cache=True).logits
-    del past
-    return torch.log_softmax(logits.float(), dim=-1)
+    tolerance = 1e-3 if dtype == torch.float32 else 0.25
+    plain = dict(rows)
+    return all(abs(score[0] - plain[i][0]) <= tolerance for i, score in tree)

@@ -70,8 +70,6 @@ class CheckpointEvaluator:
             with off, torch.no_grad():
                 backend = HFBackend(model, self.tokenizer, info, batch_size=self.batch_size,
                                     max_length=self.max_length)
-                if not getattr(model.config, "use_cache", True):
-                    backend.share_contexts = False
                 run = evaluate(self.suites, backend=backend, settings=self.settings)
         finally:
             model.train(was_training)

@@ -1,4 +1,4 @@
-"""Choices sharing a context are scored from one cached pass over it (HFBackend)."""
+"""Choices sharing a context are scored from one row holding the context once (HFBackend)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ftguard.models import LoadOptions, LoglikelihoodRequest, load_backend
-from ftguard.models.hf import PREFIX_MIN_TOKENS
+from ftguard.models import LoadOptions, LoglikelihoodRequest, hf_shared_context, load_backend
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "water", "boils", "at",
          "one", "hundred", "degrees", "sky", "is", "blue", "grass", "green", "positive",
@@ -50,7 +49,6 @@ def test_shared_contexts_match_direct_and_row_scoring(backend, batch_size: int) 
     requests = _requests()
     units = [backend._encode_pair(r.context, r.continuation) for r in requests]
     assert any(n > 1 for _, n in units) and any(n == 1 for _, n in units)
-    assert any(len(t) - n >= PREFIX_MIN_TOKENS for t, n in units)
     backend.batch_size = batch_size
     try:
         shared = backend.loglikelihood(requests)
@@ -93,29 +91,77 @@ def test_greedy_continuations_are_recognised(backend) -> None:
 def test_each_context_is_encoded_once(backend, monkeypatch: pytest.MonkeyPatch,
                                       batch_size: int) -> None:
     requests = _requests(seed=2, items=10)
-    contexts: list[tuple[int, ...]] = []
-    original = backend.model.forward
+    rows: list[hf_shared_context.TreeRow] = []
+    plain: list[int] = []
+    original_tree, original_model = hf_shared_context.tree_inputs, backend.model.forward
+
+    def spying_tree(batch, runner):
+        rows.extend(batch)
+        return original_tree(batch, runner)
 
     def counting(*args, **kwargs):
-        if kwargs.get("use_cache") and kwargs.get("past_key_values") is None:
-            ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
-            contexts.extend(tuple(row[m.bool()].tolist()) for row, m in zip(ids, mask))
-        return original(*args, **kwargs)
+        if kwargs["attention_mask"].dim() == 2:
+            plain.append(kwargs["input_ids"].shape[0])
+        return original_model(*args, **kwargs)
 
+    monkeypatch.setattr(hf_shared_context, "tree_inputs", spying_tree)
     monkeypatch.setattr(backend.model, "forward", counting)
     monkeypatch.setattr(backend, "batch_size", batch_size)
+    monkeypatch.setattr(backend, "tree_checked", True)
     backend.loglikelihood(requests)
     units = [backend._encode_pair(r.context, r.continuation) for r in requests]
-    distinct = {t[:-n] for t, n in units if len(t) - n >= PREFIX_MIN_TOKENS}
-    assert sorted(contexts) == sorted(distinct)
-    assert len(contexts) == len(set(contexts))
+    contexts = [t[:-n] for t, n in units]
+    assert sorted(row.context for row in rows) == sorted(set(contexts))
+    # every multi-token continuation input sits once in its context's row; nothing else runs
+    for row in rows:
+        wanted = {t[-n:-1] for t, n in units if t[:-n] == row.context and n > 1}
+        assert sorted(row.segments) == sorted(wanted)
+    assert plain == []
 
 
-def test_short_or_unshared_contexts_take_the_row_path(backend) -> None:
-    units = [((5, 6, 7, 8), 2), ((5, 6, 7, 9), 2),  # context too short
+def test_tree_mask_lets_choices_see_the_context_and_themselves_only(backend) -> None:
+    row = hf_shared_context.TreeRow((5, 6, 7), ((8, 9), (10,)))
+    short = hf_shared_context.TreeRow((11, 12), ((13,), (14,)))
+    ids, mask, positions = hf_shared_context.tree_inputs([row, short], backend._runner())
+    allowed = (mask[:, 0] == 0).int()
+    assert ids[0].tolist() == [5, 6, 7, 8, 9, 10]
+    assert positions[0].tolist() == [0, 1, 2, 3, 4, 3]
+    assert allowed[0].tolist() == [[1, 0, 0, 0, 0, 0],
+                                   [1, 1, 0, 0, 0, 0],
+                                   [1, 1, 1, 0, 0, 0],
+                                   [1, 1, 1, 1, 0, 0],
+                                   [1, 1, 1, 1, 1, 0],
+                                   [1, 1, 1, 0, 0, 1]]
+    assert positions[1].tolist()[2:] == [0, 1, 2, 2]  # left-padded by two
+    assert allowed[1].tolist()[:2] == [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]]  # pads: self
+    assert allowed[1].tolist()[5] == [0, 0, 1, 1, 0, 1]
+
+
+def test_model_ignoring_the_mask_falls_back_to_rows(tiny_model: Path, monkeypatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    backend = load_backend(LoadOptions(model=str(tiny_model), batch_size=4))
+    requests = _requests(seed=3, items=6)
+    backend.share_contexts = False
+    expected = backend.loglikelihood(requests)
+    backend.share_contexts = True
+    original = hf_shared_context.tree_inputs
+
+    def no_mask(rows, runner):  # what a model that ignores custom masks computes
+        ids, mask, positions = original(rows, runner)
+        return ids, torch.zeros_like(mask), positions
+
+    monkeypatch.setattr(hf_shared_context, "tree_inputs", no_mask)
+    got = backend.loglikelihood(requests)
+    assert [g.logprob for g in got] == pytest.approx([e.logprob for e in expected], abs=1e-5)
+    assert backend.share_contexts is False and backend.tree_checked is True
+    assert "does not apply custom attention masks" in capsys.readouterr().err
+
+
+def test_single_token_or_unshared_contexts_take_the_row_path(backend) -> None:
+    units = [((5, 6, 7, 8), 1), ((5, 6, 7, 9), 1),  # one-token choices: already one row
              (tuple(range(10, 30)), 3)]  # context used once
     groups, rest = backend._context_groups(units, list(range(len(units))))
     assert groups == [] and rest == [0, 1, 2]
-    long = [(tuple(range(10, 30)) + (1, 2), 2), (tuple(range(10, 30)) + (3,), 1)]
-    groups, rest = backend._context_groups(long, [0, 1])
-    assert groups == [[0, 1]] and rest == []
+    shared = [((5, 6, 7, 8), 2), ((5, 6, 9), 1), ((5, 6, 1, 2), 2)]
+    groups, rest = backend._context_groups(shared, [0, 1, 2])
+    assert groups == [[0, 1, 2]] and rest == []
