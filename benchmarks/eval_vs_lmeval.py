@@ -5,7 +5,9 @@ Both sides evaluate the embedded SmolLM2-135M-Instruct (float32, CPU) on
 * ``mc``: the first ``--mc-n`` items of ``suites/general/data/world_knowledge.jsonl``,
   multiple choice by log-likelihood, ``acc`` and ``acc_norm``;
 * ``gen``: the first ``--gen-n`` items of ``suites/general/data/arithmetic.jsonl``, greedy
-  generation stopped at ``"\\n"`` after at most 16 new tokens, exact match.
+  generation stopped at ``"\\n"`` after at most 16 new tokens, exact match;
+* ``ppl``: the first ``--ppl-n`` documents of ``suites/general/data/english_corpus.jsonl``,
+  rolling-window log-likelihood, word perplexity and bits per byte;
 
 with the prompt ``"Question: {{ question }}\\nAnswer:"`` and the same batch size. The model
 is loaded once and shared: ftguard gets an ``HFBackend`` around it and lm-eval an ``HFLM``
@@ -18,6 +20,15 @@ Exact match: ftguard's ``exact_match_strict`` compares after ``str.strip()``; lm
 ``regexes_to_ignore: ["^\\s+", "\\s+$"]``, the same outer-whitespace strip, because the
 raw generations start with a space (``" 23"``). Predictions are also compared raw,
 text for text.
+
+Then, for ftguard alone: the same three suites evaluated cold with ``cache=True`` (empty
+caches: ``$FTGUARD_HOME`` points to a temporary folder meanwhile), re-run (suite results cached: no model call), and
+re-run from the response cache only (suite results removed, every model answer read from
+SQLite). And model FLOP utilisation: the forward FLOPs the tasks need, 2 x parameters x
+tokens (tokens = what a scorer that shares nothing it need not repeat must run: each
+question's context once plus its choices' tokens, prompt plus generated tokens, every
+document token), over each side's wall time, as a fraction of this CPU's fp32 matmul
+throughput measured here (best of a few 2048 x 2048 products).
 
 Run: ``.venv/bin/python benchmarks/eval_vs_lmeval.py [--batch-size 16] [--out results.json]``
 """
@@ -69,6 +80,17 @@ tasks:
     generation: {{max_new_tokens: 16, stop: ["\\n"]}}
     metrics: [exact_match_strict]
 """,
+    "ppl": """\
+name: bench-ppl
+version: 1
+role: general
+tasks:
+  - name: english_corpus
+    kind: perplexity
+    data: data.jsonl
+    prompt: "{{ text }}"
+    metrics: [word_perplexity, bits_per_byte]
+""",
 }
 
 LMEVAL_TASKS = {
@@ -114,23 +136,47 @@ metric_list:
     ignore_punctuation: false
     regexes_to_ignore: ["^\\\\s+", "\\\\s+$"]
 """,
+    "ppl": """\
+task: bench_ppl
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: text
+metric_list:
+  - metric: word_perplexity
+  - metric: byte_perplexity
+  - metric: bits_per_byte
+""",
 }
 
-SOURCES = {"mc": "world_knowledge.jsonl", "gen": "arithmetic.jsonl"}
-METRICS = {"mc": ["acc", "acc_norm"], "gen": ["exact_match_strict"]}
+SOURCES = {"mc": "world_knowledge.jsonl", "gen": "arithmetic.jsonl", "ppl": "english_corpus.jsonl"}
+METRICS = {"mc": ["acc", "acc_norm"], "gen": ["exact_match_strict"],
+           "ppl": ["word_perplexity", "bits_per_byte"]}
 LMEVAL_METRICS = {"acc": "acc,none", "acc_norm": "acc_norm,none",
-                  "exact_match_strict": "exact_match,none"}
+                  "exact_match_strict": "exact_match,none",
+                  "word_perplexity": "word_perplexity,none", "bits_per_byte": "bits_per_byte,none"}
+PPL_REL_TOLERANCE = 1e-5
+"""Perplexities are sums of float32 log-probabilities: equal to this relative tolerance."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=16, help="both sides (default 16)")
-    parser.add_argument("--mc-n", type=int, default=100, help="multiple-choice items (100)")
+    parser.add_argument("--mc-n", type=int, default=220,
+                        help="multiple-choice items, 4 choices each (default 220, all)")
     parser.add_argument("--gen-n", type=int, default=50, help="generation items (50)")
+    parser.add_argument("--ppl-n", type=int, default=12, help="perplexity documents (12)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="run each side R times, alternating who goes first; report the "
                              "fastest (default 3)")
-    parser.add_argument("--tasks", default="mc,gen", help="comma-separated subset of mc,gen")
+    parser.add_argument("--tasks", default="mc,gen,ppl",
+                        help="comma-separated subset of mc,gen,ppl")
+    parser.add_argument("--no-cache-runs", action="store_true",
+                        help="skip the cold / cached re-run measurement")
     parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
     return parser.parse_args(argv)
 
@@ -194,7 +240,8 @@ def compare(key: str, ours: Any, theirs: dict[str, Any]) -> dict[str, Any]:
             if s.scores["acc"] != t["acc"] or s.scores["acc_norm"] != t["acc_norm"]:
                 mismatches.append(s.id)
         detail["max_abs_loglikelihood_diff"] = max_diff
-    else:
+        same = all(v["ftguard"] == v["lm_eval"] for v in metrics.values())
+    elif key == "gen":
         for s in ours.samples:
             t = theirs["samples"][s.id]
             if s.prediction != t["filtered_resps"][0] or s.scores["exact_match_strict"] != \
@@ -203,9 +250,21 @@ def compare(key: str, ours: Any, theirs: dict[str, Any]) -> dict[str, Any]:
         detail["examples"] = [{"id": s.id, "ftguard": s.prediction,
                                "lm_eval": theirs["samples"][s.id]["filtered_resps"][0]}
                               for s in ours.samples[:3]]
-    same_metrics = all(abs(v["ftguard"] - v["lm_eval"]) < 1e-12 for v in metrics.values())
+        same = all(v["ftguard"] == v["lm_eval"] for v in metrics.values())
+    else:
+        max_rel = 0.0
+        for s in ours.samples:
+            nll = s.stats["word_perplexity"][0]
+            loglikelihood = theirs["samples"][s.id]["filtered_resps"][0]
+            rel = abs(nll + loglikelihood) / abs(loglikelihood)
+            max_rel = max(max_rel, rel)
+            if rel > PPL_REL_TOLERANCE:
+                mismatches.append(s.id)
+        detail["max_rel_nll_diff"] = max_rel
+        same = all(abs(v["ftguard"] - v["lm_eval"]) <= PPL_REL_TOLERANCE * abs(v["lm_eval"])
+                   for v in metrics.values())
     return {"metrics": metrics, "sample_mismatches": mismatches,
-            "identical": same_metrics and not mismatches, **detail}
+            "identical": same and not mismatches, **detail}
 
 
 def warm_up(backend: Any, batch_size: int) -> None:
@@ -219,11 +278,74 @@ def warm_up(backend: Any, batch_size: int) -> None:
         backend.loglikelihood(requests)
 
 
+def needed_tokens(key: str, data: Path, tokenizer: Any, ours: Any) -> int:
+    """Tokens any scorer must run for the task: see the module docstring."""
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    if key == "mc":
+        return sum(count(f"Question: {r['question']}\nAnswer:")
+                   + sum(count(" " + c) - 1 for c in r["choices"]) for r in rows)
+    if key == "gen":
+        by_id = {s.id: s.prediction or "" for s in ours.samples}
+        return sum(count(f"Question: {r['question']}\nAnswer:") + count(by_id[r["id"]])
+                   for r in rows)
+    return sum(count(r["text"]) for r in rows)
+
+
+def matmul_gflops() -> float:
+    """This CPU's fp32 matmul throughput: best of several 2048 x 2048 products."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(8):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best / 1e9
+
+
+def cache_runs(paths: dict[str, dict[str, Path]], keys: list[str], backend: Any) -> dict[str, Any]:
+    """ftguard with ``cache=True``: cold, re-run, and re-run from the response cache only."""
+    import shutil
+
+    import ftguard
+
+    suites = [paths[k]["suite"] for k in keys]
+    home = Path(tempfile.mkdtemp(prefix="ftguard-bench-home-"))
+    user_home = os.environ.get("FTGUARD_HOME")
+    os.environ["FTGUARD_HOME"] = str(home)  # empty caches, the user's left alone
+    out: dict[str, Any] = {}
+    records = {}
+    try:
+        for label in ("cold", "rerun", "rerun_responses_only"):
+            if label == "rerun_responses_only":
+                shutil.rmtree(home / "results", ignore_errors=True)
+            start = time.perf_counter()
+            records[label] = ftguard.evaluate(suites, backend=backend, cache=True)
+            out[label] = time.perf_counter() - start
+    finally:
+        if user_home is None:
+            del os.environ["FTGUARD_HOME"]
+        else:
+            os.environ["FTGUARD_HOME"] = user_home
+        shutil.rmtree(home, ignore_errors=True)
+    out["same_results"] = all(
+        [t.metrics for t in records[label].suites[0].tasks]
+        == [t.metrics for t in records["cold"].suites[0].tasks]
+        for label in ("rerun", "rerun_responses_only"))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     keys = [k.strip() for k in args.tasks.split(",") if k.strip()]
     if not keys or any(k not in SOURCES for k in keys):
-        print(f"--tasks {args.tasks}: choose from mc,gen", file=sys.stderr)
+        print(f"--tasks {args.tasks}: choose from mc,gen,ppl", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="ftguard-bench-") as tmp:
         report = run(args, keys, Path(tmp))
@@ -236,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, keys: list[str], root: Path) -> dict[str, Any]:
     bs = args.batch_size
-    paths = write_inputs(root, {"mc": args.mc_n, "gen": args.gen_n})
+    counts = {"mc": args.mc_n, "gen": args.gen_n, "ppl": args.ppl_n}
+    paths = write_inputs(root, counts)
 
     from ftguard.models.embedded import embedded_model_dir
     from ftguard.models.load import LoadOptions, load_backend
@@ -264,17 +387,18 @@ def run(args: argparse.Namespace, keys: list[str], root: Path) -> dict[str, Any]
 
     warm_up(backend, bs)
     rss_after_load = peak_rss_mib()
+    params = sum(p.numel() for p in backend.model.parameters())
 
     report: dict[str, Any] = {
         "model": str(model_dir), "batch_size": bs, "repeats": args.repeats,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "parameters": params,
+        "matmul_gflops": matmul_gflops(),
         "load_seconds": {"ftguard_model_load": ftguard_load,
                          "lmeval_import_and_task_index": lmeval_import,
                          "lmeval_hflm_wrap": lmeval_wrap},
         "tasks": {},
     }
     for key in keys:
-        n = {"mc": args.mc_n, "gen": args.gen_n}[key]
         times: dict[str, list[float]] = {"ftguard": [], "lm_eval": []}
         ours: Any = None
         theirs: dict[str, Any] = {}
@@ -287,15 +411,22 @@ def run(args: argparse.Namespace, keys: list[str], root: Path) -> dict[str, Any]
                     seconds, theirs = run_lmeval(f"bench_{key}", lm, manager)
                 times[side].append(seconds)
         result = compare(key, ours, theirs)
-        result.update(n=n, seconds={s: min(v) for s, v in times.items()}, all_seconds=times)
+        best = {s: min(v) for s, v in times.items()}
+        tokens = needed_tokens(key, paths[key]["data"], backend.tokenizer, ours)
+        gflop = 2 * params * tokens / 1e9
+        result.update(n=counts[key], seconds=best, all_seconds=times, needed_tokens=tokens,
+                      needed_gflop=gflop,
+                      mfu={s: gflop / best[s] / report["matmul_gflops"] for s in best})
         report["tasks"][key] = result
+    if not args.no_cache_runs:
+        report["cache"] = cache_runs(paths, keys, backend)
     report["peak_rss_mib"] = {"after_load": rss_after_load, "end": peak_rss_mib()}
     return report
 
 
 def print_table(report: dict[str, Any]) -> None:
-    header = ["task", "n", "ftguard s", "lm-eval s", "ratio", "metric", "ftguard", "lm-eval",
-              "identical?"]
+    header = ["task", "n", "ftguard s", "lm-eval s", "ratio", "MFU ftguard", "MFU lm-eval",
+              "metric", "ftguard", "lm-eval", "identical?"]
     rows = []
     for key, t in report["tasks"].items():
         for i, (metric, v) in enumerate(t["metrics"].items()):
@@ -304,7 +435,10 @@ def print_table(report: dict[str, Any]) -> None:
             rows.append([key if first else "", str(t["n"]) if first else "",
                          f"{t['seconds']['ftguard']:.2f}" if first else "",
                          f"{t['seconds']['lm_eval']:.2f}" if first else "",
-                         f"{ratio:.2f}" if first else "", metric, f"{v['ftguard']:.4f}",
+                         f"{ratio:.2f}" if first else "",
+                         f"{t['mfu']['ftguard']:.1%}" if first else "",
+                         f"{t['mfu']['lm_eval']:.1%}" if first else "",
+                         metric, f"{v['ftguard']:.4f}",
                          f"{v['lm_eval']:.4f}", ("yes" if t["identical"] else "NO") if first
                          else ""])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
@@ -312,16 +446,31 @@ def print_table(report: dict[str, Any]) -> None:
     def line(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
-    print(f"\nSmolLM2-135M-Instruct, float32, CPU ({report['torch_threads']} threads), "
-          f"batch size {report['batch_size']}, best of {report['repeats']}")
+    print(f"\nSmolLM2-135M-Instruct ({report['parameters'] / 1e6:.1f} M parameters), float32, "
+          f"CPU ({report['torch_threads']} threads), batch size {report['batch_size']}, "
+          f"best of {report['repeats']}")
     print(line(header))
     print(line(["-" * w for w in widths]))
     for row in rows:
         print(line(row))
     for key, t in report["tasks"].items():
-        extra = (f"max |Δ loglikelihood| = {t['max_abs_loglikelihood_diff']:.2e}"
-                 if key == "mc" else "predictions compared raw, text for text")
-        print(f"{key}: {len(t['sample_mismatches'])} sample mismatches; {extra}")
+        if key == "mc":
+            extra = f"max |Δ loglikelihood| = {t['max_abs_loglikelihood_diff']:.2e}"
+        elif key == "gen":
+            extra = "predictions compared raw, text for text"
+        else:
+            extra = f"max relative Δ NLL = {t['max_rel_nll_diff']:.2e}"
+        print(f"{key}: {len(t['sample_mismatches'])} sample mismatches; {extra}; "
+              f"{t['needed_tokens']} tokens needed = {t['needed_gflop']:.0f} GFLOP")
+    print(f"MFU = 2 x parameters x tokens needed / wall time, over this CPU's fp32 matmul "
+          f"throughput of {report['matmul_gflops']:.0f} GFLOP/s")
+    if "cache" in report:
+        c = report["cache"]
+        print(f"ftguard --cache on these suites: cold {c['cold']:.2f} s; re-run "
+              f"{c['rerun']:.3f} s ({c['cold'] / c['rerun']:.0f}x faster); re-run from the "
+              f"response cache only {c['rerun_responses_only']:.3f} s "
+              f"({c['cold'] / c['rerun_responses_only']:.0f}x faster); same results: "
+              f"{'yes' if c['same_results'] else 'NO'}")
     loads = report["load_seconds"]
     print(f"model load (excluded): ftguard {loads['ftguard_model_load']:.2f} s; lm-eval import "
           f"+ TaskManager {loads['lmeval_import_and_task_index']:.2f} s, HFLM wrap "

@@ -91,3 +91,21 @@ def test_model_without_plain_cache_uses_generate(backend, monkeypatch) -> None:
     monkeypatch.setattr(backend, "continuous_decoding", True)
     assert backend.generate([GenerateRequest(c, 6) for c in contexts]) == reference
     assert backend.continuous_decoding is False
+
+
+def test_out_of_memory_while_decoding_shrinks_the_batch(tiny_model: Path, monkeypatch) -> None:
+    auto = load_backend(LoadOptions(model=str(tiny_model)))
+    contexts = _contexts(4, 10)
+    expected = [auto.tokenizer.decode(_alone(auto, c, 5), skip_special_tokens=True)
+                for c in contexts]
+    real_decode = hf_generate._decode
+
+    def decode_with_a_memory_limit(backend, batch, tokens):
+        if len(tokens) > 3:
+            raise torch.OutOfMemoryError("simulated")
+        return real_decode(backend, batch, tokens)
+
+    monkeypatch.setattr(hf_generate, "_decode", decode_with_a_memory_limit)
+    assert auto.auto_batch and auto.batch_size == 16
+    assert auto.generate([GenerateRequest(c, 5) for c in contexts]) == expected
+    assert auto.batch_size == 2  # 10 rows -> 5 -> 2, the largest size that fits

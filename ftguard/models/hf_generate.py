@@ -52,8 +52,9 @@ def generate_all(backend: HFBackend, requests: Sequence[GenerateRequest],
         order = sorted(indices, key=lambda i: -len(encoded[i]))
         if backend.continuous_decoding:
             try:
-                order = _continuous(backend, encoded, order, max_new, stop, out, progress)
-            except NoPlainCache:
+                _continuous(backend, encoded, order, max_new, stop, out, progress)
+                continue
+            except NoPlainCache:  # raised by the first prefill, before any answer
                 backend.continuous_decoding = False
         _fixed_batches(backend, encoded, order, max_new, stop, out, progress)
     return out
@@ -76,15 +77,13 @@ class _Batch:
 
 def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[int],
                 max_new: int, stop: tuple[str, ...], out: list[str],
-                progress: Progress | None) -> list[int]:
-    """Decode ``order`` with continuous batching; returns the requests left undone (none,
-    unless the model's cache turned out not to be plain, see NoPlainCache)."""
+                progress: Progress | None) -> None:
+    """Decode ``order`` with continuous batching into ``out``."""
     import torch
 
     eos = _eos_ids(backend)
     waiting = list(order)
     batch = _Batch()
-    done: set[int] = set()
     with torch.inference_mode():
         while waiting or batch.rows:
             free = max(0, backend.batch_size - len(batch.rows))
@@ -108,18 +107,17 @@ def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[i
                 if finished:
                     out[batch.rows[r]] = cut_at_stop(
                         backend.tokenizer.decode(tokens, skip_special_tokens=True), stop)
-                    done.add(batch.rows[r])
                     if progress:
                         progress(1)
                 else:
                     keep.append(r)
             _select(batch, keep)
-            if batch.rows:
-                step = backend._shrinking_on_oom(len(batch.rows), _decode, backend, batch,
-                                                 [batch.new[r][-1] for r in range(len(keep))])
-                if step is None:  # the batch no longer fits: finish it in fixed batches
-                    return [i for i in order if i not in done]
-    return []
+            while batch.rows and backend._shrinking_on_oom(
+                    len(batch.rows), _decode, backend, batch,
+                    [tokens[-1] for tokens in batch.new]) is None:
+                # out of memory: rows beyond the smaller batch size start again later
+                waiting = batch.rows[backend.batch_size:] + waiting
+                _select(batch, list(range(min(backend.batch_size, len(batch.rows)))))
 
 
 def _prefill(backend: HFBackend, inputs: list[list[int]]) -> _Batch:
