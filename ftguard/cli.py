@@ -123,15 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a RunRecord of the suites, for continuous metrics' spread")
     power.set_defaults(handler=cmd_power)
 
-    demo = commands.add_parser("demo", parents=[common],
-                               help="evaluate the embedded model on the shipped suites")
-    demo.add_argument("--out", "-o", metavar="FILE", default="runs/demo/base.json")
-    demo.add_argument("--suites", nargs="+", metavar="SUITE", default=None,
-                      help="suites to run (default: the shipped suites/)")
-    _model_options(demo)
-    _run_options(demo)
-    demo.set_defaults(handler=cmd_demo)
-
     leak = commands.add_parser(
         "check-leakage", parents=[common], help="find training examples that overlap eval items",
         description="Report evaluation items that overlap training data (exact copies and "
@@ -149,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands, common)
     from ftguard.cli_baseline import add_commands as add_baseline_commands
     add_baseline_commands(commands, common)
+    from ftguard.cli_demo import add_commands as add_demo_commands
+    add_demo_commands(commands, common)
     return parser
 
 
@@ -177,6 +170,9 @@ def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -
 def _run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--limit", type=_positive_int, metavar="N", help="first N items per task")
+    g.add_argument("--subset", type=subset_arg, metavar="N|F",
+                   help="a fixed seeded sample of each task: N items, or a fraction 0<F<1 of "
+                        "them; the same items for every model with the same --seed")
     g.add_argument("--batch-size", default="auto", metavar="N|auto")
     g.add_argument("--seed", type=int, default=1234)
     g.add_argument("--format", choices=("text", "json", "markdown"), default="text",
@@ -200,7 +196,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_adapters(args, adapters)
     args.adapter = adapters[0] if adapters else None
     suites = load_suites(args.suites)
-    settings = RunSettings(limit=args.limit, seed=args.seed)
+    settings = RunSettings(limit=args.limit, subset=args.subset, seed=args.seed)
     with ProgressBar(enabled=not args.no_progress) as bar:
         record = evaluate(suites, load=_load_options(args), settings=settings, out=args.out,
                           reporter=bar, cache=args.cache)
@@ -229,7 +225,7 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
                                         "DIR/<adapter folder name>.json for each adapter.")
     names = record_names(adapters, include_base=args.include_base)
     suites = load_suites(args.suites)
-    settings = RunSettings(limit=args.limit, seed=args.seed)
+    settings = RunSettings(limit=args.limit, subset=args.subset, seed=args.seed)
     args.adapter = None
     with ProgressBar(enabled=not args.no_progress) as bar:
         records = evaluate_adapters(suites, load=_load_options(args), adapters=adapters,
@@ -326,15 +322,14 @@ def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (import
 
     from ftguard.compare import compare
     from ftguard.compare_output import render_comparison
-    from ftguard.gate import Policy, load_policy, parse_fail_on, rules_from_suites
+    from ftguard.gate import load_policy, parse_fail_on, policy_for
     from ftguard.record import write_comparison
 
     check_compare_options(args)
     policy = load_policy(Path(args.policy)) if args.policy else None
     extra = tuple(parse_fail_on(e) for e in args.fail_on)
     if policy is None:
-        own = rules_from_suites([(s.name, s.gate) for s in tuned.suites if s.gate])
-        policy = Policy(rules=extra or own) if extra or own else Policy()
+        policy = policy_for(tuned, extra)
     elif extra:
         policy = replace(policy, rules=policy.rules + extra)
     if args.correction:
@@ -401,24 +396,6 @@ def cmd_power(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    if args.suites is None:
-        args.suites = [str(shipped_suites())]
-    return cmd_eval(args)
-
-
-def shipped_suites() -> Path:
-    """The repository's suites/ folder: ./suites if present, else next to the package."""
-    here = Path.cwd() / "suites"
-    if here.is_dir():
-        return here
-    beside = Path(__file__).resolve().parent.parent / "suites"
-    if beside.is_dir():
-        return beside
-    raise UsageError("no suites/ folder found here or next to the ftguard package.",
-                     hint="Run from the ftguard checkout or pass --suites PATH.")
-
-
 def _load_options(args: argparse.Namespace):  # -> LoadOptions (import kept lazy)
     from ftguard.models.load import LoadOptions
 
@@ -439,6 +416,20 @@ def _batch_size(text: str) -> int | None:
     if value < 1:
         raise UsageError(f"--batch-size {text}: must be a positive integer or 'auto'.")
     return value
+
+
+def subset_arg(text: str) -> int | float:
+    """``--subset``: a whole number of items, or a fraction strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value.is_integer() and value >= 1:
+        return int(value)
+    if 0 < value < 1:
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r}: give a number of items (e.g. 50) or a "
+                                     "fraction between 0 and 1 (e.g. 0.25)")
 
 
 def _positive_int(text: str) -> int:

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ftguard.cli import subset_arg
+
 FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--model", "model", {"metavar": "SPEC", "help": "base model (default smollm2-135m-instruct)"}),
     ("--method", "method", {"choices": ("lora", "qlora", "full", "prefix", "prompt")}),
@@ -32,7 +34,7 @@ FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--neftune-alpha", "neftune_alpha", {"type": float, "metavar": "A"}),
     ("--eval-suites", "eval.suites", {"nargs": "+", "metavar": "SUITE"}),
     ("--eval-every", "eval.every_steps", {"type": int, "metavar": "N"}),
-    ("--eval-subset", "eval.subset", {"type": int, "metavar": "N"}),
+    ("--eval-subset", "eval.subset", {"type": subset_arg, "metavar": "N|F"}),
     ("--seed", "seed", {"type": int}),
     ("--device", "device", {}),
     ("--dtype", "dtype", {"choices": ("auto", "float32", "bfloat16", "float16")}),

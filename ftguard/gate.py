@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ftguard.errors import UsageError
-from ftguard.record import ComparisonRow
+from ftguard.record import ComparisonRow, RunRecord
 
 RuleKind = Literal["no_regression", "non_inferiority", "superiority", "floor", "ceiling",
                    "max_drop"]
@@ -182,6 +182,13 @@ def rules_from_suites(suites: list[tuple[str, list[Any]]]) -> tuple[Rule, ...]:
                 item = {"select": suite, **item}
             rules.append(_rule_from(item, Path(f"suite {suite} gate"), index))
     return tuple(rules)
+
+
+def policy_for(tuned: RunRecord, extra: tuple[Rule, ...] = ()) -> Policy:
+    """The policy of a comparison without a policy file: the ``extra`` (``--fail-on``) rules
+    if any, else the suites' own ``gate:`` rules, else DEFAULT_RULES."""
+    own = rules_from_suites([(s.name, s.gate) for s in tuned.suites if s.gate])
+    return Policy(rules=extra or own) if extra or own else Policy()
 
 
 def _rule_from(item: Any, path: Path, index: int) -> Rule:

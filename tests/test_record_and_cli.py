@@ -50,6 +50,34 @@ def test_limit_and_formats(run_cli, make_suite) -> None:
     assert code == 0 and "| suite | task | metric |" in out
 
 
+def test_subset_is_a_seeded_nested_sample(run_cli, make_suite, tmp_path: Path) -> None:
+    from conftest import write_jsonl
+
+    root = make_suite()
+    write_jsonl(root / "data" / "mc.jsonl",
+                [{"id": f"q{i}", "question": f"Question number {i}?",
+                  "choices": ["yes", "no", "maybe", "never"], "answer": i % 4}
+                 for i in range(40)])
+
+    def ids(*flags: str) -> list[str]:
+        out = tmp_path / "run.json"
+        code, _, err = run_cli("eval", root, "--model", "fake", "--no-progress", "--out", out,
+                               *flags)
+        assert code == 0, err
+        mc = next(t for t in read_run(out).suites[0].tasks if t.name == "mc")
+        return [s.id for s in mc.samples]
+
+    ten, quarter, again = ids("--subset", "10"), ids("--subset", "0.25"), ids("--subset", "10")
+    assert len(ten) == 10 and ten == again and ten != [f"q{i}" for i in range(10)]
+    assert len(quarter) == 10 and quarter == ten  # 25% of 40 = the same first 10 of one order
+    five = ids("--subset", "0.1")
+    assert len(five) == 4 and set(five) < set(ten)  # a smaller subset lies inside a larger
+    assert ids("--subset", "10", "--seed", "7") != ten
+    for bad in ("0", "1.5", "-3", "x"):
+        code, _, err = run_cli("eval", root, "--model", "fake", "--subset", bad)
+        assert code == 2 and "--subset" in err
+
+
 def test_record_round_trip_and_read_errors(tmp_path: Path, run_cli, make_suite) -> None:
     out = tmp_path / "r.json"
     run_cli("eval", make_suite(), "--model", "fake", "--out", out, "--no-progress")

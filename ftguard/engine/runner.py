@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,9 +47,10 @@ class RunSettings:
 
     limit: int | None = None
     """Score only the first N items of each task."""
-    subset: int | None = None
-    """Score a fixed random subset of N items of each task: the same items for the same
-    task and seed, so runs of different models stay paired (used by eval during training)."""
+    subset: int | float | None = None
+    """Score a fixed random subset of each task, N items or a fraction 0 < F < 1 of them:
+    the same items for the same task and seed, so runs of different models stay paired, and
+    a smaller subset is part of a larger one."""
     seed: int = 1234
     """Seed of bootstrap confidence intervals (and of torch)."""
     resamples: int = 1000
@@ -97,15 +99,28 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
 
 def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
     instances = task.instances[:settings.limit] if settings.limit else task.instances
-    if settings.subset is None or settings.subset >= len(instances):
+    size = subset_size(settings.subset, len(instances))
+    if size >= len(instances):
         return instances
     import zlib
 
     import numpy as np
 
+    # the first items of one seeded order: a smaller subset lies inside a larger one, so
+    # answers cached for the larger serve the smaller
     rng = np.random.default_rng([settings.seed, zlib.crc32(task.spec.name.encode())])
-    keep = np.sort(rng.choice(len(instances), size=settings.subset, replace=False))
+    keep = np.sort(rng.permutation(len(instances))[:size])
     return [instances[int(i)] for i in keep]
+
+
+def subset_size(subset: float | None, n: int) -> int:
+    """Items a ``subset`` setting keeps of ``n``: N items, or a fraction 0 < F < 1 of them
+    (rounded up, at least one); all of them for None."""
+    if subset is None:
+        return n
+    if isinstance(subset, float) and subset < 1:
+        return min(n, max(1, math.ceil(subset * n)))
+    return min(n, int(subset))
 
 
 def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],

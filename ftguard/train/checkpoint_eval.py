@@ -31,8 +31,10 @@ class CheckpointEvaluator:
     """Runs the configured suites on the model being trained."""
 
     def __init__(self, suites: Sequence[Suite], out: Path, base: ModelInfo, tokenizer: Any, *,
-                 settings: RunSettings, batch_size: int | None, max_length: int) -> None:
+                 settings: RunSettings, batch_size: int | None, max_length: int,
+                 cache_base: bool = False) -> None:
         self.suites = list(suites)
+        self.cache_base = cache_base
         self.out = out
         self.base_info = base
         self.tokenizer = tokenizer
@@ -70,7 +72,8 @@ class CheckpointEvaluator:
             with off, torch.no_grad():
                 backend = HFBackend(model, self.tokenizer, info, batch_size=self.batch_size,
                                     max_length=self.max_length)
-                run = evaluate(self.suites, backend=backend, settings=self.settings)
+                run = evaluate(self.suites, backend=backend, settings=self.settings,
+                               cache=base and self.cache_base)
         finally:
             model.train(was_training)
             torch.set_rng_state(rng)
@@ -115,11 +118,10 @@ class CheckpointEvaluator:
 
     def _judge(self, run: RunRecord, result: CheckpointEval) -> None:
         from ftguard.compare import compare
-        from ftguard.gate import Policy, rules_from_suites
+        from ftguard.gate import policy_for
 
         assert self.base_run is not None
-        own = rules_from_suites([(s.name, s.gate) for s in self.base_run.suites if s.gate])
-        comparison = compare(self.base_run, run, Policy(rules=own) if own else Policy(),
+        comparison = compare(self.base_run, run, policy_for(self.base_run),
                              resamples=2000, seed=self.settings.seed)
         result.gain = comparison.gain.value if comparison.gain else None
         tax = comparison.alignment_tax

@@ -181,10 +181,21 @@ class EvalConfig(_Strict):
     """Suite folders (relative to the config file): a target suite and a general suite."""
     every_steps: int | None = Field(default=None, ge=1)
     """Evaluate (and checkpoint) every N optimiser steps; always at the end too."""
-    subset: int | None = Field(default=None, ge=1)
-    """Score a fixed random subset of N items per task (same items at every checkpoint)."""
+    subset: int | float | None = Field(default=None, gt=0)
+    """Score a fixed random subset of each task, N items or a fraction 0 < F < 1 of them
+    (the same items at every checkpoint)."""
     base: bool = True
     """Evaluate the base model first, so each checkpoint has a gain and a forgetting."""
+    cache_base: bool = False
+    """Answer the base evaluation from the response cache where it can (as ``ftguard eval
+    --cache`` does): a base already evaluated on these items is not evaluated again."""
+
+    @model_validator(mode="after")
+    def _subset_is_a_count_or_fraction(self) -> EvalConfig:
+        if isinstance(self.subset, float) and self.subset >= 1 and not self.subset.is_integer():
+            raise ValueError(f"subset {self.subset}: give a number of items (e.g. 40) or a "
+                             "fraction between 0 and 1 (e.g. 0.25)")
+        return self
     early_stopping: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     """Early-stopping rule."""
     best: BestRule = "target_passing_gate"

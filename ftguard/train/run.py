@@ -277,7 +277,8 @@ def _evaluator(cfg: TrainConfig, suites: list[Any], out: Path, base: Any, prepar
     return CheckpointEvaluator(suites, out, base, prepared.tokenizer,
                                settings=RunSettings(subset=cfg.eval.subset, seed=cfg.seed),
                                batch_size=cfg.eval.batch_size,
-                               max_length=_max_length(prepared.model, prepared.tokenizer))
+                               max_length=_max_length(prepared.model, prepared.tokenizer),
+                               cache_base=cfg.eval.cache_base)
 
 
 def _planned_steps(trainer: Any, args: Any, data: Any) -> int:

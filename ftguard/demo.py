@@ -1,0 +1,263 @@
+"""``ftguard demo``: the whole story on the embedded model, end to end, in minutes on a CPU.
+
+1. resolve the embedded SmolLM2-135M-Instruct (converted once, then reused);
+2. evaluate the base model on the shipped ``legal`` (target) and ``general`` suites;
+3. fine-tune it on ``suites/legal/train.jsonl`` (optionally mixed with the general replay
+   set), evaluating a smaller sample of both suites at checkpoints;
+4. evaluate the chosen checkpoint on both suites;
+5. compare base and tuned item by item under the gate, write ``OUT/comparison.json`` and
+   the HTML report;
+6. tell the story (:mod:`ftguard.demo_story`).
+
+Evaluations use the response and result caches, so a second run re-evaluates nothing; a
+finished fine-tune with the same settings is reused, an interrupted one resumes. Every file
+is written atomically, so Ctrl-C at any stage leaves the previous state intact. The shipped
+suites are found beside the package, so the demo runs from any working directory; relative
+output paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ftguard.errors import UsageError
+
+if TYPE_CHECKING:
+    from ftguard.engine.runner import Reporter
+    from ftguard.record import Comparison, RunRecord
+    from ftguard.train.config import TrainConfig
+    from ftguard.train.record import TrainRecord
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How much of everything the demo does (chosen to fit its time budget)."""
+
+    subset: float
+    """Fraction of every task evaluated on the base and on the tuned model."""
+    checkpoint_subset: float | None
+    """Fraction evaluated at checkpoints during training (inside ``subset``, so the base's
+    answers come from the cache); None: no evaluation during training."""
+    max_steps: int
+    eval_every: int | None
+    lr: float
+    batch_size: int = 4
+    max_length: int = 384
+    lora_r: int = 16
+
+
+FULL = DemoPlan(subset=0.3, checkpoint_subset=0.15, max_steps=48, eval_every=24, lr=1e-3)
+"""About 13 minutes on a 2-core CPU the first time."""
+QUICK = DemoPlan(subset=0.1, checkpoint_subset=None, max_steps=12, eval_every=None, lr=1e-3)
+"""About 3 minutes on a 2-core CPU the first time."""
+
+FINISHED = ("completed", "stopped_early")
+"""Training statuses whose exported checkpoint the demo uses."""
+
+REPLAY_RATIO = 0.5
+"""Share of general replay examples in the training mix with ``--replay``."""
+
+
+@dataclass
+class DemoOptions:
+    quick: bool = False
+    method: str = "lora"
+    replay: bool = False
+    out: Path = Path("runs/demo")
+    report: Path = Path("reports/demo.html")
+    batch_size: int | None = None
+    """Evaluation batch size (None = automatic)."""
+    suites: Path | None = None
+    """Folder holding ``legal/`` and ``general/`` (default: the shipped suites)."""
+
+    @property
+    def plan(self) -> DemoPlan:
+        return QUICK if self.quick else FULL
+
+
+@dataclass
+class DemoResult:
+    base: RunRecord
+    tuned: RunRecord
+    comparison: Comparison
+    train: TrainRecord
+    paths: dict[str, Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+Say = Callable[[str], None]
+
+
+def run_demo(options: DemoOptions, *, say: Say = print,
+             reporter: Callable[[], Any] | None = None) -> DemoResult:
+    """Run every stage; ``reporter()`` gives a context manager yielding an engine Reporter
+    (a progress bar) for each evaluation."""
+    from ftguard.models.embedded import EMBEDDED_NAME, embedded_model_dir
+
+    plan = options.plan
+    suites = _suites(options.suites)
+    out = options.out
+    seconds: dict[str, float] = {}
+    stages = 5
+    started = time.perf_counter()
+
+    say(f"[1/{stages}] model: {EMBEDDED_NAME} (embedded, float32 on CPU)")
+    embedded_model_dir(say=say)
+    seconds["model"] = time.perf_counter() - started
+
+    say(f"[2/{stages}] evaluating the base model on legal and general "
+        f"({plan.subset:.0%} of every task; cached after the first run)")
+    t = time.perf_counter()
+    base = _evaluate(suites, None, plan.subset, out / "base.json", options, reporter)
+    seconds["base_eval"] = time.perf_counter() - t
+
+    what = f"{options.method} on suites/legal/train.jsonl" + (
+        f" mixed {1 - REPLAY_RATIO:.0%}/{REPLAY_RATIO:.0%} with suites/general/replay.jsonl"
+        if options.replay else "")
+    say(f"[3/{stages}] fine-tuning: {what}, {plan.max_steps} steps"
+        + (f", {plan.checkpoint_subset:.0%} of both suites evaluated every "
+           f"{plan.eval_every} steps" if plan.checkpoint_subset else ""))
+    t = time.perf_counter()
+    train, tuned_dir = _train(_train_config(options, suites), say)
+    seconds["train"] = time.perf_counter() - t
+
+    step = train.best.step if train.best else train.steps
+    say(f"[4/{stages}] evaluating the fine-tuned model (step {step}, {tuned_dir}) on legal "
+        "and general")
+    t = time.perf_counter()
+    tuned = _evaluate(suites, tuned_dir, plan.subset, out / "tuned.json", options, reporter,
+                      method=options.method)
+    seconds["tuned_eval"] = time.perf_counter() - t
+
+    say(f"[5/{stages}] comparing base and tuned item by item")
+    t = time.perf_counter()
+    comparison = _compare(base, tuned)
+    paths = _write(comparison, train, out, options.report)
+    seconds["compare"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - started
+    return DemoResult(base, tuned, comparison, train, paths, seconds)
+
+
+def shipped_suites() -> Path:
+    """The suites/ folder next to the ftguard package (the repository's)."""
+    beside = Path(__file__).resolve().parent.parent / "suites"
+    if (beside / "legal").is_dir() and (beside / "general").is_dir():
+        return beside
+    raise UsageError(f"the shipped suites are not at {beside} (legal/ and general/).",
+                     hint="Run the demo from an ftguard checkout (pip install -e .), or pass "
+                          "--suites DIR with legal/ and general/ in it.")
+
+
+def _suites(folder: Path | None) -> dict[str, Path]:
+    root = folder if folder is not None else shipped_suites()
+    found = {name: root / name for name in ("legal", "general")}
+    for name, path in found.items():
+        if not (path / "suite.yaml").is_file():
+            raise UsageError(f"--suites {root}: no {name}/suite.yaml in it.",
+                             hint="Point --suites at a folder holding legal/ and general/.")
+    return found
+
+
+def _evaluate(suites: dict[str, Path], tuned_dir: Path | None, subset: float, path: Path,
+              options: DemoOptions, reporter: Callable[[], Any] | None, *,
+              method: str | None = None) -> RunRecord:
+    import contextlib
+
+    from ftguard.api import evaluate
+    from ftguard.engine.runner import RunSettings
+    from ftguard.models.load import LoadOptions
+
+    adapter = str(tuned_dir) if tuned_dir is not None and method != "full" else None
+    model = str(tuned_dir) if tuned_dir is not None and method == "full" else None
+    load = LoadOptions(model=model, adapter=adapter, device="cpu", dtype="float32",
+                       batch_size=options.batch_size)
+    context = reporter() if reporter else contextlib.nullcontext(None)
+    with context as bar:
+        bar_reporter: Reporter | None = bar
+        return evaluate([suites["legal"], suites["general"]], load=load,
+                        settings=RunSettings(subset=subset), out=path, cache=True,
+                        reporter=bar_reporter)
+
+
+def _train_config(options: DemoOptions, suites: dict[str, Path]) -> TrainConfig:
+    from ftguard.train.config import TrainConfig
+
+    plan = options.plan
+    legal = str(suites["legal"] / "train.jsonl")
+    if options.replay:
+        data: dict[str, Any] = {"mix": [
+            {"path": legal, "ratio": 1 - REPLAY_RATIO, "name": "legal"},
+            {"path": str(suites["general"] / "replay.jsonl"), "ratio": REPLAY_RATIO,
+             "name": "replay"}]}
+    else:
+        data = {"train": legal}
+    data.update(max_length=plan.max_length, packing=True)
+    evals: dict[str, Any] = {"suites": [], "base": False}
+    if plan.checkpoint_subset:
+        evals = {"suites": [str(suites["legal"]), str(suites["general"])],
+                 "every_steps": plan.eval_every, "subset": plan.checkpoint_subset,
+                 "cache_base": True, "best": "target_passing_gate"}
+    return TrainConfig.model_validate({
+        "method": options.method, "out": str(options.out / "train"), "data": data,
+        "lora": {"r": plan.lora_r, "alpha": 2 * plan.lora_r},
+        "optim": {"lr": plan.lr, "batch_size": plan.batch_size, "max_steps": plan.max_steps,
+                  "warmup_ratio": 0.1},
+        "eval": evals, "logging_steps": 4})
+
+
+def _train(cfg: TrainConfig, say: Say) -> tuple[TrainRecord, Path]:
+    """Train, or reuse a finished run with the same config, or resume an interrupted one."""
+    from ftguard.train.record import TRAIN_RECORD
+    from ftguard.train.run import run_training
+
+    out = Path(cfg.out or "")
+    previous = _previous_run(out, cfg)
+    if previous is not None and previous.status in FINISHED:
+        say(f"      reusing the finished fine-tune in {out} (delete it to train again)")
+        record = previous
+    else:
+        resume = previous is not None and previous.status == "interrupted"
+        if resume:
+            say(f"      resuming the interrupted fine-tune in {out}")
+        record = run_training(cfg, resume=resume, overwrite=not resume)
+    if record.status not in FINISHED or record.output is None:
+        raise UsageError(f"the fine-tune in {out} ended with status '{record.status}'.",
+                         hint=f"See {out / TRAIN_RECORD}; run the demo again to resume it.")
+    return record, out / record.output
+
+
+def _previous_run(out: Path, cfg: TrainConfig) -> TrainRecord | None:
+    """The run saved in ``out`` when it was made with the same config, else None."""
+    from ftguard.errors import FtguardError
+    from ftguard.train.record import TRAIN_RECORD, read_train_record
+
+    if not (out / TRAIN_RECORD).is_file():
+        return None
+    try:
+        record = read_train_record(out / TRAIN_RECORD)
+    except FtguardError:
+        return None
+    return record if record.config == cfg.model_dump(mode="json") else None
+
+
+def _compare(base: RunRecord, tuned: RunRecord) -> Comparison:
+    from ftguard.compare import compare
+    from ftguard.gate import policy_for
+
+    return compare(base, tuned, policy_for(tuned))
+
+
+def _write(comparison: Comparison, train: TrainRecord, out: Path,
+           report: Path) -> dict[str, Path]:
+    from ftguard.record import write_comparison
+    from ftguard.report import write_report
+
+    path = out / "comparison.json"
+    write_comparison(comparison, path)
+    write_report(comparison, report, train=train)
+    return {"comparison": path, "report": report, "base": out / "base.json",
+            "tuned": out / "tuned.json", "train": out / "train"}

@@ -1,0 +1,68 @@
+"""The demo's closing story: what the fine-tune bought, what it cost, and the gate's verdict."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ftguard.demo import DemoOptions, DemoResult
+    from ftguard.record import AggregateChange, ComparisonRow
+
+
+def tell(result: DemoResult, options: DemoOptions) -> str:
+    """A few short paragraphs for the terminal (plain text)."""
+    c = result.comparison
+    train = result.train
+    step = train.best.step if train.best else train.steps
+    mix = " mixed with general replay" if options.replay else ""
+    lines = [(f"ftguard demo: SmolLM2-135M-Instruct, {train.method} on the legal train split"
+             f"{mix}, checkpoint of step {step} of {train.steps}"), ""]
+    lines += _section("What the fine-tune bought (legal, the target; paired change, 95% CI):",
+                      [r for r in c.rows if r.role == "target" and r.headline], c.gain, "Gain")
+    lines += _section("What it cost (general ability; the alignment tax):",
+                      [r for r in c.rows if r.role == "general" and r.headline],
+                      c.alignment_tax, "Alignment tax")
+    improved = [f"{r.task} ({r.metric})" for r in c.rows
+                if r.role == "target" and r.verdict == "improved"]
+    lines.append("Significant improvements: " + (", ".join(improved) if improved else
+                                                "none on these items"))
+    verdict = "PASS" if c.passed else "FAIL"
+    lines.append(f"Gate: {verdict} ({'; '.join(c.rules) or 'no rules'})")
+    lines += [f"  {failure}" for failure in c.failures]
+    lines += ["", f"Report: {result.paths['report']}",
+              (f"Comparison: {result.paths['comparison']}  (ftguard compare "
+              f"{result.paths['base']} {result.paths['tuned']})"), _timing(result)]
+    return "\n".join(lines)
+
+
+def _section(title: str, rows: list[ComparisonRow], aggregate: AggregateChange | None,
+             name: str) -> list[str]:
+    lines = [title]
+    width = max((len(f"{r.task} {r.metric}") for r in rows), default=0)
+    for r in rows:
+        arrow = "" if r.higher_is_better else " (lower is better)"
+        lines.append(f"  {f'{r.task} {r.metric}':<{width}}  {_num(r.base)} -> {_num(r.tuned)}"
+                     f"  {_signed(r.delta)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+                     f"  p={r.p_adjusted:.3g}  n={r.n}  {r.verdict}{arrow}")
+    if aggregate is not None:
+        lines.append(f"  {name}: {aggregate.value:+.1%} mean relative change "
+                     f"[{aggregate.ci_low:+.1%}, {aggregate.ci_high:+.1%}] over "
+                     f"{len(aggregate.tasks)} tasks")
+    lines.append("")
+    return lines
+
+
+def _num(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}" if abs(value) < 10 else f"{value:+.1f}"
+
+
+def _timing(result: DemoResult) -> str:
+    s = result.seconds
+    parts = [f"{label} {s[key] / 60:.1f}" for key, label in
+             (("base_eval", "base eval"), ("train", "fine-tune"), ("tuned_eval", "tuned eval"))
+             if key in s]
+    return f"Took {s['total'] / 60:.1f} min ({', '.join(parts)}); a second run reuses all of it."
