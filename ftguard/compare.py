@@ -202,7 +202,12 @@ def _adjust_and_judge(rows: list[ComparisonRow], policy: Policy) -> None:
     for row in rows:
         row.gated = any(rule.selects(row) for rule in policy.rules)
     adjust = holm if policy.correction == "holm" else benjamini_hochberg
-    for family in ([r for r in rows if r.gated], [r for r in rows if not r.gated]):
+    # three families, each corrected on its own: the gated rows (what the gate decides on),
+    # the other tasks' headline metrics, and every secondary metric (per-label precision,
+    # extra metrics), so a task's many secondary rows do not dilute its headline's test
+    families = ([r for r in rows if r.gated], [r for r in rows if not r.gated and r.headline],
+                [r for r in rows if not r.gated and not r.headline])
+    for family in families:
         if not family:
             continue
         for row, p in zip(family, adjust([r.p_value for r in family])):

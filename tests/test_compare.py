@@ -134,3 +134,25 @@ def test_suite_gate_sections_policy_files_and_no_torch(tmp_path: Path, run_cli) 
                            str(tmp_path / "a.json")], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_secondary_metrics_do_not_dilute_a_headline() -> None:
+    """Holm runs within families: a task's 20 unchanged secondary metrics leave the p-value
+    of its headline alone; the secondary rows are corrected among themselves."""
+    base_c, tuned_c = flipped_pair(n=200, right_to_wrong=4, wrong_to_right=20)
+    runs = []
+    for spec, correct in (("base", base_c), ("tuned", tuned_c)):
+        run = binary_run(spec, {("legal", "clauses"): correct, ("legal", "terms"): correct})
+        task = run.suites[0].tasks[0]
+        for i in range(20):
+            task.metrics[f"extra{i}"] = task.metrics["acc"].model_copy()
+            for sample in task.samples:
+                sample.scores[f"extra{i}"] = float(sample.id.endswith("7"))  # unchanged
+        runs.append(run)
+    comparison = compare(*runs, Policy())
+    rows = {(r.task, r.metric): r for r in comparison.rows}
+    headline = rows[("clauses", "acc")]
+    assert headline.headline and headline.verdict == "improved"
+    assert headline.p_adjusted == pytest.approx(min(1.0, 2 * headline.p_value))  # 2 headlines
+    extra = rows[("clauses", "extra0")]
+    assert not extra.headline and extra.p_adjusted == 1.0 and extra.verdict == "unchanged"
