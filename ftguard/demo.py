@@ -73,10 +73,14 @@ class DemoOptions:
     """Evaluation batch size (None = automatic)."""
     suites: Path | None = None
     """Folder holding ``legal/`` and ``general/`` (default: the shipped suites)."""
+    model: str | None = None
+    """Base model (default: the embedded SmolLM2; tests use a tiny one)."""
+    custom_plan: DemoPlan | None = None
+    """Overrides FULL / QUICK (tests)."""
 
     @property
     def plan(self) -> DemoPlan:
-        return QUICK if self.quick else FULL
+        return self.custom_plan or (QUICK if self.quick else FULL)
 
 
 @dataclass
@@ -105,8 +109,11 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     stages = 5
     started = time.perf_counter()
 
-    say(f"[1/{stages}] model: {EMBEDDED_NAME} (embedded, float32 on CPU)")
-    embedded_model_dir(say=say)
+    if options.model is None:
+        say(f"[1/{stages}] model: {EMBEDDED_NAME} (embedded, float32 on CPU)")
+        embedded_model_dir(say=say)
+    else:
+        say(f"[1/{stages}] model: {options.model}")
     seconds["model"] = time.perf_counter() - started
 
     say(f"[2/{stages}] evaluating the base model on legal and general "
@@ -172,9 +179,10 @@ def _evaluate(suites: dict[str, Path], tuned_dir: Path | None, subset: float, pa
     from ftguard.models.load import LoadOptions
 
     adapter = str(tuned_dir) if tuned_dir is not None and method != "full" else None
-    model = str(tuned_dir) if tuned_dir is not None and method == "full" else None
+    model = str(tuned_dir) if tuned_dir is not None and method == "full" else options.model
+    # a qlora adapter is evaluated on the 4-bit base it was trained on
     load = LoadOptions(model=model, adapter=adapter, device="cpu", dtype="float32",
-                       batch_size=options.batch_size)
+                       load_in_4bit=method == "qlora", batch_size=options.batch_size)
     context = reporter() if reporter else contextlib.nullcontext(None)
     with context as bar:
         bar_reporter: Reporter | None = bar
@@ -202,7 +210,7 @@ def _train_config(options: DemoOptions, suites: dict[str, Path]) -> TrainConfig:
                  "every_steps": plan.eval_every, "subset": plan.checkpoint_subset,
                  "cache_base": True, "best": "target_passing_gate"}
     return TrainConfig.model_validate({
-        "method": options.method, "out": str(options.out / "train"), "data": data,
+        **({"model": options.model} if options.model else {}), "method": options.method, "out": str(options.out / "train"), "data": data,
         "lora": {"r": plan.lora_r, "alpha": 2 * plan.lora_r},
         "optim": {"lr": plan.lr, "batch_size": plan.batch_size, "max_steps": plan.max_steps,
                   "warmup_ratio": 0.1},

@@ -114,11 +114,11 @@ def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
 
 
 def subset_size(subset: float | None, n: int) -> int:
-    """Items a ``subset`` setting keeps of ``n``: N items, or a fraction 0 < F < 1 of them
-    (rounded up, at least one); all of them for None."""
+    """Items a ``subset`` setting keeps of ``n``: N items (an int), or a fraction 0 < F <= 1
+    of them (a float, rounded up, at least one); all of them for None."""
     if subset is None:
         return n
-    if isinstance(subset, float) and subset < 1:
+    if isinstance(subset, float) and subset <= 1:
         return min(n, max(1, math.ceil(subset * n)))
     return min(n, int(subset))
 

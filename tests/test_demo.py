@@ -1,0 +1,144 @@
+"""``ftguard demo``: the pipeline on a tiny model and tiny suites (fast), and the real quick
+demo on the embedded SmolLM2 from another working directory (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MC_ROWS, MC_TASK, suite_yaml, write_jsonl
+from ftguard.demo import DemoOptions, DemoPlan, run_demo
+from ftguard.demo_story import tell
+from ftguard.record import read_comparison, read_run
+
+TRAIN = [{"instruction": f"Question: {r['question']}", "input": "",
+          "output": r["choices"][r["answer"]]} for r in MC_ROWS] * 4
+PLAN = DemoPlan(subset=1.0, checkpoint_subset=0.5, max_steps=4, eval_every=2, lr=1e-3,
+                batch_size=2, max_length=64, lora_r=4)
+
+
+@pytest.fixture
+def demo_suites(tmp_path: Path) -> Path:
+    root = tmp_path / "suites"
+    for name, role, extra in (("legal", "target", "train.jsonl"),
+                              ("general", "general", "replay.jsonl")):
+        (root / name).mkdir(parents=True)
+        (root / name / "suite.yaml").write_text(suite_yaml(name, role, MC_TASK),
+                                                encoding="utf-8")
+        write_jsonl(root / name / "data" / "mc.jsonl", MC_ROWS)
+        write_jsonl(root / name / extra, TRAIN)
+    return root
+
+
+@pytest.fixture
+def options(tmp_path: Path, tiny_model: Path, demo_suites: Path,
+            monkeypatch: pytest.MonkeyPatch) -> DemoOptions:
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))  # empty caches
+    return DemoOptions(out=tmp_path / "runs" / "demo", report=tmp_path / "reports" / "demo.html",
+                       suites=demo_suites, model=str(tiny_model), custom_plan=PLAN)
+
+
+def test_demo_runs_every_stage_then_reruns_from_caches(options: DemoOptions,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    said: list[str] = []
+    result = run_demo(options, say=said.append)
+    out = options.out
+    for path in ("base.json", "tuned.json", "comparison.json", "train/train_record.json",
+                 "train/adapter/adapter_config.json"):
+        assert (out / path).is_file(), path
+    comparison = read_comparison(out / "comparison.json")
+    assert {r.role for r in comparison.rows} == {"target", "general"}
+    assert read_run(out / "tuned.json").model.fingerprint != \
+        read_run(out / "base.json").model.fingerprint
+    html = options.report.read_text(encoding="utf-8")
+    assert "Training" in html and "<script src=" not in html
+    assert [s[:5] for s in said if s.startswith("[")] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]",
+                                                           "[5/5]"]
+    # checkpoints were evaluated on half the items; the base from the response cache
+    train = result.train
+    assert [c.step for c in train.checkpoints] == [0, 2, 4]
+    story = tell(result, options)
+    assert "What the fine-tune bought" in story and "What it cost" in story
+    assert f"Gate: {'PASS' if comparison.passed else 'FAIL'}" in story
+    assert str(options.report) in story
+
+    # second run: no training and no model at all
+    import ftguard.api
+    import ftguard.train.run
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the second demo run must reuse the first")
+
+    monkeypatch.setattr(ftguard.api, "load_backend", must_not_run)
+    monkeypatch.setattr(ftguard.train.run, "run_training", must_not_run)
+    said.clear()
+    again = run_demo(options, say=said.append)
+    assert any("reusing the finished fine-tune" in s for s in said)
+    assert again.comparison.rows == result.comparison.rows
+
+
+def test_interrupted_demo_keeps_what_it_had_and_finishes_on_the_next_run(
+        options: DemoOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ftguard.api
+
+    real = ftguard.api.evaluate
+
+    def interrupted_on_the_tuned_model(suites, **kwargs):
+        if kwargs.get("load") is not None and kwargs["load"].adapter is not None:
+            raise KeyboardInterrupt
+        return real(suites, **kwargs)
+
+    monkeypatch.setattr(ftguard.api, "evaluate", interrupted_on_the_tuned_model)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(options, say=lambda s: None)
+    base = read_run(options.out / "base.json")  # complete and valid
+    assert not (options.out / "tuned.json").exists()
+    assert not (options.out / "comparison.json").exists()
+    monkeypatch.setattr(ftguard.api, "evaluate", real)
+    said: list[str] = []
+    result = run_demo(options, say=said.append)
+    assert any("reusing the finished fine-tune" in s for s in said)
+    assert result.base.model.fingerprint == base.model.fingerprint
+
+
+def test_changed_settings_train_again(options: DemoOptions) -> None:
+    run_demo(options, say=lambda s: None)
+    options.replay = True  # another training mix: another fine-tune
+    said: list[str] = []
+    result = run_demo(options, say=said.append)
+    assert not any("reusing" in s for s in said)
+    assert result.train.data.sources and len(result.train.data.sources) == 2
+
+
+def test_missing_suites_are_a_clear_error(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "legal").mkdir()
+    code, _, err = run_cli("demo", "--suites", tmp_path, "--out", tmp_path / "runs")
+    assert code == 2
+    assert "no legal/suite.yaml" in err and "--suites" in err
+
+
+@pytest.mark.slow
+def test_quick_demo_on_the_embedded_model_from_another_directory(tmp_path: Path) -> None:
+    env = {**os.environ, "FTGUARD_HOME": os.environ.get("FTGUARD_HOME", "")}
+    command = [sys.executable, "-m", "ftguard", "demo", "--quick", "--no-progress"]
+    started = time.perf_counter()
+    first = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Gate: " in first.stdout and "What it cost" in first.stdout
+    assert (tmp_path / "reports" / "demo.html").is_file()
+    comparison = json.loads((tmp_path / "runs" / "demo" / "comparison.json").read_text())
+    assert any(r["role"] == "target" for r in comparison["rows"])
+    first_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    second = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "reusing the finished fine-tune" in second.stdout
+    assert time.perf_counter() - started < first_seconds / 3
