@@ -50,9 +50,11 @@ class DemoPlan:
     lora_r: int = 16
 
 
-FULL = DemoPlan(subset=0.3, checkpoint_subset=0.15, max_steps=48, eval_every=24, lr=1e-3)
+FULL = DemoPlan(subset=0.3, checkpoint_subset=0.1, max_steps=32, eval_every=16, lr=2e-3,
+                max_length=256)
 """About 13 minutes on a 2-core CPU the first time."""
-QUICK = DemoPlan(subset=0.1, checkpoint_subset=None, max_steps=12, eval_every=None, lr=1e-3)
+QUICK = DemoPlan(subset=0.1, checkpoint_subset=None, max_steps=10, eval_every=None, lr=2e-3,
+                 max_length=256)
 """About 3 minutes on a 2-core CPU the first time."""
 
 FINISHED = ("completed", "stopped_early")
@@ -111,7 +113,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
 
     if options.model is None:
         say(f"[1/{stages}] model: {EMBEDDED_NAME} (embedded, float32 on CPU)")
-        embedded_model_dir(say=say)
+        embedded_model_dir(notify=say)
     else:
         say(f"[1/{stages}] model: {options.model}")
     seconds["model"] = time.perf_counter() - started

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+ALPHA = 0.05
+"""The gate's default level (the demo uses the default policy)."""
+
 if TYPE_CHECKING:
     from ftguard.demo import DemoOptions, DemoResult
     from ftguard.record import AggregateChange, ComparisonRow
@@ -18,14 +21,22 @@ def tell(result: DemoResult, options: DemoOptions) -> str:
     lines = [(f"ftguard demo: SmolLM2-135M-Instruct, {train.method} on the legal train split"
              f"{mix}, checkpoint of step {step} of {train.steps}"), ""]
     lines += _section("What the fine-tune bought (legal, the target; paired change, 95% CI):",
-                      [r for r in c.rows if r.role == "target" and r.headline], c.gain, "Gain")
-    lines += _section("What it cost (general ability; the alignment tax):",
+                      [r for r in c.rows if r.role == "target" and r.headline], c.gain,
+                      "Gain on legal")
+    lines += _section("What it cost (general ability; a negative change is the alignment tax):",
                       [r for r in c.rows if r.role == "general" and r.headline],
-                      c.alignment_tax, "Alignment tax")
-    improved = [f"{r.task} ({r.metric})" for r in c.rows
-                if r.role == "target" and r.verdict == "improved"]
-    lines.append("Significant improvements: " + (", ".join(improved) if improved else
-                                                "none on these items"))
+                      c.alignment_tax, "Change of general ability")
+    for role, name in (("target", "Legal"), ("general", "General")):
+        for verdict in ("improved", "regressed"):
+            found = [f"{r.task} {r.metric}" for r in c.rows if r.role == role
+                     and r.verdict == verdict and r.headline]
+            secondary = [f"{r.task} {r.metric}" for r in c.rows if r.role == role
+                         and r.verdict == verdict and not r.headline]
+            if found or secondary:
+                lines.append(f"{name}, significantly {verdict} (adjusted p < "
+                             f"{ALPHA}): " + ", ".join(found or ["no headline metric"])
+                             + (f"; secondary metrics: {', '.join(secondary)}"
+                                if secondary else ""))
     verdict = "PASS" if c.passed else "FAIL"
     lines.append(f"Gate: {verdict} ({'; '.join(c.rules) or 'no rules'})")
     lines += [f"  {failure}" for failure in c.failures]

@@ -68,6 +68,10 @@ def quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    # peft looks the base model up by name on save (to see whether the vocabulary changed);
+    # ftguard names the base by its spec and works offline, and trains no embeddings then
+    warnings.filterwarnings("ignore", message=".*Unable to fetch remote file.*", module="peft")
+    warnings.filterwarnings("ignore", message=".*Could not find a config file.*", module="peft")
 
 
 def prepare_model(cfg: TrainConfig) -> Prepared:
