@@ -63,6 +63,7 @@ def test_demo_runs_every_stage_then_reruns_from_caches(options: DemoOptions,
     # checkpoints were evaluated on half the items; the base from the response cache
     train = result.train
     assert [c.step for c in train.checkpoints] == [0, 2, 4]
+    assert train.base.fingerprint == result.base.model.fingerprint  # so the cache serves it
     story = tell(result, options)
     assert "What the fine-tune bought" in story and "What it cost" in story
     assert f"Gate: {'PASS' if comparison.passed else 'FAIL'}" in story

@@ -211,8 +211,11 @@ def _base_info(cfg: TrainConfig, prepared: Any) -> Any:
     dtype = str(prepared.dtype).removeprefix("torch.")
     return ModelInfo(spec=prepared.base_spec, backend="hf", path=str(prepared.base_path),
                      device=str(prepared.device), dtype=prepared.quantization or dtype,
+                     # the loader's spelling of the dtype ("torch.float32"), so the base
+                     # fingerprint equals ftguard eval's and its cached answers serve here
                      fingerprint=model_fingerprint(prepared.base_path, adapter_dir=None,
-                                                   dtype=dtype, quantization=prepared.quantization))
+                                                   dtype=str(prepared.dtype),
+                                                   quantization=prepared.quantization))
 
 
 def _start_record(cfg: TrainConfig, out: Path, resume: bool, base: Any, trainable: int,
