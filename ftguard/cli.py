@@ -419,17 +419,18 @@ def _batch_size(text: str) -> int | None:
 
 
 def subset_arg(text: str) -> int | float:
-    """``--subset``: a whole number of items, or a fraction strictly between 0 and 1."""
+    """``--subset``: a whole number of items, or a fraction 0 < F <= 1 (see check_subset)."""
+    from ftguard.engine.subsets import check_subset
+
+    value: object = text
     try:
-        value = float(text)
+        value = int(text) if text.strip().lstrip("+-").isdigit() else float(text)
     except ValueError:
-        value = 0.0
-    if value.is_integer() and value >= 1:
-        return int(value)
-    if 0 < value < 1:
-        return value
-    raise argparse.ArgumentTypeError(f"{text!r}: give a number of items (e.g. 50) or a "
-                                     "fraction between 0 and 1 (e.g. 0.25)")
+        pass  # check_subset names the text
+    try:
+        return check_subset(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:

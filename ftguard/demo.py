@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from ftguard.errors import UsageError
 
 if TYPE_CHECKING:
-    from ftguard.engine.runner import Reporter
     from ftguard.record import Comparison, RunRecord
     from ftguard.train.config import TrainConfig
     from ftguard.train.record import TrainRecord
@@ -121,7 +120,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     say(f"[2/{stages}] evaluating the base model on legal and general "
         f"({plan.subset:.0%} of every task; cached after the first run)")
     t = time.perf_counter()
-    base = _evaluate(suites, None, plan.subset, out / "base.json", options, reporter)
+    base = _evaluate(suites, None, out / "base.json", options, reporter)
     seconds["base_eval"] = time.perf_counter() - t
 
     what = f"{options.method} on suites/legal/train.jsonl" + (
@@ -138,8 +137,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     say(f"[4/{stages}] evaluating the fine-tuned model (step {step}, {tuned_dir}) on legal "
         "and general")
     t = time.perf_counter()
-    tuned = _evaluate(suites, tuned_dir, plan.subset, out / "tuned.json", options, reporter,
-                      method=options.method)
+    tuned = _evaluate(suites, tuned_dir, out / "tuned.json", options, reporter)
     seconds["tuned_eval"] = time.perf_counter() - t
 
     say(f"[5/{stages}] comparing base and tuned item by item")
@@ -171,26 +169,26 @@ def _suites(folder: Path | None) -> dict[str, Path]:
     return found
 
 
-def _evaluate(suites: dict[str, Path], tuned_dir: Path | None, subset: float, path: Path,
-              options: DemoOptions, reporter: Callable[[], Any] | None, *,
-              method: str | None = None) -> RunRecord:
+def _evaluate(suites: dict[str, Path], tuned_dir: Path | None, path: Path,
+              options: DemoOptions, reporter: Callable[[], Any] | None) -> RunRecord:
+    """The base (``tuned_dir`` None) or the fine-tune exported to ``tuned_dir``."""
     import contextlib
 
     from ftguard.api import evaluate
     from ftguard.engine.runner import RunSettings
     from ftguard.models.load import LoadOptions
 
-    adapter = str(tuned_dir) if tuned_dir is not None and method != "full" else None
-    model = str(tuned_dir) if tuned_dir is not None and method == "full" else options.model
-    # a qlora adapter is evaluated on the 4-bit base it was trained on
-    load = LoadOptions(model=model, adapter=adapter, device="cpu", dtype="float32",
-                       load_in_4bit=method == "qlora", batch_size=options.batch_size)
+    method = options.method if tuned_dir is not None else None
+    load = LoadOptions(model=str(tuned_dir) if method == "full" else options.model,
+                       adapter=str(tuned_dir) if method in ("lora", "qlora") else None,
+                       # a qlora adapter is evaluated on the 4-bit base it was trained on
+                       load_in_4bit=method == "qlora", device="cpu", dtype="float32",
+                       batch_size=options.batch_size)
     context = reporter() if reporter else contextlib.nullcontext(None)
     with context as bar:
-        bar_reporter: Reporter | None = bar
         return evaluate([suites["legal"], suites["general"]], load=load,
-                        settings=RunSettings(subset=subset), out=path, cache=True,
-                        reporter=bar_reporter)
+                        settings=RunSettings(subset=options.plan.subset), out=path,
+                        cache=True, reporter=bar)
 
 
 def _train_config(options: DemoOptions, suites: dict[str, Path]) -> TrainConfig:
@@ -212,7 +210,8 @@ def _train_config(options: DemoOptions, suites: dict[str, Path]) -> TrainConfig:
                  "every_steps": plan.eval_every, "subset": plan.checkpoint_subset,
                  "cache_base": True, "best": "target_passing_gate"}
     return TrainConfig.model_validate({
-        **({"model": options.model} if options.model else {}), "method": options.method, "out": str(options.out / "train"), "data": data,
+        **({"model": options.model} if options.model else {}),
+        "method": options.method, "out": str(options.out / "train"), "data": data,
         "lora": {"r": plan.lora_r, "alpha": 2 * plan.lora_r},
         "optim": {"lr": plan.lr, "batch_size": plan.batch_size, "max_steps": plan.max_steps,
                   "warmup_ratio": 0.1},

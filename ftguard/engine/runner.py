@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ftguard.engine.subsets import subset_size
 from ftguard.metrics import aggregate, get_metric
 from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
@@ -104,23 +104,11 @@ def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
         return instances
     import zlib
 
-    import numpy as np
-
     # the first items of one seeded order: a smaller subset lies inside a larger one, so
     # answers cached for the larger serve the smaller
     rng = np.random.default_rng([settings.seed, zlib.crc32(task.spec.name.encode())])
     keep = np.sort(rng.permutation(len(instances))[:size])
     return [instances[int(i)] for i in keep]
-
-
-def subset_size(subset: float | None, n: int) -> int:
-    """Items a ``subset`` setting keeps of ``n``: N items (an int), or a fraction 0 < F <= 1
-    of them (a float, rounded up, at least one); all of them for None."""
-    if subset is None:
-        return n
-    if isinstance(subset, float) and subset <= 1:
-        return min(n, max(1, math.ceil(subset * n)))
-    return min(n, int(subset))
 
 
 def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],

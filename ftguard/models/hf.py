@@ -31,7 +31,7 @@ from ftguard.models.hf_encode import Unit
 from ftguard.models.hf_forward import Runner, Score, Scored, forward_rows
 from ftguard.models.hf_generate import generate_all
 from ftguard.models.hf_scoring import rolling_progress, score_units
-from ftguard.models.hf_shared_context import context_groups, forward_tree
+from ftguard.models.hf_shared_context import TreeRow, context_groups, forward_tree
 from ftguard.record import ModelInfo
 
 __all__ = ["LOGIT_BUDGET_BYTES", "HFBackend", "Unit"]
@@ -123,8 +123,9 @@ class HFBackend:
     def _forward(self, unique: list[Unit], rows: list[list[int]]) -> list[Scored]:
         return forward_rows(self._runner(), unique, rows)
 
-    def _forward_tree(self, unique: list[Unit], groups: list[list[int]]) -> list[Scored]:
-        return forward_tree(self._runner(), unique, groups)
+    def _forward_tree(self, unique: list[Unit], groups: list[list[int]],
+                      rows: list[TreeRow]) -> list[Scored]:
+        return forward_tree(self._runner(), unique, groups, rows)
 
     def _shrinking_on_oom(self, size: int, work: Callable[..., T], *args: Any,
                           **kwargs: Any) -> T | None:

@@ -87,7 +87,8 @@ def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[i
     with torch.inference_mode():
         while waiting or batch.rows:
             free = max(0, backend.batch_size - len(batch.rows))
-            if waiting and (not batch.rows or free >= max(1, backend.batch_size // REFILL_FRACTION)):
+            enough = free >= max(1, backend.batch_size // REFILL_FRACTION)
+            if waiting and (not batch.rows or enough):
                 admitted = waiting[:free]
                 fresh = backend._shrinking_on_oom(len(admitted), _prefill, backend,
                                                   [encoded[i] for i in admitted])
@@ -132,7 +133,8 @@ def _prefill(backend: HFBackend, inputs: list[list[int]]) -> _Batch:
 
 
 def _decode(backend: HFBackend, batch: _Batch, tokens: list[int]) -> bool:
-    """One step: feed each row's last token, extend the cache, keep the next logits."""
+    """One step: feed each row's last token, extend the cache, keep the next logits.
+    Returns True (``_shrinking_on_oom`` reads None as "ran out of memory")."""
     import torch
 
     assert batch.mask is not None
@@ -179,13 +181,13 @@ def _merge(batch: _Batch, fresh: _Batch, rows: list[int]) -> None:
 
 
 def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    import torch
+
     missing = width - t.shape[dim]
     if missing == 0:
         return t
     shape = list(t.shape)
     shape[dim] = missing
-    import torch
-
     return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 

@@ -98,7 +98,8 @@ def _score_contexts(backend: HFBackend, unique: list[Unit], groups: list[list[in
         size = rows_per_batch(lengths[order[0]], backend.batch_size)
         batch = next(batches(order, keeps, batch_size=size, vocab_size=backend.vocab_size))
         scored = backend._shrinking_on_oom(len(batch), backend._forward_tree, unique,
-                                           [groups[g] for g in batch])
+                                           [groups[g] for g in batch],
+                                           [rows[g] for g in batch])
         if scored is None:
             continue
         if not backend.tree_checked and not _check_tree(backend, unique,
@@ -113,7 +114,8 @@ def _check_tree(backend: HFBackend, unique: list[Unit], group: list[int],
                 scored: list[Scored]) -> bool:
     """Once per backend: do a group's shared-row scores equal its plain rows' scores? If
     not, the model does not honour the 4D mask and sharing is turned off, with a warning."""
-    mine = [s for s in scored if s[0] in set(group)]
+    members = set(group)
+    mine = [s for s in scored if s[0] in members]
     plain = backend._forward(unique, [[i] for i in group])
     backend.tree_checked = True
     dtype = backend.model.get_input_embeddings().weight.dtype

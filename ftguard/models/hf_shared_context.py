@@ -92,11 +92,12 @@ def rows_per_batch(length: int, batch_size: int) -> int:
     return max(1, min(batch_size, MASK_BUDGET_BYTES // (4 * length * length)))
 
 
-def forward_tree(runner: Runner, unique: list[Unit], groups: list[list[int]]) -> list[Scored]:
-    """Score every unit of ``groups`` (units sharing one context per group) in one pass."""
+def forward_tree(runner: Runner, unique: list[Unit], groups: list[list[int]],
+                 rows: list[TreeRow]) -> list[Scored]:
+    """Score every unit of ``groups`` (units sharing one context per group; ``rows[k]`` is
+    ``tree_row`` of ``groups[k]``) in one pass."""
     import torch
 
-    rows = [tree_row(unique, g) for g in groups]
     ids, mask, positions = tree_inputs(rows, runner)
     keep = max(row.keep for row in rows)
     kwargs: dict[str, Any] = {"logits_to_keep": keep} if runner.keep_arg else {}

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ftguard.engine.subsets import check_subset
+
 Method = Literal["lora", "qlora", "full", "prefix", "prompt"]
 METHODS: tuple[str, ...] = ("lora", "qlora", "full", "prefix", "prompt")
 DataFormat = Literal["auto", "instruction", "prompt_completion", "messages"]
@@ -181,8 +183,8 @@ class EvalConfig(_Strict):
     """Suite folders (relative to the config file): a target suite and a general suite."""
     every_steps: int | None = Field(default=None, ge=1)
     """Evaluate (and checkpoint) every N optimiser steps; always at the end too."""
-    subset: int | float | None = Field(default=None, gt=0)
-    """Score a fixed random subset of each task, N items or a fraction 0 < F < 1 of them
+    subset: int | float | None = None
+    """Score a fixed random subset of each task, N items or a fraction 0 < F <= 1 of them
     (the same items at every checkpoint)."""
     base: bool = True
     """Evaluate the base model first, so each checkpoint has a gain and a forgetting."""
@@ -192,9 +194,8 @@ class EvalConfig(_Strict):
 
     @model_validator(mode="after")
     def _subset_is_a_count_or_fraction(self) -> EvalConfig:
-        if isinstance(self.subset, float) and self.subset >= 1 and not self.subset.is_integer():
-            raise ValueError(f"subset {self.subset}: give a number of items (e.g. 40) or a "
-                             "fraction between 0 and 1 (e.g. 0.25)")
+        if self.subset is not None:
+            check_subset(self.subset)
         return self
     early_stopping: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     """Early-stopping rule."""
