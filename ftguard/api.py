@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +32,21 @@ def load_suites(paths: Sequence[str | Path]) -> list[Suite]:
     return [load_suite(root) for root in find_suites([Path(p) for p in paths])]
 
 
+def check_task_subset(task_subset: Mapping[str, float], suites: Sequence[Suite]) -> None:
+    """UsageError naming a per-task subset key that matches no task of ``suites``."""
+    from ftguard.engine.subsets import unknown_tasks
+
+    unknown = unknown_tasks(task_subset, [(s.name, t.spec.name) for s in suites
+                                          for t in s.tasks])
+    if unknown:
+        known = ", ".join(f"{s.name}/{t.spec.name}" for s in suites for t in s.tasks)
+        raise UsageError(f"per-task subset '{unknown[0]}' names no task of the suites being "
+                         f"evaluated (tasks: {known}).",
+                         hint="Write TASK=N|F or SUITE/TASK=N|F with one of those names "
+                              "(--subset clause_type=1.0, or eval.task_subset in a training "
+                              "config).")
+
+
 def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
@@ -50,6 +65,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     loaded = [s for item in suites
               for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
     settings = settings or RunSettings()
+    check_task_subset(settings.task_subset, loaded)
     load = load or LoadOptions()
     timings: dict[str, float] = {}
     info = backend.info if backend is not None else describe_model(load) if cache else None
@@ -90,6 +106,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=info,
         config={"seed": settings.seed, "limit": settings.limit, "subset": settings.subset,
+                **({"task_subset": dict(settings.task_subset)} if settings.task_subset else {}),
                 "batch_size": getattr(backend, "batch_size", None),
                 "device": info.device, "dtype": info.dtype,
                 "load_in_4bit": load.load_in_4bit, "load_in_8bit": load.load_in_8bit,
@@ -129,6 +146,7 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
     loaded = [s for item in suites
               for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
     settings = settings or RunSettings()
+    check_task_subset(settings.task_subset, loaded)
     stems = record_names(adapters, include_base=include_base)
     infos = describe_adapters(load, adapters)
     base_info = describe_model(load) if include_base else None

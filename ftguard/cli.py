@@ -12,9 +12,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftguard.errors import FtguardError, UsageError
 from ftguard.version import ftguard_version
+
+if TYPE_CHECKING:
+    from ftguard.engine.runner import RunSettings
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -170,9 +174,11 @@ def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -
 def _run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--limit", type=_positive_int, metavar="N", help="first N items per task")
-    g.add_argument("--subset", type=subset_arg, metavar="N|F",
+    g.add_argument("--subset", type=subset_item, action="append", metavar="[TASK=]N|F",
                    help="a fixed seeded sample of each task: N items, or a fraction 0<F<1 of "
-                        "them; the same items for every model with the same --seed")
+                        "them; the same items for every model with the same --seed. "
+                        "Repeat as TASK=N|F (or SUITE/TASK=N|F) to set one task's sample, "
+                        "e.g. --subset 0.3 --subset clause_type=1.0")
     g.add_argument("--batch-size", default="auto", metavar="N|auto")
     g.add_argument("--seed", type=int, default=1234)
     g.add_argument("--format", choices=("text", "json", "markdown"), default="text",
@@ -187,7 +193,6 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ftguard.api import evaluate, load_suites
-    from ftguard.engine.runner import RunSettings
     from ftguard.progress import ProgressBar
     from ftguard.tables import render_results
 
@@ -196,7 +201,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_adapters(args, adapters)
     args.adapter = adapters[0] if adapters else None
     suites = load_suites(args.suites)
-    settings = RunSettings(limit=args.limit, subset=args.subset, seed=args.seed)
+    settings = run_settings(args)
     with ProgressBar(enabled=not args.no_progress) as bar:
         record = evaluate(suites, load=_load_options(args), settings=settings, out=args.out,
                           reporter=bar, cache=args.cache)
@@ -210,7 +215,6 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
     """``eval`` with several ``--adapter`` (or ``--out-dir``/``--include-base``): one loaded
     base, one RunRecord per adapter."""
     from ftguard.api import evaluate_adapters, load_suites, record_names
-    from ftguard.engine.runner import RunSettings
     from ftguard.progress import ProgressBar
     from ftguard.tables import render_results
 
@@ -225,7 +229,7 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
                                         "DIR/<adapter folder name>.json for each adapter.")
     names = record_names(adapters, include_base=args.include_base)
     suites = load_suites(args.suites)
-    settings = RunSettings(limit=args.limit, subset=args.subset, seed=args.seed)
+    settings = run_settings(args)
     args.adapter = None
     with ProgressBar(enabled=not args.no_progress) as bar:
         records = evaluate_adapters(suites, load=_load_options(args), adapters=adapters,
@@ -416,6 +420,35 @@ def _batch_size(text: str) -> int | None:
     if value < 1:
         raise UsageError(f"--batch-size {text}: must be a positive integer or 'auto'.")
     return value
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """RunSettings from ``--limit``, ``--subset`` (repeated) and ``--seed``."""
+    from ftguard.engine.runner import RunSettings
+
+    default: int | float | None = None
+    per_task: dict[str, int | float] = {}
+    for key, value in args.subset or []:
+        if key is None and default is not None:
+            raise UsageError(f"--subset {default} and --subset {value}: one sample size "
+                             "for every task, please.",
+                             hint="Give one bare --subset N|F, and TASK=N|F for single tasks.")
+        if key is not None and key in per_task:
+            raise UsageError(f"--subset {key}= is given twice.",
+                             hint="Give each task's sample size once.")
+        if key is None:
+            default = value
+        else:
+            per_task[key] = value
+    return RunSettings(limit=args.limit, subset=default, task_subset=per_task, seed=args.seed)
+
+
+def subset_item(text: str) -> tuple[str | None, int | float]:
+    """One ``--subset``: ``N|F`` for every task, or ``TASK=N|F`` / ``SUITE/TASK=N|F``."""
+    key, sep, value = text.rpartition("=")
+    if sep and not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: name a task before '=' (TASK=N|F)")
+    return (key.strip() if sep else None), subset_arg(value if sep else text)
 
 
 def subset_arg(text: str) -> int | float:

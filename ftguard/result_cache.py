@@ -2,7 +2,7 @@
 
 A suite's result is reused only when everything that decides it is the same: the model
 fingerprint (weights, tokenizer, adapter, dtype, quantisation), the suite's content hash,
-the run settings (limit, subset, seed, resamples) and the ftguard version (metric
+the run settings (limit, subset and per-task subsets, seed, resamples) and the ftguard version (metric
 definitions). So a CI job that caches ``$FTGUARD_HOME`` re-evaluates only the suites whose
 files or model changed, and skips loading the model when nothing did. Entries are written
 atomically after each suite, so an interrupted run keeps the suites it finished.
@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ftguard.engine.runner import RunSettings
+from ftguard.engine.subsets import subset_for
 from ftguard.models.embedded import ftguard_home
 from ftguard.record import SuiteResult, write_json_atomic
 from ftguard.suite import Suite
@@ -28,6 +29,10 @@ def cache_key(fingerprint: str, suite: Suite, settings: RunSettings) -> str:
     parts = {"model": fingerprint, "suite": suite.hash, "limit": settings.limit,
              "subset": settings.subset, "seed": settings.seed, "resamples": settings.resamples,
              "ftguard": ftguard_version()}
+    own = {t.spec.name: subset_for(settings.subset, settings.task_subset, suite.name, t.spec.name)
+           for t in suite.tasks}
+    if any(value != settings.subset for value in own.values()):  # per-task overrides apply
+        parts["task_subset"] = own
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

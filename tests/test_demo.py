@@ -19,8 +19,16 @@ from ftguard.record import read_comparison, read_run
 
 TRAIN = [{"instruction": f"Question: {r['question']}", "input": "",
           "output": r["choices"][r["answer"]]} for r in MC_ROWS] * 4
-PLAN = DemoPlan(subset=1.0, checkpoint_subset=0.5, max_steps=4, eval_every=2, lr=1e-3,
+PLAN = DemoPlan(subset=0.5, checkpoint_subset=0.5, max_steps=4, eval_every=2, lr=1e-3,
                 batch_size=2, max_length=64, lora_r=4)
+CORPUS_TASK = """\
+  - name: corpus
+    kind: perplexity
+    data: data/corpus.jsonl
+    prompt: "{{ text }}"
+"""
+DOCS = [{"id": f"d{i}", "text": f"Clause {i}. Either party may terminate this Agreement."}
+        for i in range(4)]
 
 
 @pytest.fixture
@@ -29,9 +37,10 @@ def demo_suites(tmp_path: Path) -> Path:
     for name, role, extra in (("legal", "target", "train.jsonl"),
                               ("general", "general", "replay.jsonl")):
         (root / name).mkdir(parents=True)
-        (root / name / "suite.yaml").write_text(suite_yaml(name, role, MC_TASK),
+        (root / name / "suite.yaml").write_text(suite_yaml(name, role, MC_TASK + CORPUS_TASK),
                                                 encoding="utf-8")
         write_jsonl(root / name / "data" / "mc.jsonl", MC_ROWS)
+        write_jsonl(root / name / "data" / "corpus.jsonl", DOCS)
         write_jsonl(root / name / extra, TRAIN)
     return root
 
@@ -54,6 +63,11 @@ def test_demo_runs_every_stage_then_reruns_from_caches(options: DemoOptions,
         assert (out / path).is_file(), path
     comparison = read_comparison(out / "comparison.json")
     assert {r.role for r in comparison.rows} == {"target", "general"}
+    # scoring tasks in full (a paired test needs the items), the perplexity task sampled
+    for record in (result.base, result.tuned):
+        assert {(s.name, t.name): len(t.samples) for s in record.suites for t in s.tasks} == {
+            (suite, task): n for suite in ("legal", "general")
+            for task, n in (("mc", len(MC_ROWS)), ("corpus", len(DOCS) // 2))}
     assert read_run(out / "tuned.json").model.fingerprint != \
         read_run(out / "base.json").model.fingerprint
     html = options.report.read_text(encoding="utf-8")
@@ -143,3 +157,13 @@ def test_quick_demo_on_the_embedded_model_from_another_directory(tmp_path: Path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "reusing the finished fine-tune" in second.stdout
     assert time.perf_counter() - started < first_seconds / 3
+
+
+def test_full_demo_scores_the_scoring_tasks_of_the_shipped_suites_in_full() -> None:
+    from ftguard.demo import FULL, QUICK, _suites, _task_subset
+
+    suites = _suites(None)
+    assert _task_subset(suites, FULL) == {  # the choice and classify tasks; the rest sampled
+        "legal/clause_type": 1.0, "legal/doctrine_mc": 1.0,
+        "general/world_knowledge": 1.0, "general/commonsense": 1.0}
+    assert _task_subset(suites, QUICK) == {}

@@ -50,7 +50,8 @@ def test_limit_and_formats(run_cli, make_suite) -> None:
     assert code == 0 and "| suite | task | metric |" in out
 
 
-def test_subset_is_a_seeded_nested_sample(run_cli, make_suite, tmp_path: Path) -> None:
+def _forty_questions(make_suite) -> Path:
+    """The smoke suite with 40 multiple-choice items in ``mc``."""
     from conftest import write_jsonl
 
     root = make_suite()
@@ -58,6 +59,11 @@ def test_subset_is_a_seeded_nested_sample(run_cli, make_suite, tmp_path: Path) -
                 [{"id": f"q{i}", "question": f"Question number {i}?",
                   "choices": ["yes", "no", "maybe", "never"], "answer": i % 4}
                  for i in range(40)])
+    return root
+
+
+def test_subset_is_a_seeded_nested_sample(run_cli, make_suite, tmp_path: Path) -> None:
+    root = _forty_questions(make_suite)
 
     def ids(*flags: str) -> list[str]:
         out = tmp_path / "run.json"
@@ -77,6 +83,37 @@ def test_subset_is_a_seeded_nested_sample(run_cli, make_suite, tmp_path: Path) -
         code, _, err = run_cli("eval", root, "--model", "fake", "--subset", bad)
         assert code == 2 and "--subset" in err
 
+
+
+def test_subset_per_task(run_cli, make_suite, tmp_path: Path) -> None:
+    root = _forty_questions(make_suite)
+    out = tmp_path / "run.json"
+
+    def sizes(*flags: str) -> dict[str, int]:
+        code, _, err = run_cli("eval", root, "--model", "fake", "--no-progress", "--out", out,
+                               *flags)
+        assert code == 0, err
+        return {t.name: len(t.samples) for t in read_run(out).suites[0].tasks}
+
+    everything = sizes()
+    assert everything == {"mc": 40, "qa": 2, "sentiment": 3, "corpus": 2}
+    # one task in full, the others sampled; a suite/task key wins over a bare task key
+    assert sizes("--subset", "0.1", "--subset", "mc=1.0") == {
+        "mc": 40, "qa": 1, "sentiment": 1, "corpus": 1}
+    assert sizes("--subset", "mc=1.0", "--subset", "smoke/mc=7") == {**everything, "mc": 7}
+    assert read_run(out).config["task_subset"] == {"mc": 1.0, "smoke/mc": 7}
+    # the 7 items of mc are the first 7 of the same seeded order as --subset 7
+    seven = [s.id for s in read_run(out).suites[0].tasks[0].samples]
+    sizes("--subset", "7")
+    assert [s.id for s in read_run(out).suites[0].tasks[0].samples] == seven
+    for flags, says in ((("--subset", "mcq=1.0"), "'mcq' names no task"),
+                        (("--subset", "0.5", "--subset", "0.2"), "one sample size"),
+                        (("--subset", "mc=2", "--subset", "mc=3"), "given twice"),
+                        (("--subset", "mc=1.5"), "--subset"),
+                        (("--subset", "=3"), "name a task")):
+        code, _, err = run_cli("eval", root, "--model", "fake", "--no-progress", *flags)
+        assert code == 2 and says in err, (flags, err)
+        assert "Traceback" not in err
 
 def test_record_round_trip_and_read_errors(tmp_path: Path, run_cli, make_suite) -> None:
     out = tmp_path / "r.json"

@@ -39,6 +39,10 @@ def test_cache_reuses_unchanged_suites(make_suite: Callable[..., Path], tmp_path
     assert third["config"]["cached_suites"] == ["alpha"]
     assert len(third["suites"][1]["tasks"][0]["samples"]) == 4
     assert run("seeded", "--seed", "7")["config"]["cached_suites"] == []  # settings differ
+    # a per-task sample size changes only the suite holding that task
+    assert run("one-task", "--subset", "beta/mc=2")["config"]["cached_suites"] == ["alpha"]
+    assert run("one-task-again", "--subset", "beta/mc=2")["config"]["cached_suites"] == [
+        "alpha", "beta"]
     code, _, err = run_cli("eval", a, "--model", "fake:4", "--cache", "--out",
                            tmp_path / "other.json", "--no-progress")
     assert code == 0, err

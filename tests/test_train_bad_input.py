@@ -145,3 +145,17 @@ def test_streaming_needs_max_steps(tiny: Path, tmp_path: Path, run_cli: Run) -> 
     err = fails(run_cli, config, "--out", tmp_path / "out")
     assert "max_steps" in err
     assert_untouched(tmp_path / "out")
+
+
+def test_per_task_eval_subset_names_a_task(tiny: Path, tmp_path: Path, run_cli: Run,
+                                           make_suite: Callable[..., Path]) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", GOOD)
+    suite = make_suite()
+    config = tmp_path / "c.yaml"
+    for subset, says in (("{mcq: 1.0}", "'mcq' names no task"),
+                         ("{mc: 1.5}", "task_subset")):
+        config.write_text(f"model: {tiny}\ndata:\n  train: {data}\neval:\n  suites: [{suite}]\n"
+                          f"  task_subset: {subset}\n")
+        err = fails(run_cli, config, "--out", tmp_path / "out")
+        assert says in err and ("smoke/mc" in err or "1.5" in err), err
+        assert_untouched(tmp_path / "out")

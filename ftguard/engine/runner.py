@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from ftguard.engine.subsets import subset_size
+from ftguard.engine.subsets import subset_for, subset_size
 from ftguard.metrics import aggregate, get_metric
 from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
@@ -51,6 +51,9 @@ class RunSettings:
     """Score a fixed random subset of each task, N items or a fraction 0 < F < 1 of them:
     the same items for the same task and seed, so runs of different models stay paired, and
     a smaller subset is part of a larger one."""
+    task_subset: Mapping[str, int | float] = field(default_factory=dict)
+    """Per-task overrides of ``subset``, keyed ``task`` or ``suite/task`` (e.g. a cheap
+    scoring task in full, 1.0, beside sampled generation tasks)."""
     seed: int = 1234
     """Seed of bootstrap confidence intervals (and of torch)."""
     resamples: int = 1000
@@ -63,7 +66,9 @@ def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: R
     for task in suite.tasks:
         label = f"{suite.name}/{task.name}"
         start = time.perf_counter()
-        tasks.append(run_task(task, backend, settings, reporter, label))
+        own = subset_for(settings.subset, settings.task_subset, suite.name, task.spec.name)
+        tasks.append(run_task(task, backend, replace(settings, subset=own, task_subset={}),
+                              reporter, label))
         timings[label] = round(time.perf_counter() - start, 3)
     return SuiteResult(name=suite.name, version=suite.spec.version, hash=suite.hash,
                        role=suite.spec.role, path=display_path(suite.root),

@@ -186,6 +186,9 @@ class EvalConfig(_Strict):
     subset: int | float | None = None
     """Score a fixed random subset of each task, N items or a fraction 0 < F <= 1 of them
     (the same items at every checkpoint)."""
+    task_subset: dict[str, int | float] = Field(default_factory=dict)
+    """Per-task overrides of ``subset``, keyed ``task`` or ``suite/task`` (e.g.
+    ``{clause_type: 1.0}`` scores a cheap classification task in full)."""
     base: bool = True
     """Evaluate the base model first, so each checkpoint has a gain and a forgetting."""
     cache_base: bool = False
@@ -196,6 +199,11 @@ class EvalConfig(_Strict):
     def _subset_is_a_count_or_fraction(self) -> EvalConfig:
         if self.subset is not None:
             check_subset(self.subset)
+        for key, value in self.task_subset.items():
+            try:
+                check_subset(value)
+            except ValueError as exc:
+                raise ValueError(f"task_subset {key}: {exc}") from None
         return self
     early_stopping: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     """Early-stopping rule."""

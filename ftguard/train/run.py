@@ -182,9 +182,11 @@ def _check_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
 def _load_suites(cfg: TrainConfig) -> list[Any]:
     if not cfg.eval.suites:
         return []
-    from ftguard.api import load_suites
+    from ftguard.api import check_task_subset, load_suites
 
-    return load_suites(cfg.eval.suites)
+    suites = load_suites(cfg.eval.suites)
+    check_task_subset(cfg.eval.task_subset, suites)  # before anything is written
+    return suites
 
 
 def _distributed_state() -> dict[str, Any]:
@@ -278,7 +280,9 @@ def _evaluator(cfg: TrainConfig, suites: list[Any], out: Path, base: Any, prepar
     from ftguard.train.checkpoint_eval import CheckpointEvaluator
 
     return CheckpointEvaluator(suites, out, base, prepared.tokenizer,
-                               settings=RunSettings(subset=cfg.eval.subset, seed=cfg.seed),
+                               settings=RunSettings(subset=cfg.eval.subset,
+                                                    task_subset=cfg.eval.task_subset,
+                                                    seed=cfg.seed),
                                batch_size=cfg.eval.batch_size,
                                max_length=_max_length(prepared.model, prepared.tokenizer),
                                cache_base=cfg.eval.cache_base)
