@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_baseline_commands(commands, common)
     from ftguard.cli_demo import add_commands as add_demo_commands
     add_demo_commands(commands, common)
+    from ftguard.cli_merge import add_commands as add_merge_commands
+    add_merge_commands(commands, common)
     return parser
 
 

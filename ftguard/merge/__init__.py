@@ -1,0 +1,13 @@
+"""``ftguard merge``: combine fine-tunes of one base, tensor by tensor, and search the merging
+weight under the gate.
+
+- :mod:`ftguard.merge.methods`: the merge rules on one tensor (linear, task arithmetic, TIES,
+  DARE, SLERP), as their papers define them;
+- :mod:`ftguard.merge.inputs`: full models and LoRA adapters opened lazily from safetensors,
+  checked to share architecture, tokenizer and base, and read one tensor at a time;
+- :mod:`ftguard.merge.write`: the merged model written shard by shard, atomically.
+"""
+
+METHODS: tuple[str, ...] = ("linear", "task_arithmetic", "ties", "dare", "slerp")
+"""The merge rules (:mod:`ftguard.merge.methods`); here so the CLI can list them without
+importing torch."""
