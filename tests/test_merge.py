@@ -270,3 +270,32 @@ def test_merge_help_does_not_import_torch() -> None:
     code = ("import sys; from ftguard.cli import main\ntry: main(['merge', '--help'])\n"
             "except SystemExit: pass\nassert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_streaming_safetensors_io_matches_the_library(tmp_path: Path) -> None:
+    from ftguard.merge.safetensors_io import StreamingWriter, read_header, read_tensor
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {"a.weight": torch.randn(3, 5, generator=g).to(torch.bfloat16),
+               "b.bias": torch.randn(7, generator=g, dtype=torch.float64),
+               "c.ids": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+               "d.mask": torch.tensor([True, False, True]), "e.empty": torch.zeros(0, 4)}
+    ours = tmp_path / "ours.safetensors"
+    writer = StreamingWriter(ours, [(n, t.dtype, tuple(t.shape)) for n, t in tensors.items()])
+    for name, tensor in tensors.items():
+        writer.write(name, tensor)
+    writer.close()
+    loaded = load_file(str(ours))
+    assert loaded.keys() == tensors.keys()
+    assert all(torch.equal(loaded[n], t) and loaded[n].dtype == t.dtype
+               for n, t in tensors.items())
+    theirs = tmp_path / "theirs.safetensors"
+    save_file(tensors, str(theirs))
+    header, start = read_header(theirs)
+    with theirs.open("rb") as handle:
+        assert all(torch.equal(read_tensor(handle, header[n], start), t)
+                   for n, t in tensors.items())
+    writer = StreamingWriter(tmp_path / "bad.safetensors", [("x", torch.float32, (2,))])
+    with pytest.raises(ValueError, match="expected x"):
+        writer.write("y", torch.zeros(2))
+    writer.abort()

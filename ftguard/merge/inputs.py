@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from ftguard.errors import UsageError
+from ftguard.merge.safetensors_io import DTYPES, Entry, read_header, read_tensor
 
 _SHAPE_KEYS = ("model_type", "architectures", "hidden_size", "num_hidden_layers",
                "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size",
@@ -39,46 +39,50 @@ def refuse(message: str, hint: str) -> UsageError:
 
 @dataclass
 class TensorIndex:
-    """Tensor name -> the safetensors file holding it, for one folder; files opened lazily."""
+    """Tensor name -> where its bytes are, for one model folder (one file or shards); each
+    tensor is read on request into its own buffer (:mod:`ftguard.merge.safetensors_io`)."""
 
     folder: Path
-    files: dict[str, Path]
-    _stack: ExitStack = field(default_factory=ExitStack)
-    _open: dict[Path, Any] = field(default_factory=dict)
+    entries: dict[str, tuple[Path, Entry, int]]
+    _open: dict[Path, BinaryIO] = field(default_factory=dict)
 
     @classmethod
     def of(cls, folder: Path, what: str) -> TensorIndex:
-        from safetensors import safe_open
-
         shards = sorted(folder.glob("*.safetensors"))
         if not shards:
             raise refuse(f"{what} {folder}: no *.safetensors weights in it.",
                          "Merge models saved with save_pretrained(safe_serialization=True).")
-        files: dict[str, Path] = {}
+        entries: dict[str, tuple[Path, Entry, int]] = {}
         for shard in shards:
-            with safe_open(str(shard), framework="pt") as handle:
-                for name in handle.keys():  # noqa: SIM118 (a safetensors handle)
-                    files[name] = shard
-        return cls(folder, files)
+            try:
+                header, start = read_header(shard)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise refuse(f"{what} {shard}: not a readable safetensors file ({exc}).",
+                             "Save the model again with save_pretrained().") from None
+            for name, entry in header.items():
+                entries[name] = (shard, entry, start)
+        return cls(folder, entries)
+
+    @property
+    def files(self) -> list[str]:
+        """Tensor names in the order their bytes lie on disk."""
+        return sorted(self.entries, key=lambda n: (self.entries[n][0], self.entries[n][1].start))
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._handle(self.files[name]).get_slice(name).get_shape())
+        return self.entries[name][1].shape
 
-    def dtype(self, name: str) -> str:
-        return str(self._handle(self.files[name]).get_slice(name).get_dtype())
+    def dtype(self, name: str) -> torch.dtype:
+        return DTYPES[self.entries[name][1].dtype]
 
     def get(self, name: str) -> torch.Tensor:
-        return self._handle(self.files[name]).get_tensor(name)
-
-    def _handle(self, path: Path) -> Any:
+        path, entry, start = self.entries[name]
         if path not in self._open:
-            from safetensors import safe_open
-
-            self._open[path] = self._stack.enter_context(safe_open(str(path), framework="pt"))
-        return self._open[path]
+            self._open[path] = path.open("rb")
+        return read_tensor(self._open[path], entry, start)
 
     def close(self) -> None:
-        self._stack.close()
+        for handle in self._open.values():
+            handle.close()
         self._open.clear()
 
 
@@ -161,7 +165,7 @@ def open_inputs(base: Path, tuned: Sequence[Path]) -> Inputs:
             raise refuse(f"{path}: neither a model folder (config.json) nor a LoRA adapter "
                          "(adapter_config.json).",
                          "Give folders written by save_pretrained() or by ftguard train.")
-    return Inputs(index, base, opened, list(index.files))
+    return Inputs(index, base, opened, index.files)
 
 
 def _config(folder: Path, what: str) -> dict[str, Any]:
@@ -182,14 +186,14 @@ def _open_full(path: Path, base: Path, index: TensorIndex, config: dict[str, Any
                          "Merge only fine-tunes of the same base model.")
     _same_tokenizer(path, base)
     theirs = TensorIndex.of(path, "model")
-    missing = [n for n in index.files if n not in theirs.files]
-    extra = [n for n in theirs.files if n not in index.files]
+    missing = [n for n in index.entries if n not in theirs.entries]
+    extra = [n for n in theirs.entries if n not in index.entries]
     if missing or extra:
         name = (missing or extra)[0]
         raise refuse(f"{path}: its tensors differ from the base's ({len(missing)} missing, "
                      f"{len(extra)} extra, e.g. {name}).",
                      "Merge only fine-tunes of the same base model, saved the same way.")
-    for name in index.files:
+    for name in index.entries:
         if theirs.shape(name) != index.shape(name):
             raise refuse(f"{path}: tensor {name} has shape {list(theirs.shape(name))}, the "
                          f"base's is {list(index.shape(name))}.",
@@ -285,7 +289,7 @@ def _pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
 
 
 def _check_shape(path: Path, name: str, shape: tuple[int, ...], index: TensorIndex) -> None:
-    if name not in index.files:
+    if name not in index.entries:
         raise refuse(f"{path}: updates {name}, which the base has no tensor for.",
                      "The adapter was trained on another model; give that model as --base.")
     if tuple(index.shape(name)) != tuple(shape):

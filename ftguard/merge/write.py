@@ -1,7 +1,8 @@
 """Writing a merged model: tensor by tensor into safetensors shards, then one rename.
 
-Only the shard being filled (at most ``SHARD_BYTES``) and the few tensors being merged are in
-memory at once; the inputs are memory-mapped. The base's other files (config, generation
+Each merged tensor is appended to its shard as soon as it is computed (the shard's header is
+laid out first from the planned shapes), so only the few tensors being merged are in memory
+at once. The base's other files (config, generation
 config, tokenizer, chat template) are copied, ``merge.json`` records what was merged and how,
 and the folder appears under ``out`` only when complete.
 """
@@ -20,8 +21,10 @@ import torch
 from ftguard.errors import UsageError
 from ftguard.merge.inputs import Inputs
 from ftguard.merge.methods import MergeSpec, merge_tensor
+from ftguard.merge.safetensors_io import StreamingWriter
 
-SHARD_BYTES = 1 << 30
+SHARD_BYTES = 2 << 30
+"""Largest shard file (memory does not depend on it: tensors are written as they are merged)."""
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 _SKIP = ("model.safetensors.index.json", "pytorch_model.bin.index.json", "merge.json",
          "train_record.json")
@@ -31,8 +34,6 @@ def write_merged(inputs: Inputs, spec: MergeSpec, out: Path, *, dtype: str = "au
                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Merge every tensor of ``inputs`` under ``spec`` into the model folder ``out`` (which
     must be new or empty, see ``check_out``); returns the merge record written beside it."""
-    from safetensors.torch import save_file
-
     from ftguard.atomic import replace_dir
 
     started = time.perf_counter()
@@ -43,17 +44,22 @@ def write_merged(inputs: Inputs, spec: MergeSpec, out: Path, *, dtype: str = "au
             weight_map: dict[str, str] = {}
             done = 0
             for file, names in shards:
-                tensors = {}
-                for name in names:
-                    base, tuned = inputs.tensors(name)
-                    merged = merge_tensor(spec, name, base, tuned)
-                    tensors[name] = merged.to(target or base.dtype).contiguous()
-                    weight_map[name] = file
-                    done += 1
-                    if progress:
-                        progress(done, len(inputs.names))
-                save_file(tensors, str(scratch / file), metadata={"format": "pt"})
-                del tensors
+                writer = StreamingWriter(scratch / file, [
+                    (n, target or inputs.base.dtype(n), inputs.base.shape(n)) for n in names])
+                try:
+                    for name in names:
+                        base, tuned = inputs.tensors(name)
+                        merged = merge_tensor(spec, name, base, tuned)
+                        writer.write(name, merged.to(target or base.dtype))
+                        del base, tuned, merged
+                        weight_map[name] = file
+                        done += 1
+                        if progress:
+                            progress(done, len(inputs.names))
+                    writer.close()
+                except BaseException:
+                    writer.abort()
+                    raise
             if len(shards) > 1:
                 total = sum((scratch / f).stat().st_size for f, _ in shards)
                 (scratch / "model.safetensors.index.json").write_text(json.dumps(
@@ -82,9 +88,7 @@ def _plan_shards(inputs: Inputs, target: torch.dtype | None) -> list[tuple[str, 
         count = 1
         for n in shape:
             count *= n
-        item = (target.itemsize if target is not None
-                else _ITEMSIZE.get(inputs.base.dtype(name), 4))
-        nbytes = count * item
+        nbytes = count * (target or inputs.base.dtype(name)).itemsize
         if groups[-1] and size + nbytes > SHARD_BYTES:
             groups.append([])
             size = 0
@@ -94,10 +98,6 @@ def _plan_shards(inputs: Inputs, target: torch.dtype | None) -> list[tuple[str, 
         return [("model.safetensors", groups[0])]
     k = len(groups)
     return [(f"model-{i + 1:05d}-of-{k:05d}.safetensors", g) for i, g in enumerate(groups)]
-
-
-_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1}
 
 
 def _copy_other_files(base: Path, dest: Path, dtype: str) -> None:
