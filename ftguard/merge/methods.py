@@ -92,14 +92,22 @@ def trim(tau: torch.Tensor, density: float) -> torch.Tensor:
 
 def ties(taus: Sequence[torch.Tensor], weights: Sequence[float],
          density: float) -> torch.Tensor:
-    """TIES-merged task vector: trim, elect sign, disjoint (weighted) mean."""
-    trimmed = torch.stack([w * trim(tau, density) for tau, w in zip(taus, weights)])
-    sign = torch.sign(trimmed.sum(dim=0))
-    agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
-    wts = torch.tensor(list(weights), dtype=torch.float32).view(-1, *[1] * taus[0].dim())
-    total = (agree * wts).sum(dim=0)
-    summed = (trimmed * agree).sum(dim=0)
-    return torch.where(total > 0, summed / total.clamp_min(1e-12), torch.zeros_like(summed))
+    """TIES-merged task vector: trim, elect sign, disjoint (weighted) mean. Works one model at
+    a time (no stacked copies), so it holds a few tensors of this size."""
+    trimmed = [trim(tau, density).mul_(w) for tau, w in zip(taus, weights)]
+    sign = torch.zeros_like(trimmed[0])
+    for t in trimmed:
+        sign.add_(t)
+    sign.sign_()
+    summed = torch.zeros_like(sign)
+    total = torch.zeros_like(sign)
+    for t, w in zip(trimmed, weights):
+        agree = (torch.sign(t) == sign) & (t != 0)
+        summed.add_(torch.where(agree, t, 0.0))
+        total.add_(agree, alpha=w)
+        del agree
+    del trimmed
+    return torch.where(total > 0, summed / total.clamp_min(1e-12), 0.0)
 
 
 def dare_mask(shape: tuple[int, ...], density: float, seed: int, name: str,
