@@ -28,6 +28,7 @@ from ftguard.errors import UsageError
 
 if TYPE_CHECKING:
     from ftguard.record import Comparison, RunRecord
+    from ftguard.suite import Suite
     from ftguard.train.config import TrainConfig
     from ftguard.train.record import TrainRecord
 
@@ -122,13 +123,16 @@ def run_demo(options: DemoOptions, *, say: Say = print,
         say(f"[1/{stages}] model: {options.model}")
     seconds["model"] = time.perf_counter() - started
 
-    samples = _task_subset(suites, plan)
+    from ftguard.api import load_suites
+
+    loaded = load_suites([suites["legal"], suites["general"]])  # once for both evaluations
+    samples = _task_subset(loaded, plan)
     sample = (f"scoring tasks in full, {plan.subset:.0%} of the others" if samples
               else f"{plan.subset:.0%} of every task")
     say(f"[2/{stages}] evaluating the base model on legal and general ({sample}; cached "
         "after the first run)")
     t = time.perf_counter()
-    base = _evaluate(suites, None, out / "base.json", options, samples, reporter)
+    base = _evaluate(loaded, None, out / "base.json", options, samples, reporter)
     seconds["base_eval"] = time.perf_counter() - t
 
     what = f"{options.method} on suites/legal/train.jsonl" + (
@@ -145,7 +149,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     say(f"[4/{stages}] evaluating the fine-tuned model (step {step}, {tuned_dir}) on legal "
         "and general")
     t = time.perf_counter()
-    tuned = _evaluate(suites, tuned_dir, out / "tuned.json", options, samples, reporter)
+    tuned = _evaluate(loaded, tuned_dir, out / "tuned.json", options, samples, reporter)
     seconds["tuned_eval"] = time.perf_counter() - t
 
     say(f"[5/{stages}] comparing base and tuned item by item")
@@ -177,16 +181,13 @@ def _suites(folder: Path | None) -> dict[str, Path]:
     return found
 
 
-def _task_subset(suites: dict[str, Path], plan: DemoPlan) -> dict[str, float]:
+def _task_subset(suites: list[Suite], plan: DemoPlan) -> dict[str, float]:
     """``suite/task: 1.0`` for the tasks of ``plan.full_kinds`` (the rest use plan.subset)."""
-    from ftguard.api import load_suites
-
-    return {f"{suite.name}/{task.spec.name}": 1.0
-            for suite in load_suites(list(suites.values())) for task in suite.tasks
+    return {f"{suite.name}/{task.spec.name}": 1.0 for suite in suites for task in suite.tasks
             if task.spec.kind in plan.full_kinds}
 
 
-def _evaluate(suites: dict[str, Path], tuned_dir: Path | None, path: Path,
+def _evaluate(suites: list[Suite], tuned_dir: Path | None, path: Path,
               options: DemoOptions, samples: dict[str, float],
               reporter: Callable[[], Any] | None) -> RunRecord:
     """The base (``tuned_dir`` None) or the fine-tune exported to ``tuned_dir``."""
@@ -204,10 +205,8 @@ def _evaluate(suites: dict[str, Path], tuned_dir: Path | None, path: Path,
                        batch_size=options.batch_size)
     context = reporter() if reporter else contextlib.nullcontext(None)
     with context as bar:
-        return evaluate([suites["legal"], suites["general"]], load=load,
-                        settings=RunSettings(subset=options.plan.subset, task_subset=samples),
-                        out=path,
-                        cache=True, reporter=bar)
+        return evaluate(suites, load=load, out=path, cache=True, reporter=bar,
+                        settings=RunSettings(subset=options.plan.subset, task_subset=samples))
 
 
 def _train_config(options: DemoOptions, suites: dict[str, Path]) -> TrainConfig:

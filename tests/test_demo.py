@@ -160,9 +160,10 @@ def test_quick_demo_on_the_embedded_model_from_another_directory(tmp_path: Path)
 
 
 def test_full_demo_scores_the_scoring_tasks_of_the_shipped_suites_in_full() -> None:
+    from ftguard.api import load_suites
     from ftguard.demo import FULL, QUICK, _suites, _task_subset
 
-    suites = _suites(None)
+    suites = load_suites(list(_suites(None).values()))
     assert _task_subset(suites, FULL) == {  # the choice and classify tasks; the rest sampled
         "legal/clause_type": 1.0, "legal/doctrine_mc": 1.0,
         "general/world_knowledge": 1.0, "general/commonsense": 1.0}

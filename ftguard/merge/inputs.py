@@ -33,10 +33,6 @@ _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>
                        r"embedding_B)(?:\.weight)?$")
 
 
-def refuse(message: str, hint: str) -> UsageError:
-    return UsageError(message, hint=hint)
-
-
 @dataclass
 class TensorIndex:
     """Tensor name -> where its bytes are, for one model folder (one file or shards); each
@@ -50,15 +46,16 @@ class TensorIndex:
     def of(cls, folder: Path, what: str) -> TensorIndex:
         shards = sorted(folder.glob("*.safetensors"))
         if not shards:
-            raise refuse(f"{what} {folder}: no *.safetensors weights in it.",
-                         "Merge models saved with save_pretrained(safe_serialization=True).")
+            raise UsageError(f"{what} {folder}: no *.safetensors weights in it.",
+                             hint="Merge models saved with "
+                                  "save_pretrained(safe_serialization=True).")
         entries: dict[str, tuple[Path, Entry, int]] = {}
         for shard in shards:
             try:
                 header, start = read_header(shard)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise refuse(f"{what} {shard}: not a readable safetensors file ({exc}).",
-                             "Save the model again with save_pretrained().") from None
+                raise UsageError(f"{what} {shard}: not a readable safetensors file ({exc}).",
+                                 hint="Save the model again with save_pretrained().") from None
             for name, entry in header.items():
                 entries[name] = (shard, entry, start)
         return cls(folder, entries)
@@ -162,9 +159,9 @@ def open_inputs(base: Path, tuned: Sequence[Path]) -> Inputs:
         elif (path / "config.json").is_file():
             opened.append(_open_full(path, base, index, config))
         else:
-            raise refuse(f"{path}: neither a model folder (config.json) nor a LoRA adapter "
-                         "(adapter_config.json).",
-                         "Give folders written by save_pretrained() or by ftguard train.")
+            raise UsageError(f"{path}: neither a model folder (config.json) nor a LoRA adapter "
+                             "(adapter_config.json).",
+                             hint="Give folders written by save_pretrained() or by ftguard train.")
     return Inputs(index, base, opened, index.files)
 
 
@@ -172,8 +169,8 @@ def _config(folder: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise refuse(f"{what} {folder}: config.json cannot be read ({exc}).",
-                     "Give a Hugging Face model folder.") from None
+        raise UsageError(f"{what} {folder}: config.json cannot be read ({exc}).",
+                         hint="Give a Hugging Face model folder.") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -181,24 +178,24 @@ def _open_full(path: Path, base: Path, index: TensorIndex, config: dict[str, Any
     other = _config(path, "model")
     for key in _SHAPE_KEYS:
         if other.get(key) != config.get(key):
-            raise refuse(f"{path}: a different architecture from the base {base} "
-                         f"(config.json {key}: {other.get(key)!r} vs {config.get(key)!r}).",
-                         "Merge only fine-tunes of the same base model.")
+            raise UsageError(f"{path}: a different architecture from the base {base} "
+                             f"(config.json {key}: {other.get(key)!r} vs {config.get(key)!r}).",
+                             hint="Merge only fine-tunes of the same base model.")
     _same_tokenizer(path, base)
     theirs = TensorIndex.of(path, "model")
     missing = [n for n in index.entries if n not in theirs.entries]
     extra = [n for n in theirs.entries if n not in index.entries]
     if missing or extra:
         name = (missing or extra)[0]
-        raise refuse(f"{path}: its tensors differ from the base's ({len(missing)} missing, "
-                     f"{len(extra)} extra, e.g. {name}).",
-                     "Merge only fine-tunes of the same base model, saved the same way.")
+        raise UsageError(f"{path}: its tensors differ from the base's ({len(missing)} missing, "
+                         f"{len(extra)} extra, e.g. {name}).",
+                         hint="Merge only fine-tunes of the same base model, saved the same way.")
     for name in index.entries:
         if theirs.shape(name) != index.shape(name):
-            raise refuse(f"{path}: tensor {name} has shape {list(theirs.shape(name))}, the "
-                         f"base's is {list(index.shape(name))}.",
-                         "A resized vocabulary or another model size cannot be merged with "
-                         "this base.")
+            raise UsageError(f"{path}: tensor {name} has shape {list(theirs.shape(name))}, the "
+                             f"base's is {list(index.shape(name))}.",
+                             hint="A resized vocabulary or another model size cannot be merged "
+                                  "with this base.")
     return FullModel(path, theirs)
 
 
@@ -219,9 +216,9 @@ def _same_tokenizer(path: Path, base: Path) -> None:
     mine, theirs = _vocab(base), _vocab(path)
     if mine is not None and theirs is not None and mine != theirs:
         part = "vocabulary" if mine[0] != theirs[0] else "added tokens"
-        raise refuse(f"{path}: its tokenizer differs from the base's ({part} of "
-                     "tokenizer.json); the same token ids would mean different words.",
-                     "Merge only fine-tunes that kept the base's tokenizer.")
+        raise UsageError(f"{path}: its tokenizer differs from the base's ({part} of "
+                         "tokenizer.json); the same token ids would mean different words.",
+                         hint="Merge only fine-tunes that kept the base's tokenizer.")
 
 
 def _open_adapter(path: Path, base: Path, index: TensorIndex) -> LoraAdapter:
@@ -230,23 +227,24 @@ def _open_adapter(path: Path, base: Path, index: TensorIndex) -> LoraAdapter:
     try:
         cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise refuse(f"{path}/adapter_config.json cannot be read ({exc}).",
-                     "Give an adapter folder written by peft or ftguard train.") from None
+        raise UsageError(f"{path}/adapter_config.json cannot be read ({exc}).",
+                         hint="Give an adapter folder written by peft or ftguard train.") from None
     kind = str(cfg.get("peft_type", "")).upper()
     if kind != "LORA":
-        raise refuse(f"{path}: a {kind or 'unknown'} adapter; only LoRA adapters (and qlora "
-                     "ones) are merged.",
-                     "Prompt-learning adapters add virtual tokens instead of changing weights.")
+        raise UsageError(f"{path}: a {kind or 'unknown'} adapter; only LoRA adapters (and qlora "
+                         "ones) are merged.",
+                         hint="Prompt-learning adapters add virtual tokens instead of changing "
+                              "weights.")
     if cfg.get("use_dora"):
-        raise refuse(f"{path}: a DoRA adapter (use_dora); its magnitude vectors are not a "
-                     "weight update that can be merged tensor by tensor.",
-                     "Merge it into its base first (ftguard merge-adapter) and merge the full "
-                     "model.")
+        raise UsageError(f"{path}: a DoRA adapter (use_dora); its magnitude vectors are not a "
+                         "weight update that can be merged tensor by tensor.",
+                         hint="Merge it into its base first (ftguard merge-adapter) and merge "
+                              "the full model.")
     _same_tokenizer(path, base)
     weights = path / "adapter_model.safetensors"
     if not weights.is_file():
-        raise refuse(f"{path}: no adapter_model.safetensors.",
-                     "ftguard merges safetensors adapters only.")
+        raise UsageError(f"{path}: no adapter_model.safetensors.",
+                         hint="ftguard merges safetensors adapters only.")
     saved = load_file(str(weights))  # adapters are small
     parts: dict[str, dict[str, torch.Tensor]] = {}
     replaced: dict[str, torch.Tensor] = {}
@@ -265,8 +263,8 @@ def _open_adapter(path: Path, base: Path, index: TensorIndex) -> LoraAdapter:
         a = ab.get("embedding_A" if embedding else "A")
         b = ab.get("embedding_B" if embedding else "B")
         if a is None or b is None:
-            raise refuse(f"{path}: module {module} has only one of its LoRA matrices.",
-                         "The adapter file is incomplete; save it again.")
+            raise UsageError(f"{path}: module {module} has only one of its LoRA matrices.",
+                             hint="The adapter file is incomplete; save it again.")
         name = f"{module}.weight"
         r = a.shape[0]
         alpha = _pattern(cfg.get("alpha_pattern") or {}, module, cfg.get("lora_alpha", r))
@@ -290,12 +288,14 @@ def _pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
 
 def _check_shape(path: Path, name: str, shape: tuple[int, ...], index: TensorIndex) -> None:
     if name not in index.entries:
-        raise refuse(f"{path}: updates {name}, which the base has no tensor for.",
-                     "The adapter was trained on another model; give that model as --base.")
+        raise UsageError(f"{path}: updates {name}, which the base has no tensor for.",
+                         hint="The adapter was trained on another model; give that model as "
+                              "--base.")
     if tuple(index.shape(name)) != tuple(shape):
-        raise refuse(f"{path}: its update of {name} has shape {list(shape)}, the base tensor "
-                     f"is {list(index.shape(name))}.",
-                     "The adapter was trained on another model; give that model as --base.")
+        raise UsageError(f"{path}: its update of {name} has shape {list(shape)}, the base tensor "
+                         f"is {list(index.shape(name))}.",
+                         hint="The adapter was trained on another model; give that model as "
+                              "--base.")
 
 
 def _check_base(path: Path, cfg: dict[str, Any], base: Path) -> None:
@@ -306,6 +306,6 @@ def _check_base(path: Path, cfg: dict[str, Any], base: Path) -> None:
     declared = cfg.get("base_model_name_or_path")
     if (declared and Path(declared).is_dir() and Path(declared).resolve() != base.resolve()
             and folder_digest(Path(declared)) != folder_digest(base)):
-        raise refuse(f"{path}: trained on {declared}, which is not the base {base} (their "
-                     "files differ).",
-                     f"Give --base {declared}, or merge adapters of this base only.")
+        raise UsageError(f"{path}: trained on {declared}, which is not the base {base} (their "
+                         "files differ).",
+                         hint=f"Give --base {declared}, or merge adapters of this base only.")

@@ -12,6 +12,7 @@ with spaces to 8 bytes, then the tensors' bytes back to back.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,10 +85,7 @@ class StreamingWriter:
         offset = 0
         self.order: list[tuple[str, int]] = []
         for name, dtype, shape in plan:
-            count = 1
-            for n in shape:
-                count *= n
-            nbytes = count * dtype.itemsize
+            nbytes = math.prod(shape) * dtype.itemsize
             header[name] = {"dtype": NAMES[dtype], "shape": list(shape),
                             "data_offsets": [offset, offset + nbytes]}
             self.order.append((name, nbytes))

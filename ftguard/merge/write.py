@@ -10,6 +10,7 @@ and the folder appears under ``out`` only when complete.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -84,11 +85,7 @@ def _plan_shards(inputs: Inputs, target: torch.dtype | None) -> list[tuple[str, 
     groups: list[list[str]] = [[]]
     size = 0
     for name in inputs.names:
-        shape = inputs.base.shape(name)
-        count = 1
-        for n in shape:
-            count *= n
-        nbytes = count * (target or inputs.base.dtype(name)).itemsize
+        nbytes = math.prod(inputs.base.shape(name)) * (target or inputs.base.dtype(name)).itemsize
         if groups[-1] and size + nbytes > SHARD_BYTES:
             groups.append([])
             size = 0
