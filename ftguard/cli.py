@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,8 @@ from ftguard.version import ftguard_version
 
 if TYPE_CHECKING:
     from ftguard.engine.runner import RunSettings
+    from ftguard.gate import Policy
+    from ftguard.record import RunRecord
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -324,24 +326,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (imports kept lazy)
     """Compare ``tuned`` with ``base`` under ``compare_options``, write ``--out`` and
     ``--html``, print ``--format``; the body of both ``compare`` and ``gate``."""
-    from dataclasses import replace
-
     from ftguard.compare import compare
     from ftguard.compare_output import render_comparison
-    from ftguard.gate import load_policy, parse_fail_on, policy_for
     from ftguard.record import write_comparison
 
     check_compare_options(args)
-    policy = load_policy(Path(args.policy)) if args.policy else None
-    extra = tuple(parse_fail_on(e) for e in args.fail_on)
-    if policy is None:
-        policy = policy_for(tuned, extra)
-    elif extra:
-        policy = replace(policy, rules=policy.rules + extra)
-    if args.correction:
-        policy = replace(policy, correction=args.correction)
-    if args.alpha is not None:
-        policy = replace(policy, alpha=args.alpha)
+    policy = policy_factory(args)(tuned)
     comparison = compare(base, tuned, policy,
                          allow_mismatch=args.allow_mismatch, resamples=args.resamples,
                          seed=args.seed)
@@ -353,6 +343,28 @@ def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (import
         write_report(comparison, Path(args.html), train=_read_train(args.train))
     print(render_comparison(comparison, args.format))
     return comparison
+
+
+def policy_factory(args: argparse.Namespace) -> Callable[[RunRecord], Policy]:
+    """The gate policy of ``--policy``, ``--fail-on``, ``--correction`` and ``--alpha``
+    for a candidate's run (without a policy file or rules: its suites' own gate rules, see
+    ``policy_for``). The policy file and rules are read and checked now."""
+    from dataclasses import replace
+
+    from ftguard.gate import load_policy, parse_fail_on, policy_for
+
+    fixed = load_policy(Path(args.policy)) if getattr(args, "policy", None) else None
+    extra = tuple(parse_fail_on(e) for e in getattr(args, "fail_on", []))
+    correction, alpha = getattr(args, "correction", None), getattr(args, "alpha", None)
+
+    def policy(tuned: RunRecord) -> Policy:
+        chosen = policy_for(tuned, extra) if fixed is None else \
+            replace(fixed, rules=fixed.rules + extra) if extra else fixed
+        if correction:
+            chosen = replace(chosen, correction=correction)
+        return chosen if alpha is None else replace(chosen, alpha=alpha)
+
+    return policy
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftguard.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ftguard.engine.runner import RunSettings
+    from ftguard.gate import Policy
+    from ftguard.merge.inputs import Inputs
+    from ftguard.merge.methods import MergeSpec
+    from ftguard.merge.sweep_record import SweepRecord
+    from ftguard.models.load import LoadOptions
+    from ftguard.record import RunRecord
+    from ftguard.suite import Suite
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -39,10 +51,52 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     merge.add_argument("--out", "-o", metavar="DIR", type=Path, required=True,
                        help="folder for the merged model")
     merge.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    _sweep_options(merge)
     merge.set_defaults(handler=cmd_merge)
 
 
+def _sweep_options(merge: argparse.ArgumentParser) -> None:
+    from ftguard.cli import subset_item
+
+    g = merge.add_argument_group(
+        "choosing the merge under the gate",
+        "With --suites, each merge is evaluated against the base (on a sample of every task, "
+        "then on the whole suites for the best) and --out receives the one with the best "
+        "target gain among those whose general-capability gate passes; exit 1 when none does.")
+    g.add_argument("--suites", nargs="+", metavar="SUITE",
+                   help="suites to evaluate the merges on: target suites (the gain) and "
+                        "general suites (the gate)")
+    g.add_argument("--sweep", metavar="lambda=START:STOP:STEP",
+                   help="merging weights to try, e.g. lambda=0.2:1.0:0.2 or lambda=0.3,0.6,1 "
+                        "(default: --lambda alone)")
+    g.add_argument("--subset", type=subset_item, action="append", metavar="[TASK=]N|F",
+                   help=f"the sample every merging weight is evaluated on (default "
+                        f"{SWEEP_SUBSET:g} of each task; TASK=N|F for one task); the chosen "
+                        "one is then evaluated in full")
+    g.add_argument("--policy", metavar="FILE", help="gate policy YAML (as for compare)")
+    g.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                   help="gate rule (as for compare), e.g. 'general:headline:noninferior(2%%)'")
+    g.add_argument("--records", metavar="DIR", type=Path, default=Path("runs/merge"),
+                   help="folder for the RunRecords, comparison.json and sweep.json "
+                        "(default runs/merge)")
+    g.add_argument("--report", metavar="FILE", type=Path, default=Path("reports/merge.html"),
+                   help="HTML report with the sweep (default reports/merge.html)")
+    g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--batch-size", default="auto", metavar="N|auto")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+SWEEP_SUBSET = 0.25
+"""Default sample of each task evaluated at every merging weight."""
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
+    if args.suites:
+        return _cmd_sweep(args)
+    if args.sweep:
+        raise UsageError("--sweep needs --suites: the merging weights are chosen by "
+                         "evaluating them.",
+                         hint="Add --suites suites/legal suites/general (target and general).")
     from ftguard.merge.inputs import open_inputs
     from ftguard.merge.write import write_merged
     from ftguard.models.resolve import resolve_model
@@ -50,11 +104,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     spec = merge_spec(args)
     base = resolve_model(args.base, allow_pickle=False).path
-    models = [Path(m).expanduser() for m in args.models]
-    for model in models:
-        if not model.is_dir():
-            raise UsageError(f"{model}: no such folder.",
-                             hint="Give fine-tuned model folders or LoRA adapter folders.")
+    models = _model_folders(args.models)
     out = _check_out(args.out.expanduser(), args.overwrite, inputs=(base, *models))
     inputs = open_inputs(base, models)
     try:
@@ -92,3 +142,109 @@ def merge_spec(args: argparse.Namespace) -> Any:
                          hint="ties keeps this fraction of each task vector; dare drops each "
                               "element with probability 1 - density.")
     return MergeSpec(args.method, weights, lam=args.lam, density=args.density, seed=args.seed)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from ftguard.api import check_task_subset, load_suites
+    from ftguard.cli import _batch_size, policy_factory
+    from ftguard.merge.inputs import open_inputs
+    from ftguard.merge.sweep_record import parse_sweep
+    from ftguard.models.load import LoadOptions
+    from ftguard.models.resolve import resolve_model
+    from ftguard.train.merge import _check_out
+
+    spec = merge_spec(args)
+    lambdas = parse_sweep(args.sweep) if args.sweep else (args.lam,)
+    suites = load_suites(args.suites)
+    if not any(s.spec.role == "target" for s in suites):
+        raise UsageError(f"--suites {' '.join(args.suites)}: no suite has role 'target', so "
+                         "there is no gain to choose a merge by.",
+                         hint="Add the target-task suite (role: target in its suite.yaml).")
+    subset, full = _sweep_settings(args)
+    check_task_subset(subset.task_subset, suites)
+    policy = policy_factory(args)
+    load = LoadOptions(model=args.base, device=args.device, batch_size=_batch_size(args.batch_size))
+    base = resolve_model(args.base, allow_pickle=False).path
+    models = _model_folders(args.models)
+    out = _check_out(args.out.expanduser(), args.overwrite, inputs=(base, *models))
+    inputs = open_inputs(base, models)
+    try:
+        return _sweep_and_write(args, spec, lambdas, suites, (subset, full), policy, load,
+                                inputs, out)
+    finally:
+        inputs.close()
+
+
+def _sweep_and_write(args: argparse.Namespace, spec: MergeSpec, lambdas: Sequence[float],
+                     suites: Sequence[Suite], settings: tuple[RunSettings, RunSettings],
+                     policy: Callable[[RunRecord], Policy], load: LoadOptions, inputs: Inputs,
+                     out: Path) -> int:
+    from dataclasses import replace
+
+    import torch
+
+    from ftguard.merge.live import LiveMerge
+    from ftguard.merge.sweep import SweepPlan, run_sweep
+    from ftguard.merge.sweep_record import write_sweep
+    from ftguard.merge.write import write_merged
+    from ftguard.models.load import load_backend
+    from ftguard.progress import ProgressBar
+    from ftguard.report import write_report
+
+    def say(line: str) -> None:
+        print(f"[merge] {line}", file=sys.stderr, flush=True)
+
+    say(f"loading the base model {args.base}")
+    backend = load_backend(load)
+    live = LiveMerge(backend, inputs,
+                     save_dtype=None if args.dtype == "auto" else getattr(torch, args.dtype))
+    plan = SweepPlan(spec, lambdas, suites, settings[0], settings[1], policy, args.records)
+    with ProgressBar(enabled=not args.no_progress) as bar:
+        result = run_sweep(live, plan, [str(m) for m in args.models], reporter=bar, say=say)
+    record = result.record
+    if record.chosen is not None:
+        say(f"writing the merge at lambda {record.chosen:g} to {out}")
+        write_merged(inputs, replace(spec, lam=record.chosen), out, dtype=args.dtype)
+        record.out = str(out)
+        write_sweep(record, args.records / "sweep.json")
+    if result.comparison is not None:
+        write_report(result.comparison, args.report, sweep=record)
+    print(render_sweep(record))
+    say(f"wrote {args.records}/sweep.json, {args.records}/comparison.json and {args.report}")
+    return 0 if record.chosen is not None else 1
+
+
+def render_sweep(record: SweepRecord) -> str:
+    """The sweep as a text table, then the choice."""
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:+.1%}"
+
+    lines = [f"{'lambda':>8}  {'stage':<6}  {'target gain':>11}  {'alignment tax':>13}  gate",
+             *(f"{p.lam:>8g}  {p.stage:<6}  {pct(p.gain):>11}  {pct(p.alignment_tax):>13}  "
+               f"{'pass' if p.gate_passed else 'FAIL'}" for p in [*record.points, *record.full])]
+    verdict = (f"chosen: lambda {record.chosen:g} — {record.reason}" if record.chosen is not None
+               else f"no merge chosen: {record.reason}")
+    return "\n".join([*lines, verdict])
+
+
+def _sweep_settings(args: argparse.Namespace) -> tuple[RunSettings, RunSettings]:
+    """The sample every merging weight is evaluated on (``--subset``, by default
+    SWEEP_SUBSET of each task) and the full evaluation's settings."""
+    from dataclasses import replace
+
+    from ftguard.cli import run_settings
+    from ftguard.engine.runner import RunSettings
+
+    sample = run_settings(argparse.Namespace(subset=args.subset, limit=None, seed=1234))
+    if sample.subset is None:
+        sample = replace(sample, subset=SWEEP_SUBSET)
+    return sample, RunSettings(seed=sample.seed)
+
+
+def _model_folders(names: list[str]) -> list[Path]:
+    models = [Path(m).expanduser() for m in names]
+    for model in models:
+        if not model.is_dir():
+            raise UsageError(f"{model}: no such folder.",
+                             hint="Give fine-tuned model folders or LoRA adapter folders.")
+    return models

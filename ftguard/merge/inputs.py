@@ -92,6 +92,10 @@ class Tuned:
     def tensor(self, name: str, base: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def touches(self, name: str) -> bool:
+        """Whether its value of ``name`` may differ from the base's."""
+        return True
+
     def close(self) -> None:
         pass
 
@@ -120,6 +124,9 @@ class LoraAdapter(Tuned):
     replaced: dict[str, torch.Tensor]
     kind: str = "LoRA adapter"
 
+    def touches(self, name: str) -> bool:
+        return name in self.replaced or name in self.deltas
+
     def tensor(self, name: str, base: torch.Tensor) -> torch.Tensor:
         if name in self.replaced:
             return self.replaced[name]
@@ -141,6 +148,10 @@ class Inputs:
     def tensors(self, name: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
         base = self.base.get(name)
         return base, [t.tensor(name, base) for t in self.tuned]
+
+    def touches(self, name: str) -> bool:
+        """Whether any fine-tune changes ``name`` (else every merge keeps the base's)."""
+        return any(t.touches(name) for t in self.tuned)
 
     def close(self) -> None:
         self.base.close()

@@ -50,7 +50,9 @@ def write_merged(inputs: Inputs, spec: MergeSpec, out: Path, *, dtype: str = "au
                 try:
                     for name in names:
                         base, tuned = inputs.tensors(name)
-                        merged = merge_tensor(spec, name, base, tuned)
+                        # a tensor no fine-tune changes stays the base's, bit for bit
+                        merged = (merge_tensor(spec, name, base, tuned)
+                                  if inputs.touches(name) else base)
                         writer.write(name, merged.to(target or base.dtype))
                         del base, tuned, merged
                         weight_map[name] = file

@@ -21,6 +21,7 @@ from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
 from ftguard.version import ftguard_version
 
 if TYPE_CHECKING:
+    from ftguard.merge.sweep_record import SweepRecord
     from ftguard.train.record import TrainRecord
 
 SHOWN_FLIPS = 500
@@ -46,12 +47,14 @@ _TRAIN_PAGE = ('{% extends "base.html.j2" %}{% block body %}'
                '{% include "_training.html.j2" %}{% endblock %}')
 
 
-def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord | None = None) -> str:
+def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord | None = None,
+                  sweep: SweepRecord | None = None) -> str:
     """The HTML report of a Comparison (gate report), a RunRecord (results report) or a
     TrainRecord (training report).
 
     A Comparison gets a Training section from ``train``, or else from the train_record.json
-    found beside the tuned model's adapter or model folder (``find_train_record``).
+    found beside the tuned model's adapter or model folder (``find_train_record``), and a
+    Merge sweep section from ``sweep``.
     """
     # lazy: ftguard.train may pull in training code that a gate report never needs
     from ftguard.report.training import discover_train_record, training_context
@@ -60,14 +63,19 @@ def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord 
     if train is not None and not isinstance(obj, Comparison):
         raise UsageError(f"a train record (--train) goes with a Comparison, not a "
                          f"{type(obj).__name__}.", hint="Render the train record on its own.")
+    if sweep is not None and not isinstance(obj, Comparison):
+        raise TypeError("a sweep record goes with a Comparison")
     if isinstance(obj, TrainRecord):
         return _env().from_string(_TRAIN_PAGE).render(
             title=f"Training — {obj.method} of {obj.base.spec}", renderer_version=ftguard_version(),
             train=training_context(obj, standalone=True))
     if isinstance(obj, Comparison):
+        from ftguard.report.sweep import sweep_context
+
         train = train if train is not None else discover_train_record(obj.tuned)
         return _env().get_template("comparison.html.j2").render(
-            **_comparison_context(obj), train=training_context(train) if train else None)
+            **_comparison_context(obj), train=training_context(train) if train else None,
+            sweep=sweep_context(sweep) if sweep else None)
     if isinstance(obj, RunRecord):
         return _env().get_template("run.html.j2").render(**_run_context(obj))
     raise TypeError("render_report takes a Comparison, a RunRecord or a TrainRecord, "
@@ -75,10 +83,10 @@ def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord 
 
 
 def write_report(obj: Comparison | RunRecord | TrainRecord, path: Path | str,
-                 train: TrainRecord | None = None) -> Path:
-    """Render ``obj`` (with ``train``, see ``render_report``) and write it to ``path``
-    atomically; return the path."""
-    return write_text_atomic(render_report(obj, train=train), Path(path))
+                 train: TrainRecord | None = None, sweep: SweepRecord | None = None) -> Path:
+    """Render ``obj`` (with ``train`` and ``sweep``, see ``render_report``) and write it to
+    ``path`` atomically; return the path."""
+    return write_text_atomic(render_report(obj, train=train, sweep=sweep), Path(path))
 
 
 def json_island(data: Any) -> Markup:

@@ -225,13 +225,19 @@ def _checkpoint_chart(checkpoints: Sequence[CheckpointEval], span: int,
     marks = [(chosen, f"chosen: step {chosen}")] if chosen is not None else []
     chart = _lines(series, span=span, height=280, percent=True, zero=True, marks=marks,
                    y_label="relative change vs base")
+    return _mark_points(chart, {step: c.gate_failures for step, c in failing.items()}, chosen)
+
+
+def _mark_points(chart: dict[str, Any], failing: dict[float, list[str]],
+                 chosen: float | None) -> dict[str, Any]:
+    """Hollow red points where the gate fails (``failing``: x -> why), a larger one at the
+    chosen x, and the legend laid out."""
     for s in chart["series"]:
         for pt in s["points"]:
-            c = failing.get(pt["step"])
-            if c is not None:
+            if pt["step"] in failing:
+                why = failing[pt["step"]]
                 pt["cls"] += " fail"
-                pt["title"] += "; gate FAILS" + (": " + "; ".join(c.gate_failures)
-                                                 if c.gate_failures else "")
+                pt["title"] += "; gate FAILS" + (": " + "; ".join(why) if why else "")
             if pt["step"] == chosen:
                 pt["cls"] += " chosen"
                 pt["r"] = 5.5
@@ -240,17 +246,20 @@ def _checkpoint_chart(checkpoints: Sequence[CheckpointEval], span: int,
     return _place_legend(chart)
 
 
-def _lines(series: list[dict[str, Any]], *, span: int, height: int, percent: bool, zero: bool,
-           marks: list[tuple[int, str]], y_label: str, legend: bool = True) -> dict[str, Any]:
-    """Geometry of a line chart over optimiser steps (x from 0 to ``span``)."""
+def _lines(series: list[dict[str, Any]], *, span: float, height: int, percent: bool, zero: bool,
+           marks: list[tuple[float, str]], y_label: str, legend: bool = True,
+           start: float = 0.0, x_name: str = "step") -> dict[str, Any]:
+    """Geometry of a line chart over optimiser steps (x from ``start`` to ``span``; another
+    x, such as the merging weight, with ``x_name``: its ticks are then not only integers)."""
     from ftguard.report.render import _scale, _ticks  # render imports this module lazily
 
     left, right, top, bottom = 64, _WIDTH - 16, 30, height - 30
     values = [v for s in series for _, v in s["data"] if math.isfinite(v)]
     lo, hi = _scale(values) if zero else _padded(values)
+    width = (span - start) or 1.0
 
     def x(step: float) -> float:
-        return round(left + step / span * (right - left), 1)
+        return round(left + (step - start) / width * (right - left), 1)
 
     def y(v: float) -> float:
         return round(bottom - (v - lo) / (hi - lo) * (bottom - top), 1)
@@ -267,20 +276,22 @@ def _lines(series: list[dict[str, Any]], *, span: int, height: int, percent: boo
             if s["dots"]:
                 text = format(v, "+.1%") if percent else format(v, ".4g")
                 points.append({"x": x(step), "y": y(v), "step": step, "r": 3.5,
-                               "cls": f"pt {s['cls']}", "title": f"step {step}: {s['name']} {text}"})
+                               "cls": f"pt {s['cls']}",
+                               "title": f"{x_name} {step:g}: {s['name']} {text}"})
         out.append({"name": s["name"], "cls": s["cls"], "path": " ".join(path), "points": points})
-    x_ticks = [t for t in _ticks(0.0, float(span)) if t == int(t)]
+    x_ticks = [t for t in _ticks(start, float(span)) if t == int(t) or x_name != "step"]
     y_ticks = _ticks(lo, hi)
     y_spec = _tick_spec(y_ticks, percent)
     return {
         "width": _WIDTH, "height": height, "left": left, "right": right, "top": top,
         "bottom": bottom, "y_label": y_label,
-        "x_ticks": [{"x": x(t), "label": f"{int(t)}"} for t in x_ticks],
+        "x_name": x_name,
+        "x_ticks": [{"x": x(t), "label": f"{t:g}"} for t in x_ticks],
         "y_ticks": [{"y": y(t), "label": format(t, y_spec)} for t in y_ticks],
         "series": out,
         "zero_y": y(0.0) if zero and lo < 0 < hi else None,
         "marks": [{"x": x(step), "step": step, "label": label, "anchor": "end" if x(step) > right - 120 else "start"}
-                  for step, label in marks if 0 <= step <= span],
+                  for step, label in marks if start <= step <= span],
         "legend": [{"name": s["name"], "cls": s["cls"], "dot": bool(s["points"])} for s in out]
         if legend else [],
     }

@@ -1,0 +1,172 @@
+"""``ftguard merge --sweep``: choose the merging weight λ under the gate.
+
+The base model is loaded once and evaluated; then for every λ of the grid the merge is applied
+in memory (:class:`ftguard.merge.live.LiveMerge`) and evaluated on the sweep's sample of each
+task (the subset stage), and compared item by item with the base on the same items. Among the
+λ whose general-capability gate passes, the one with the best target gain (ties: the smaller
+λ, closer to the base) is evaluated on the whole suites (the full stage) and compared with the
+base's full run under every gate rule; when that fails, the next best is tried, up to
+``FULL_TRIES``. Every run goes through the response and result caches, so an interrupted sweep
+resumes and a second one re-evaluates nothing. Each RunRecord, the final Comparison and
+``sweep.json`` are written to the records folder as they are made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ftguard.engine.runner import Reporter, RunSettings
+from ftguard.gate import Policy
+from ftguard.merge.live import LiveMerge
+from ftguard.merge.methods import MergeSpec
+from ftguard.merge.sweep_record import SweepPoint, SweepRecord, write_sweep
+from ftguard.record import Comparison, RunRecord, write_comparison, write_run
+from ftguard.suite import Suite
+
+FULL_TRIES = 2
+"""Most merging weights evaluated on the whole suites before the sweep gives up."""
+SUBSET_RESAMPLES = 2000
+"""Bootstrap resamples of the subset stage's comparisons (the full stage uses 10,000)."""
+
+
+@dataclass
+class SweepPlan:
+    spec: MergeSpec
+    """The merge; its ``lam`` is replaced by each λ of the grid."""
+    lambdas: Sequence[float]
+    suites: Sequence[Suite]
+    subset: RunSettings
+    """What every λ is evaluated on."""
+    full: RunSettings
+    """What the chosen λ is evaluated on."""
+    policy: Callable[[RunRecord], Policy]
+    """The gate policy for a candidate's run (its suites' rules, or the user's)."""
+    records: Path
+    """Folder for the RunRecords, comparison.json and sweep.json."""
+
+
+@dataclass
+class SweepResult:
+    record: SweepRecord
+    comparison: Comparison | None
+    """The chosen λ's full comparison; without a choice, the last one made (None if none)."""
+
+
+def run_sweep(live: LiveMerge, plan: SweepPlan, models: Sequence[str],
+              reporter: Reporter | None = None,
+              say: Callable[[str], None] = lambda line: None) -> SweepResult:
+    spec = plan.spec
+    record = SweepRecord(
+        base=live.base.info, models=list(models), method=spec.method,
+        weights=list(spec.weights), lambdas=list(plan.lambdas),
+        density=spec.density if spec.method in ("ties", "dare") else None,
+        seed=spec.seed if spec.method == "dare" else None,
+        subset={"subset": plan.subset.subset, "task_subset": dict(plan.subset.task_subset)})
+    say("evaluating the base model on the sweep's sample")
+    base_sub = _evaluate(plan, live.base, plan.subset, reporter, "base-subset.json")
+    comparisons: dict[float, Comparison] = {}
+    for lam in plan.lambdas:
+        say(f"lambda {lam:g}: merging in memory and evaluating the sample")
+        point, comparisons[lam] = _point(plan, live, lam, base_sub, "subset", reporter)
+        record.points.append(point)
+        write_sweep(record, plan.records / "sweep.json")
+        say(f"lambda {lam:g}: {_summary(point)}")
+    ranked = rank(record.points)
+    shown = comparisons[max(record.points, key=_score).lam] if record.points else None
+    if not ranked:
+        record.reason = ("no merging weight passes the general-capability gate on the sample; "
+                         + _least_taxed(record.points))
+    base_full: RunRecord | None = None
+    for point in ranked[:FULL_TRIES]:
+        if base_full is None:
+            say("evaluating the base model on the whole suites")
+            base_full = _evaluate(plan, live.restore(), plan.full, reporter, "base.json")
+        say(f"lambda {point.lam:g}: evaluating the whole suites")
+        full, shown = _point(plan, live, point.lam, base_full, "full", reporter)
+        record.full.append(full)
+        say(f"lambda {point.lam:g} (full): {_summary(full)}")
+        if full.gate_passed:
+            record.chosen = point.lam
+            record.reason = (f"best target gain among the {len(ranked)} of {len(record.points)} "
+                             "merging weights that pass the general gate on the sample, and "
+                             "it passes every gate rule on the whole suites")
+            break
+    if ranked and record.chosen is None:
+        tried = ", ".join(f"{p.lam:g}" for p in record.full)
+        record.reason = (f"the best merging weights on the sample ({tried}) fail the gate on "
+                         "the whole suites")
+    if shown is not None:
+        write_comparison(shown, plan.records / "comparison.json")
+    write_sweep(record, plan.records / "sweep.json")
+    return SweepResult(record, shown)
+
+
+def rank(points: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """The points whose gate passes, best target gain first; ties go to the smaller λ."""
+    return sorted((p for p in points if p.gate_passed), key=lambda p: (-_score(p), p.lam))
+
+
+def run_name(lam: float, stage: str) -> str:
+    return f"lambda-{lam:g}{'-subset' if stage == 'subset' else ''}.json"
+
+
+def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage: str,
+           reporter: Reporter | None) -> tuple[SweepPoint, Comparison]:
+    from ftguard.compare import compare
+
+    started = time.perf_counter()
+    settings = plan.subset if stage == "subset" else plan.full
+    run = _evaluate(plan, live.apply(replace(plan.spec, lam=lam)), settings, reporter,
+                    run_name(lam, stage))
+    comparison = compare(base, run, plan.policy(run), seed=settings.seed,
+                         resamples=SUBSET_RESAMPLES if stage == "subset" else 10_000)
+    if stage == "subset":  # the sample decides on the general gate only
+        failures = [f"{r.suite}/{r.task} {r.metric}: {r.reason}" for r in comparison.rows
+                    if r.role == "general" and r.reason]
+    else:
+        failures = list(comparison.failures)
+    targets = [(m.value if m.higher_is_better else -m.value) for s in run.suites
+               if s.role == "target" for t in s.tasks for m in list(t.metrics.values())[:1]]
+    gain, tax = comparison.gain, comparison.alignment_tax
+    return SweepPoint(
+        lam=lam, stage=stage, run=run_name(lam, stage),  # type: ignore[arg-type]
+        target_score=sum(targets) / len(targets) if targets else None,
+        gain=gain.value if gain else None, gain_ci=(gain.ci_low, gain.ci_high) if gain else None,
+        alignment_tax=tax.value if tax else None,
+        tax_ci=(tax.ci_low, tax.ci_high) if tax else None,
+        gate_passed=not failures, gate_failures=failures,
+        seconds=round(time.perf_counter() - started, 3)), comparison
+
+
+def _evaluate(plan: SweepPlan, backend: object, settings: RunSettings,
+              reporter: Reporter | None, name: str) -> RunRecord:
+    from ftguard.api import evaluate
+
+    run = evaluate(plan.suites, backend=backend, settings=settings,  # type: ignore[arg-type]
+                   reporter=reporter, cache=True)
+    write_run(run, plan.records / name)
+    return run
+
+
+def _score(point: SweepPoint) -> float:
+    value = point.gain if point.gain is not None else point.target_score
+    return float("-inf") if value is None else value
+
+
+def _least_taxed(points: Sequence[SweepPoint]) -> str:
+    taxed = [p for p in points if p.alignment_tax is not None]
+    if not taxed:
+        return "no general suite was evaluated"
+    best = max(taxed, key=lambda p: (p.alignment_tax, -p.lam))
+    return (f"the least alignment tax was {best.alignment_tax:+.1%} at lambda {best.lam:g}; "
+            "try smaller merging weights")
+
+
+def _summary(point: SweepPoint) -> str:
+    gain = "n/a" if point.gain is None else f"{point.gain:+.1%}"
+    tax = "n/a" if point.alignment_tax is None else f"{point.alignment_tax:+.1%}"
+    gate = "passes" if point.gate_passed else "FAILS"
+    return f"target gain {gain}, alignment tax {tax}, gate {gate}"
