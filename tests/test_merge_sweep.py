@@ -13,6 +13,7 @@ suite fixes which λ must be chosen.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from test_report import _browser, _page_problems, _parse, chromium  # noqa: F401 -- a fixture
 
 from conftest import suite_yaml, write_jsonl
 
@@ -130,3 +132,76 @@ def test_sweep_picks_the_lambda_the_gate_allows(case, tmp_path: Path, run_cli: R
     sweep = json.loads((tmp_path / "runs2" / "sweep.json").read_text())
     assert sweep["chosen"] is None and "no merging weight passes" in sweep["reason"]
     assert "no merge chosen" in stdout and (tmp_path / "none.html").is_file()
+
+
+def test_sweep_input_is_checked_before_any_model_loads(case, tmp_path: Path,
+                                                       run_cli: Run) -> None:
+    common = ("merge", "--base", case["base"], case["tuned"], "--out", tmp_path / "o")
+    skill, keep = case["suites"]
+    for extra, needle in [
+        (("--sweep", "lambda=0.2:1:0.2"), "--sweep needs --suites"),
+        (("--sweep", "density=0.5", "--suites", skill, keep), "'lambda=...'"),
+        (("--sweep", "lambda=1:0.2:0.2", "--suites", skill, keep), "step must be positive"),
+        (("--sweep", "lambda=0:1:0.001", "--suites", skill, keep), "at most 50"),
+        (("--sweep", "lambda=0.2,x", "--suites", skill, keep), "not a list of numbers"),
+        (("--sweep", "lambda=0.5", "--suites", keep), "no suite has role 'target'"),
+        (("--suites", skill, keep, "--subset", "nosuch=0.5"), "nosuch"),
+        (("--suites", skill, keep, "--policy", tmp_path / "missing.yaml"), "missing.yaml"),
+        (("--suites", skill, keep, "--fail-on", "acc:lots"), "acc:lots"),
+    ]:
+        code, _, err = run_cli(*common, *extra)
+        assert code == 2 and needle in err and "Traceback" not in err, (extra, err)
+    assert not (tmp_path / "o").exists() and not Path("runs/merge").exists()
+
+
+def test_grid_and_ranking() -> None:
+    from ftguard.merge.sweep import rank
+    from ftguard.merge.sweep_record import SweepPoint, parse_sweep
+
+    assert parse_sweep("lambda=0.2:1.0:0.2") == (0.2, 0.4, 0.6, 0.8, 1.0)
+    assert parse_sweep("lambda=0.1:0.35:0.1") == (0.1, 0.2, 0.3)  # stop included when on grid
+    assert parse_sweep("λ=1, 0.5,0.5,-0.5") == (-0.5, 0.5, 1.0)
+    points = [SweepPoint(lam=lam, stage="subset", run="r", gain=gain, gate_passed=ok)
+              for lam, gain, ok in [(0.2, 0.05, True), (0.4, 0.10, True), (0.6, 0.10, True),
+                                    (0.8, 0.30, False), (1.0, None, True)]]
+    # failing points never win; equal gains go to the smaller λ; no gain ranks last
+    assert [p.lam for p in rank(points)] == [0.4, 0.6, 0.2, 1.0]
+
+
+def test_sweep_report_in_headless_chromium(tmp_path: Path, chromium: str) -> None:  # noqa: F811
+    from conftest import binary_run, flipped_pair
+    from ftguard.compare import compare
+    from ftguard.merge.sweep_record import SweepPoint, SweepRecord
+    from ftguard.report import write_report
+
+    hostile = "<script>alert(1)</script>"
+    base, tuned = flipped_pair(200, 5, 20)
+    keep = [True] * 200
+    comparison = compare(binary_run("base", {("legal", "t"): base, ("general", "g"): keep}),
+                         binary_run("merge", {("legal", "t"): tuned, ("general", "g"): keep}),
+                         resamples=200)
+    gains, taxes = (0.02, 0.06, 0.09, 0.12), (0.0, -0.01, -0.03, -0.08)
+    points = [SweepPoint(lam=lam, stage="subset", run=f"lambda-{lam:g}-subset.json", gain=g,
+                         gain_ci=(g - 0.02, g + 0.02), alignment_tax=t, tax_ci=(t - 0.02, t),
+                         gate_passed=t > -0.05,
+                         gate_failures=[] if t > -0.05 else [f"general/g acc {hostile}"])
+              for lam, g, t in zip((0.25, 0.5, 0.75, 1.0), gains, taxes)]
+    record = SweepRecord(base=comparison.base, models=[f"adapter-{hostile}"], method="ties",
+                         weights=[1.0], density=0.5, lambdas=[0.25, 0.5, 0.75, 1.0],
+                         subset={"subset": 0.25, "task_subset": {"t": 1.0}}, points=points,
+                         full=[points[2].model_copy(update={"stage": "full"})], chosen=0.75,
+                         reason="best target gain", out="merged")
+    page = write_report(comparison, tmp_path / "merge.html", sweep=record)
+    shot = tmp_path / "merge.png"
+    done = _browser(chromium, tmp_path, page.as_uri(), f"--screenshot={shot}",
+                    "--window-size=1280,2400")
+    assert shot.exists() and shot.stat().st_size > 10_000 and not _page_problems(done.stderr)
+    done = _browser(chromium, tmp_path, page.as_uri(), "--dump-dom")
+    dom = done.stdout
+    assert not _page_problems(done.stderr)
+    assert "chosen: lambda 0.75" in dom and "★ chosen" in dom and "25% of each task, t: 1" in dom
+    assert f"adapter-{hostile}" in " ".join(_parse(dom).text)  # shown as text, not run
+    assert dom.count('class="pt gain fail"') == 1 and dom.count('data-stage="full"') == 1
+    circles = re.findall(r'<circle class="pt gain[^"]*" cx="([0-9.]+)"[^>]*data-step', dom)
+    assert len(circles) == 4  # λ left to right:
+    assert [float(x) for x in circles] == sorted(float(x) for x in circles)
