@@ -121,6 +121,22 @@ def test_sweep_picks_the_lambda_the_gate_allows(case, tmp_path: Path, run_cli: R
     assert 'id="sweep-chart"' in page and page.count('data-stage="subset"') == len(GRID)
     assert page.count('class="pt forgetting fail') == sum(d > tolerance for d in drop)
 
+    # a rule the sample stage does not check (it judges the general gate only) fails the best
+    # λ on the whole suites: the next best is tried and chosen
+    ceiling = (target[k - 1] + target[k]) / 2
+    code, stdout, err = run_cli(
+        "merge", "--base", case["base"], case["tuned"], "--sweep", "lambda=0.2:1.0:0.2",
+        "--suites", *case["suites"], "--subset", "1.0", "--fail-on",
+        f"keep:acc:{tolerance:.6f}", "--fail-on", f"skill:acc:<={ceiling:.6f}",
+        "--out", tmp_path / "next", "--records", tmp_path / "runs-next", "--no-progress",
+        "--report", tmp_path / "next.html")
+    assert code == 0, err
+    sweep = json.loads((tmp_path / "runs-next" / "sweep.json").read_text())
+    assert [(p["lam"], p["gate_passed"]) for p in sweep["full"]] == [(GRID[k], False),
+                                                                     (GRID[k - 1], True)]
+    assert sweep["chosen"] == pytest.approx(GRID[k - 1])
+    assert "above the ceiling" in sweep["full"][0]["gate_failures"][0]
+
     # a second sweep answers from the caches; a gate nothing passes writes no model, exit 1
     code, stdout, err = run_cli(
         "merge", "--base", case["base"], case["tuned"], "--sweep", "lambda=0.2:1.0:0.2",
