@@ -111,7 +111,8 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
                 "device": info.device, "dtype": info.dtype,
                 "load_in_4bit": load.load_in_4bit, "load_in_8bit": load.load_in_8bit,
                 "bootstrap_resamples": settings.resamples,
-                "cached_suites": sorted(cached)},
+                "cached_suites": sorted(cached),
+                **({"server_requests": stats} if (stats := _server_stats(backend)) else {})},
         environment=environment(info.device),
         suites=results,
         timings=timings,
@@ -247,6 +248,16 @@ def environment(device: str) -> dict[str, object]:
         "device_name": _device_name(device),
         "git_revision": git_revision(),
     }
+
+
+def _server_stats(backend: object) -> dict[str, object] | None:
+    """Requests and retries of a server backend (``--backend openai``) under the wrappers."""
+    for _ in range(4):
+        client = getattr(backend, "client", None)
+        if client is not None and hasattr(client, "stats"):
+            return dict(client.stats.as_dict())
+        backend = getattr(backend, "inner", None) or getattr(backend, "_inner", None)
+    return None
 
 
 def _seed(seed: int, backend: Backend) -> None:

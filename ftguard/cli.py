@@ -173,6 +173,21 @@ def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -
                    help="allow pickle (.bin) weights, which can run code when loaded")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="run Python code shipped in the model folder")
+    s = p.add_argument_group("server (--backend openai)")
+    s.add_argument("--backend", choices=("hf", "openai"), default="hf",
+                   help="hf: load the model in this process (default); openai: query an "
+                        "OpenAI-compatible server such as vLLM (--model is then its model id)")
+    s.add_argument("--base-url", metavar="URL", help="the server's API root, "
+                   "e.g. http://127.0.0.1:8000/v1")
+    s.add_argument("--api-key-env", metavar="VAR",
+                   help="environment variable holding the API key (never recorded)")
+    s.add_argument("--max-concurrency", type=_positive_int, default=8, metavar="N",
+                   help="requests in flight at once (default 8)")
+    s.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
+                   help="seconds to wait for one answer before retrying it (default 120)")
+    s.add_argument("--tokenizer", metavar="DIR",
+                   help="folder with the model's tokenizer_config.json, when the server's "
+                        "model folder is not readable here (for BOS/EOS)")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -421,7 +436,13 @@ def _load_options(args: argparse.Namespace):  # -> LoadOptions (import kept lazy
                        dtype=args.dtype, load_in_4bit=args.load_in_4bit,
                        load_in_8bit=args.load_in_8bit, allow_pickle=args.allow_pickle,
                        trust_remote_code=args.trust_remote_code,
-                       batch_size=_batch_size(args.batch_size))
+                       batch_size=_batch_size(args.batch_size),
+                       backend=getattr(args, "backend", "hf"),
+                       base_url=getattr(args, "base_url", None),
+                       api_key_env=getattr(args, "api_key_env", None),
+                       max_concurrency=getattr(args, "max_concurrency", 8),
+                       request_timeout=getattr(args, "request_timeout", 120.0),
+                       tokenizer=getattr(args, "tokenizer", None))
 
 
 def _batch_size(text: str) -> int | None:

@@ -46,13 +46,18 @@ def encode(tokenizer: Any, text: str, *, bos_text: str, special: bool = True) ->
     return list(tokenizer(text, add_special_tokens=add)["input_ids"])
 
 
+def split_pair(context: str, continuation: str) -> tuple[str, str]:
+    """lm-eval's split: the context's trailing spaces move into the continuation."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        return context[:-spaces], context[-spaces:] + continuation
+    return context, continuation
+
+
 def encode_pair(tokenizer: Any, context: str, continuation: str, *, prefix: int | None,
                 bos_text: str, max_length: int) -> Unit:
     """One log-likelihood request as a unit, left-truncated to ``max_length + 1`` tokens."""
-    spaces = len(context) - len(context.rstrip())
-    if spaces:
-        continuation = context[-spaces:] + continuation
-        context = context[:-spaces]
+    context, continuation = split_pair(context, continuation)
     if not continuation:
         raise ModelError("a log-likelihood request has an empty continuation.")
     if context:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -17,6 +18,7 @@ from ftguard.models.resolve import resolve_model
 from ftguard.record import ModelInfo
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("hf", "openai")
 _FAKE = re.compile(r"^fake(?::(\d+))?$")
 
 
@@ -42,8 +44,25 @@ class LoadOptions:
     """Allow the model folder's own Python code to run."""
     batch_size: int | None = None
     """Requests per forward pass; None = automatic."""
+    backend: str = "hf"
+    """``hf`` (in-process transformers) or ``openai`` (an OpenAI-compatible server)."""
+    base_url: str | None = None
+    """openai: the server's API root, ``http://HOST:PORT/v1``."""
+    api_key_env: str | None = None
+    """openai: the environment variable holding the API key (never recorded)."""
+    max_concurrency: int = 8
+    """openai: requests in flight at once."""
+    request_timeout: float = 120.0
+    """openai: seconds to wait for one answer before retrying it."""
+    tokenizer: str | None = None
+    """openai: a folder with the model's tokenizer_config.json (for its BOS/EOS tokens) when
+    the server's model folder is not readable here."""
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend {self.backend}: choose one of {', '.join(BACKENDS)}.")
+        if self.backend == "openai":
+            _check_server_options(self)
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype {self.dtype}: unknown dtype; choose one of "
                              f"{', '.join(DTYPES)}.")
@@ -81,6 +100,10 @@ def _info(plan: _Plan) -> ModelInfo:
 
 def describe_model(options: LoadOptions) -> ModelInfo:
     """What :func:`load_backend` would load, fingerprint included, without loading it."""
+    if options.backend == "openai":
+        from ftguard.models.openai import describe_server
+
+        return describe_server(_client(options), options.model)[0]
     fake = _FAKE.match(options.model or "")
     if fake:
         from ftguard.models.fake import FakeBackend
@@ -91,6 +114,12 @@ def describe_model(options: LoadOptions) -> ModelInfo:
 
 def load_backend(options: LoadOptions) -> Backend:
     """Resolve, load and fingerprint the model; raise ModelError with a fix on failure."""
+    if options.backend == "openai":
+        from ftguard.models.openai import OpenAIBackend, describe_server
+
+        client = _client(options)
+        info, entry = describe_server(client, options.model)
+        return OpenAIBackend(client, info, entry, tokenizer_dir=options.tokenizer)
     fake = _FAKE.match(options.model or "")
     if fake:
         from ftguard.models.fake import FakeBackend
@@ -174,6 +203,39 @@ def load_adapters(options: LoadOptions, adapters: Sequence[str]) -> AdapterSet:
     model.eval()
     return AdapterSet(model, tokenizer, _info(plan), infos, options.batch_size,
                       _max_length(model, tokenizer), names)
+
+
+def _check_server_options(options: LoadOptions) -> None:
+    """The options that make no sense with a server, and the ones it needs."""
+    if not options.base_url:
+        raise UsageError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1).")
+    if not re.match(r"^https?://[^/\s]+", options.base_url):
+        raise UsageError(f"--base-url {options.base_url}: give an http(s) URL such as "
+                         "http://127.0.0.1:8000/v1.")
+    local = [flag for flag, on in (("--adapter", options.adapter),
+                                   ("--load-in-4bit", options.load_in_4bit),
+                                   ("--load-in-8bit", options.load_in_8bit),
+                                   ("--dtype", options.dtype != "auto"),
+                                   ("--device", options.device != "auto")) if on]
+    if local:
+        raise UsageError(f"{local[0]} applies to models loaded in-process; with --backend "
+                         "openai the server decides.",
+                         hint="Serve adapters with vLLM's --enable-lora --lora-modules "
+                              "NAME=PATH and pass --model NAME.")
+    if options.max_concurrency < 1 or not options.request_timeout > 0:
+        raise UsageError("--max-concurrency must be at least 1 and --request-timeout "
+                         "positive.")
+    if options.api_key_env and options.api_key_env not in os.environ:
+        raise UsageError(f"--api-key-env {options.api_key_env}: that environment variable "
+                         "is not set.", hint=f"export {options.api_key_env}=... first.")
+
+
+def _client(options: LoadOptions) -> Any:
+    from ftguard.models.openai_client import ServerClient
+
+    key = os.environ.get(options.api_key_env) if options.api_key_env else None
+    return ServerClient(str(options.base_url), api_key=key, timeout=options.request_timeout,
+                        max_concurrency=options.max_concurrency)
 
 
 def _device(name: str) -> Any:
