@@ -185,6 +185,9 @@ def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -
                    help="requests in flight at once (default 8)")
     s.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
                    help="seconds to wait for one answer before retrying it (default 120)")
+    s.add_argument("--max-retries", type=int, default=5, metavar="N",
+                   help="retries of a request after 429/5xx, timeouts and dropped "
+                        "connections, with exponential backoff (default 5)")
     s.add_argument("--tokenizer", metavar="DIR",
                    help="folder with the model's tokenizer_config.json, when the server's "
                         "model folder is not readable here (for BOS/EOS)")
@@ -442,6 +445,7 @@ def _load_options(args: argparse.Namespace):  # -> LoadOptions (import kept lazy
                        api_key_env=getattr(args, "api_key_env", None),
                        max_concurrency=getattr(args, "max_concurrency", 8),
                        request_timeout=getattr(args, "request_timeout", 120.0),
+                       max_retries=getattr(args, "max_retries", 5),
                        tokenizer=getattr(args, "tokenizer", None))
 
 

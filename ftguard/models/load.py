@@ -54,6 +54,8 @@ class LoadOptions:
     """openai: requests in flight at once."""
     request_timeout: float = 120.0
     """openai: seconds to wait for one answer before retrying it."""
+    max_retries: int = 5
+    """openai: retries of a request after 429/5xx answers, timeouts and dropped connections."""
     tokenizer: str | None = None
     """openai: a folder with the model's tokenizer_config.json (for its BOS/EOS tokens) when
     the server's model folder is not readable here."""
@@ -222,9 +224,9 @@ def _check_server_options(options: LoadOptions) -> None:
                          "openai the server decides.",
                          hint="Serve adapters with vLLM's --enable-lora --lora-modules "
                               "NAME=PATH and pass --model NAME.")
-    if options.max_concurrency < 1 or not options.request_timeout > 0:
-        raise UsageError("--max-concurrency must be at least 1 and --request-timeout "
-                         "positive.")
+    if options.max_concurrency < 1 or not options.request_timeout > 0 or options.max_retries < 0:
+        raise UsageError("--max-concurrency must be at least 1, --request-timeout positive "
+                         "and --max-retries at least 0.")
     if options.api_key_env and options.api_key_env not in os.environ:
         raise UsageError(f"--api-key-env {options.api_key_env}: that environment variable "
                          "is not set.", hint=f"export {options.api_key_env}=... first.")
@@ -235,7 +237,7 @@ def _client(options: LoadOptions) -> Any:
 
     key = os.environ.get(options.api_key_env) if options.api_key_env else None
     return ServerClient(str(options.base_url), api_key=key, timeout=options.request_timeout,
-                        max_concurrency=options.max_concurrency)
+                        max_concurrency=options.max_concurrency, retries=options.max_retries)
 
 
 def _device(name: str) -> Any:
