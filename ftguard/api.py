@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ftguard.engine.distributed import world
 from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display_path, run_suite
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
@@ -80,9 +81,14 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
         backend = load_backend(load)
         timings["model_load"] = round(time.perf_counter() - t0, 3)
         _seed(settings.seed, backend)
+    processes = world()[1]
     if backend is not None:
         info = backend.info
         backend = RequestMemo(backend)  # identical requests of different tasks asked once
+        if processes > 1:  # accelerate launch / torchrun: this process answers its share
+            from ftguard.engine.distributed import ShardedBackend
+
+            backend = ShardedBackend(backend)
     reporter = reporter or SilentReporter()
     results = []
     try:
@@ -112,7 +118,8 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
                 "load_in_4bit": load.load_in_4bit, "load_in_8bit": load.load_in_8bit,
                 "bootstrap_resamples": settings.resamples,
                 "cached_suites": sorted(cached),
-                **({"server_requests": stats} if (stats := _server_stats(backend)) else {})},
+                **({"server_requests": stats} if (stats := _server_stats(backend)) else {}),
+                **({"processes": processes} if processes > 1 else {})},
         environment=environment(info.device),
         suites=results,
         timings=timings,
@@ -218,10 +225,13 @@ def _response_cached(backend: Backend | None, load: LoadOptions, info: ModelInfo
 
 def _for_suite(backend: Backend, suite: Suite) -> Backend:
     """lm_eval tasks drive the Hugging Face model themselves: they get the real backend."""
+    from ftguard.engine.distributed import ShardedBackend
     from ftguard.models.cached import CachedBackend
 
     if not any(t.spec.kind == "lm_eval" for t in suite.tasks):
         return backend
+    if isinstance(backend, ShardedBackend):  # lm-eval runs whole in every process
+        backend = backend.inner
     if isinstance(backend, RequestMemo):
         backend = backend.inner
     return backend.inner if isinstance(backend, CachedBackend) else backend

@@ -215,6 +215,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ftguard.api import evaluate, load_suites
+    from ftguard.engine.distributed import is_main
     from ftguard.progress import ProgressBar
     from ftguard.tables import render_results
 
@@ -224,12 +225,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     args.adapter = adapters[0] if adapters else None
     suites = load_suites(args.suites)
     settings = run_settings(args)
-    with ProgressBar(enabled=not args.no_progress) as bar:
-        record = evaluate(suites, load=_load_options(args), settings=settings, out=args.out,
-                          reporter=bar, cache=args.cache)
-    print(render_results(record, args.format))
-    if args.out:
-        print(f"wrote {args.out}", file=sys.stderr)
+    main = is_main()  # with accelerate launch, process 0 alone draws, prints and writes
+    with ProgressBar(enabled=not args.no_progress and main) as bar:
+        record = evaluate(suites, load=_load_options(args), settings=settings,
+                          out=args.out if main else None, reporter=bar, cache=args.cache)
+    if main:
+        print(render_results(record, args.format))
+        if args.out:
+            print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -244,7 +244,9 @@ def _device(name: str) -> Any:
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from ftguard.engine.distributed import local_device
+
+        return torch.device(local_device() or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
