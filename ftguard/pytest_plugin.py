@@ -41,6 +41,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept this run's results as the new baseline")
     group.addoption("--ftguard-limit", metavar="N", type=int, default=None,
                     help="score only the first N items of each task")
+    group.addoption("--ftguard-backend", choices=("hf", "openai"), default=None,
+                    help="hf: load the model in-process (default); openai: query the "
+                         "OpenAI-compatible server at --ftguard-base-url")
+    group.addoption("--ftguard-base-url", metavar="URL", default=None,
+                    help="the server's API root, e.g. http://127.0.0.1:8000/v1")
+    group.addoption("--ftguard-api-key-env", metavar="VAR", default=None,
+                    help="environment variable holding the server's API key")
+    group.addoption("--ftguard-max-concurrency", metavar="N", type=int, default=None,
+                    help="requests in flight at once (default 8)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

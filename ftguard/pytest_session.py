@@ -38,7 +38,8 @@ SUITE_FILE = "suite.yaml"
 NO_BASELINE_HINT = "run with --ftguard-update-baseline to create it"
 _FAKE = re.compile(r"^fake(?::\d+)?$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_FILE_KEYS = ("model", "adapter", "baseline", "policy", "report", "limit")
+_FILE_KEYS = ("model", "adapter", "baseline", "policy", "report", "limit", "backend",
+              "base_url", "api_key_env", "max_concurrency")
 
 
 # -- options -----------------------------------------------------------------------------
@@ -62,6 +63,14 @@ class GateOptions:
     """First N items per task (``--ftguard-limit`` / ``limit``)."""
     update_baseline: bool = False
     """Accept the current results as the baseline (``--ftguard-update-baseline``)."""
+    backend: str = "hf"
+    """``hf`` or ``openai`` (``--ftguard-backend`` / ``backend``)."""
+    base_url: str | None = None
+    """The server's API root (``--ftguard-base-url`` / ``base_url``)."""
+    api_key_env: str | None = None
+    """Environment variable with the API key (``--ftguard-api-key-env`` / ``api_key_env``)."""
+    max_concurrency: int = 8
+    """Requests in flight (``--ftguard-max-concurrency`` / ``max_concurrency``)."""
 
 
 def read_options(config: pytest.Config) -> GateOptions:
@@ -93,16 +102,31 @@ def read_options(config: pytest.Config) -> GateOptions:
             raise UsageError(f"[tool.ftguard] {key} in {source}: must be a string.")
         return str(base / value) if (base / value).exists() and base != here else value
 
-    limit = pick("limit")
-    if limit is not None and (isinstance(limit[0], bool) or not isinstance(limit[0], int)
-                              or limit[0] < 1):
-        where = "--ftguard-limit" if limit[1] == here else f"[tool.ftguard] limit in {source}"
-        raise UsageError(f"{where} {limit[0]!r}: must be a positive integer.")
+    def text(key: str) -> str | None:
+        got = pick(key)
+        if got is not None and (not isinstance(got[0], str) or not got[0]):
+            raise UsageError(f"[tool.ftguard] {key} in {source}: must be a string.")
+        return got[0] if got else None
+
+    def positive(key: str) -> int | None:
+        got = pick(key)
+        if got is not None and (isinstance(got[0], bool) or not isinstance(got[0], int)
+                                or got[0] < 1):
+            flag = "--ftguard-" + key.replace("_", "-")
+            where = flag if got[1] == here else f"[tool.ftguard] {key} in {source}"
+            raise UsageError(f"{where} {got[0]!r}: must be a positive integer.")
+        return got[0] if got else None
+
+    backend = text("backend") or "hf"
+    if backend not in ("hf", "openai"):
+        raise UsageError(f"[tool.ftguard] backend in {source}: {backend!r}; use hf or openai.")
     return GateOptions(model=model("model"), adapter=model("adapter"),
                        baseline=path("baseline") or config.rootpath / "baselines",
-                       policy=path("policy"), report=path("report"),
-                       limit=limit[0] if limit else None,
-                       update_baseline=bool(config.getoption("ftguard_update_baseline")))
+                       policy=path("policy"), report=path("report"), limit=positive("limit"),
+                       update_baseline=bool(config.getoption("ftguard_update_baseline")),
+                       backend=backend, base_url=text("base_url"),
+                       api_key_env=text("api_key_env"),
+                       max_concurrency=positive("max_concurrency") or 8)
 
 
 def _pyproject_table(path: Path) -> tuple[dict[str, Any], Path]:
@@ -391,6 +415,8 @@ class GateSession:
 
         load = self.load_options()
         spec = load.model
+        if load.backend == "openai":
+            return  # a served model id; the server is asked when the run starts
         if spec and not _FAKE.match(spec) and spec != EMBEDDED_NAME and (
                 Path(spec).expanduser().exists() or not _HUB_ID.match(spec)):
             resolve_model(spec, allow_pickle=load.allow_pickle)
@@ -401,7 +427,10 @@ class GateSession:
     def load_options(self) -> Any:  # -> LoadOptions
         from ftguard.models.load import LoadOptions
 
-        return LoadOptions(model=self.options.model, adapter=self.options.adapter)
+        o = self.options
+        return LoadOptions(model=o.model, adapter=o.adapter, backend=o.backend,
+                           base_url=o.base_url, api_key_env=o.api_key_env,
+                           max_concurrency=o.max_concurrency)
 
     # running
 

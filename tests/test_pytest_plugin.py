@@ -217,6 +217,34 @@ def test_pyproject_settings_are_used_and_flags_win(project: pytest.Pytester) -> 
                                  "baseline: fake-0 = fake:0 (fake-0) from gate/accepted/*"])
 
 
+def test_a_served_model_is_gated_from_pyproject_settings(project: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_openai_backend import FakeServer
+
+    from ftguard.record import read_run
+
+    monkeypatch.setenv("GATE_KEY", "sk-gate")
+    with FakeServer(api_key="sk-gate") as server:
+        project.makepyprojecttoml(f"""
+            [tool.ftguard]
+            backend = "openai"
+            base_url = "{server.url}"
+            api_key_env = "GATE_KEY"
+            max_concurrency = 3
+            limit = 10
+        """)
+        result = run(project, "--ftguard", "suites", "--ftguard-update-baseline")
+        result.assert_outcomes(passed=2)
+        result = run(project, "--ftguard", "suites")
+        result.assert_outcomes(passed=2)
+    record = read_run(next((project.path / "baselines").glob("fake-model*.json")))
+    assert record.model.backend == "openai" and record.model.spec == "fake-model"
+    assert record.config["server_requests"]["requests"] > 0
+    project.makepyprojecttoml('[tool.ftguard]\nbackend = "tgi"\n')
+    result = run(project, "--ftguard", "suites")
+    assert result.ret != 0 and "use hf or openai" in str(result.stderr)
+
+
 def test_policy_file_names_the_items_by_rule(project: pytest.Pytester) -> None:
     run(project, *FAKE, "--ftguard-update-baseline")
     (project.path / "gate.yaml").write_text("rules:\n  - 'smoke/doctrine:acc:>=0.9'\n")
