@@ -201,13 +201,15 @@ def test_lora_adapters_merge_as_peft_merges_them(models, tmp_path: Path, run_cli
     from transformers import AutoModelForCausalLM
 
     adapters = []
-    for seed, cfg in ((5, {"r": 4, "lora_alpha": 8}),
+    # the first adapts lm_head too, which peft saves whole beside its update
+    for seed, cfg in ((5, {"r": 4, "lora_alpha": 8,
+                           "target_modules": ["q_proj", "v_proj", "down_proj", "lm_head"]}),
                       (6, {"r": 2, "lora_alpha": 3, "use_rslora": True,
-                           "rank_pattern": {"v_proj": 3}})):
+                           "rank_pattern": {"v_proj": 3},
+                           "target_modules": ["q_proj", "v_proj", "down_proj"]})):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_pretrained(models["base"])
-        peft_model = get_peft_model(model, LoraConfig(
-            target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False, **cfg))
+        peft_model = get_peft_model(model, LoraConfig(init_lora_weights=False, **cfg))
         folder = tmp_path / f"adapter{seed}"
         peft_model.save_pretrained(folder)
         adapters.append((folder, peft_model.merge_and_unload().state_dict()))

@@ -221,3 +221,45 @@ def test_sweep_report_in_headless_chromium(tmp_path: Path, chromium: str) -> Non
     circles = re.findall(r'<circle class="pt gain[^"]*" cx="([0-9.]+)"[^>]*data-step', dom)
     assert len(circles) == 4  # λ left to right:
     assert [float(x) for x in circles] == sorted(float(x) for x in circles)
+
+
+def test_adapters_evaluated_in_memory_are_the_written_merge(tiny_model: Path, tmp_path: Path,
+                                                           make_suite: Callable[..., Path],
+                                                           run_cli: Run,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two LoRA adapters, TIES, saved in bfloat16, one λ (``--suites`` without ``--sweep``):
+    the merge the sweep evaluated in memory answers like the written folder loaded anew."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))
+    adapters = []
+    for seed in (5, 6):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
+            init_lora_weights=False))
+        model.save_pretrained(tmp_path / f"adapter{seed}")
+        adapters.append(tmp_path / f"adapter{seed}")
+    target = make_suite(suite_yaml("skill", "target"), name="skill")
+    general = make_suite(name="general")  # all four task kinds
+    out, records = tmp_path / "merged", tmp_path / "runs"
+    code, _, err = run_cli(
+        "merge", "--base", tiny_model, *adapters, "--method", "ties", "--density", "0.6",
+        "--lambda", "0.7", "--dtype", "bfloat16", "--suites", target, general,
+        "--subset", "1.0", "--fail-on", "general:headline:>=0", "--out", out,
+        "--records", records, "--report", tmp_path / "r.html", "--no-progress")
+    assert code == 0, err
+    sweep = json.loads((records / "sweep.json").read_text())
+    assert sweep["lambdas"] == [0.7] and sweep["chosen"] == 0.7 and sweep["out"] == str(out)
+    code, _, err = run_cli("eval", target, general, "--model", out, "--out",
+                           tmp_path / "loaded.json", "--no-progress")
+    assert code == 0, err
+    in_memory = json.loads((records / "lambda-0.7.json").read_text())
+    loaded = json.loads((tmp_path / "loaded.json").read_text())
+    for a, b in zip(in_memory["suites"], loaded["suites"], strict=True):
+        for ta, tb in zip(a["tasks"], b["tasks"], strict=True):
+            assert [s["prediction"] for s in ta["samples"]] == \
+                [s["prediction"] for s in tb["samples"]], ta["name"]
+            for name, metric in tb["metrics"].items():
+                assert ta["metrics"][name]["value"] == pytest.approx(metric["value"], rel=1e-5)

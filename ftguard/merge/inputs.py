@@ -116,7 +116,8 @@ class FullModel(Tuned):
 @dataclass
 class LoraAdapter(Tuned):
     """A LoRA adapter: its update ``scale * B @ A`` added to the base (as peft merges it);
-    modules saved whole (``modules_to_save``, biases) replace the base tensor."""
+    modules saved whole (``modules_to_save``, biases, an adapted embedding's own weight)
+    replace the base tensor, and an update of such a module applies to the saved weight."""
 
     path: Path
     deltas: dict[str, tuple[torch.Tensor, torch.Tensor, float, bool]]
@@ -128,13 +129,12 @@ class LoraAdapter(Tuned):
         return name in self.replaced or name in self.deltas
 
     def tensor(self, name: str, base: torch.Tensor) -> torch.Tensor:
-        if name in self.replaced:
-            return self.replaced[name]
+        start = self.replaced.get(name, base)
         if name not in self.deltas:
-            return base
+            return start
         a, b, scale, transpose = self.deltas[name]
         delta = (b.to(torch.float32) @ a.to(torch.float32)) * scale
-        return base.to(torch.float32) + (delta.T if transpose else delta)
+        return start.to(torch.float32) + (delta.T if transpose else delta)
 
 
 @dataclass
@@ -266,6 +266,9 @@ def _open_adapter(path: Path, base: Path, index: TensorIndex) -> LoraAdapter:
             continue
         name = key.removeprefix("base_model.model.")
         name = name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", ".")
+        # an adapted embedding or lm_head saved whole (peft's save_embedding_layers): its
+        # weight as the adapter saw it, which the LoRA update then applies to
+        name = name.replace(".base_layer.", ".")
         _check_shape(path, name, tuple(value.shape), index)
         replaced[name] = value
     deltas = {}

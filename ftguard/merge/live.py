@@ -30,22 +30,27 @@ class LiveMerge:
         self.inputs = inputs
         self.save_dtype = save_dtype
         self._params = _parameters(backend.model, inputs.names)
-        self._touched = [n for n in inputs.names if inputs.touches(n)]
+        recast = save_dtype is not None and any(inputs.base.dtype(n) != save_dtype
+                                                for n in inputs.names)
+        # the tensors a merge rewrites: those a fine-tune changes, and every one when the
+        # merged model is saved in another dtype (its unchanged tensors are rounded too)
+        self._rewritten = [n for n in inputs.names if recast or inputs.touches(n)]
         self._models = [_digest(t.path) for t in inputs.tuned]
 
     def apply(self, spec: MergeSpec) -> Backend:
         """A backend evaluating the merge ``spec`` (the base's weights overwritten)."""
         with torch.no_grad():
-            for name in self._touched:
+            for name in self._rewritten:
                 base, tuned = self.inputs.tensors(name)
-                merged = merge_tensor(spec, name, base, tuned)
+                merged = merge_tensor(spec, name, base, tuned) if self.inputs.touches(name) \
+                    else base
                 self._params[name].copy_(merged.to(self.save_dtype or base.dtype))
         return self._backend(self.info(spec))
 
     def restore(self) -> Backend:
         """The base model again (its own tensors copied back)."""
         with torch.no_grad():
-            for name in self._touched:
+            for name in self._rewritten:
                 self._params[name].copy_(self.inputs.base.get(name))
         return self._backend(self.base.info)
 
