@@ -46,8 +46,9 @@ class FakeServer:
     by request number: ``429``, ``500``, ``slow``, ``drop`` or ``hang``."""
 
     def __init__(self, faults: Callable[[int], str | None] = lambda n: None,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, missing: tuple[str, ...] = ()) -> None:
         self.faults = faults
+        self.missing = missing
         self.api_key = api_key
         self.count = 0
         self.injected: list[str] = []
@@ -68,6 +69,9 @@ class FakeServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if server._misbehave(self):
+                    return
+                if self.path in server.missing:
+                    self._send(404, {"detail": "Not Found"})
                     return
                 if server.api_key and self.headers.get("Authorization") != \
                         f"Bearer {server.api_key}":
@@ -213,3 +217,6 @@ def test_server_options_are_checked(suite: Path, run_cli: Run) -> None:
         ]:
             code, _, err = run_cli("eval", suite, "--backend", "openai", *extra)
             assert code == 2 and needle in err and "Traceback" not in err, (extra, err)
+    with FakeServer(missing=("/tokenize",)) as server:  # e.g. a server of another kind
+        code, _, err = run_cli("eval", suite, "--backend", "openai", "--base-url", server.url)
+    assert code == 2 and "has no /tokenize endpoint" in err and "vLLM or SGLang" in err

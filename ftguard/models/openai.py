@@ -38,7 +38,7 @@ from ftguard.models.base import (
     RollingResult,
     cut_at_stop,
 )
-from ftguard.models.openai_client import ServerClient
+from ftguard.models.openai_client import ServerClient, ServerError
 from ftguard.record import ModelInfo
 
 Unit = hf_encode.Unit
@@ -181,8 +181,17 @@ class ServerTokenizer:
             if (text, add) not in self._ids:
                 wanted[(text, add)] = None
         keys = list(wanted)
-        answers = self.client.post_all("/tokenize", [
-            {"model": self.model, "prompt": t, "add_special_tokens": a} for t, a in keys])
+        try:
+            answers = self.client.post_all("/tokenize", [
+                {"model": self.model, "prompt": t, "add_special_tokens": a} for t, a in keys])
+        except ServerError as exc:
+            if exc.status not in (404, 405):
+                raise
+            raise ModelError(f"{self.client.url('/tokenize')}: the server has no /tokenize "
+                             "endpoint. ftguard tokenises every text with the served model's "
+                             "own tokenizer, so that it scores exactly that model's tokens.",
+                             hint="Serve the model with vLLM or SGLang (both have /tokenize), "
+                                  "or evaluate it in-process (--backend hf).") from None
         for key, answer in zip(keys, answers):
             self._ids[key] = [int(t) for t in answer["tokens"]]
 

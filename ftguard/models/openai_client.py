@@ -24,6 +24,15 @@ from typing import Any
 
 from ftguard.errors import ModelError
 
+
+class ServerError(ModelError):
+    """The server refused a request (an HTTP status that retrying does not fix)."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying: overload, rate limits, gateway and server hiccups."""
 
@@ -120,8 +129,8 @@ class ServerClient:
             except urllib.error.HTTPError as exc:
                 message = _error_message(exc)
                 if exc.code not in RETRY_STATUS:
-                    raise ModelError(f"{method} {url}: the server answered {exc.code}: "
-                                     f"{message}", hint=_hint(exc.code)) from None
+                    raise ServerError(f"{method} {url}: the server answered {exc.code}: "
+                                      f"{message}", status=exc.code, hint=_hint(exc.code)) from None
                 last = f"HTTP {exc.code} ({message})"
                 wait = _retry_after(exc)
             except TimeoutError:
