@@ -24,7 +24,6 @@ def _row(p: SweepPoint, chosen: float | None) -> dict[str, Any]:
         return "" if v is None else f"[{v[0]:+.1%}, {v[1]:+.1%}]"
 
     return {"lam": f"{p.lam:g}", "stage": p.stage, "run": p.run,
-            "target_score": "–" if p.target_score is None else f"{p.target_score:.4g}",
             "gain": pct(p.gain), "gain_ci": ci(p.gain_ci), "tax": pct(p.alignment_tax),
             "tax_ci": ci(p.tax_ci), "gate": "pass" if p.gate_passed else "fail",
             "failures": p.gate_failures, "seconds": f"{p.seconds:.1f}",
