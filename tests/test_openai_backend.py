@@ -122,18 +122,22 @@ class FakeServer:
         if path == "/detokenize":
             return {"prompt": _text(body["tokens"])}
         prompt = body["prompt"]
-        if body.get("echo"):
-            values = [None] + [_logprob(prompt[:i], t) for i, t in enumerate(prompt) if i]
-            tops = [None] + [{_text([t]): v, "z": max(v, -1.0)} for t, v in
-                             zip(prompt[1:], values[1:])]
-            return {"choices": [{"text": _text(prompt) + "x", "logprobs": {
-                "tokens": [_text([t]) for t in prompt] + ["x"],
-                "token_logprobs": values + [-0.1], "top_logprobs": tops + [{"x": -0.1}]}}]}
+        if body.get("echo"):  # a list of prompts, answered in reverse order (by index)
+            prompts = prompt if prompt and isinstance(prompt[0], list) else [prompt]
+            return {"choices": [self._echo(i, p) for i, p in enumerate(prompts)][::-1]}
         words = _text(prompt).split()
         text = f" {words[-1] if words else ''}\nmore"[: body["max_tokens"] + 1]
         for stop in body.get("stop") or []:
             text = text.split(stop)[0]
         return {"choices": [{"text": text}]}
+
+    def _echo(self, index: int, prompt: list[int]) -> dict[str, Any]:
+        values = [None] + [_logprob(prompt[:i], t) for i, t in enumerate(prompt) if i]
+        tops = [None] + [{_text([t]): v, "z": max(v, -1.0)} for t, v in
+                         zip(prompt[1:], values[1:])]
+        return {"index": index, "text": _text(prompt) + "x", "logprobs": {
+            "tokens": [_text([t]) for t in prompt] + ["x"],
+            "token_logprobs": values + [-0.1], "top_logprobs": tops + [{"x": -0.1}]}}
 
     def __enter__(self) -> Self:
         self.thread.start()

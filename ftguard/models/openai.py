@@ -42,6 +42,9 @@ from ftguard.models.openai_client import ServerClient, ServerError
 from ftguard.record import ModelInfo
 
 Unit = hf_encode.Unit
+PROMPTS_PER_REQUEST = 8
+"""Prompts scored per /v1/completions request (a list of prompts): fewer round trips; the
+server batches them with the other requests in flight."""
 
 
 def describe_server(client: ServerClient, model: str | None) -> tuple[ModelInfo, dict[str, Any]]:
@@ -149,10 +152,18 @@ class OpenAIBackend:
         return hf_encode.encode(self.tokens, text, bos_text=self.tokens.bos_text, special=special)
 
     def _score(self, units: list[Unit], progress: Progress | None) -> list[tuple[float, bool]]:
-        payloads = [{"model": self.model, "prompt": list(tokens), "echo": True, "logprobs": 1,
-                     "max_tokens": 1, "temperature": 0.0} for tokens, _ in units]
-        answers = self.client.post_all("/v1/completions", payloads, _ticker(progress))
-        return [_prompt_score(a, tokens, n) for a, (tokens, n) in zip(answers, units)]
+        chunks = [units[i:i + PROMPTS_PER_REQUEST]
+                  for i in range(0, len(units), PROMPTS_PER_REQUEST)]
+        payloads = [{"model": self.model, "prompt": [list(tokens) for tokens, _ in chunk],
+                     "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
+                    for chunk in chunks]
+        done = (lambda i: progress(len(chunks[i]))) if progress else None
+        answers = self.client.post_all("/v1/completions", payloads, done)
+        out = []
+        for answer, chunk in zip(answers, chunks):
+            choices = _choices(answer, len(chunk))
+            out += [_prompt_score(c, tokens, n) for c, (tokens, n) in zip(choices, chunk)]
+        return out
 
 
 class ServerTokenizer:
@@ -237,16 +248,26 @@ def _special_tokens(entry: dict[str, Any], tokenizer_dir: str | None) -> dict[st
 
 
 def _choice(answer: Any) -> dict[str, Any]:
+    return _choices(answer, 1)[0]
+
+
+def _choices(answer: Any, n: int) -> list[dict[str, Any]]:
+    """The ``n`` choices of a completion of ``n`` prompts, in prompt order."""
     try:
-        return dict(answer["choices"][0])
-    except (KeyError, IndexError, TypeError):
-        raise ModelError(f"the server's completion has no choices: {str(answer)[:200]}") from None
+        choices = sorted(answer["choices"], key=lambda c: int(c.get("index", 0)))
+    except (KeyError, TypeError, ValueError):
+        choices = []
+    if len(choices) != n:
+        raise ModelError(f"the server answered {len(choices)} completion(s) for {n} prompt(s): "
+                         f"{str(answer)[:200]}",
+                         hint="The server must accept a list of prompts in one "
+                              "/v1/completions request (vLLM does).")
+    return [dict(c) for c in choices]
 
 
-def _prompt_score(answer: Any, tokens: Sequence[int], n: int) -> tuple[float, bool]:
+def _prompt_score(choice: dict[str, Any], tokens: Sequence[int], n: int) -> tuple[float, bool]:
     """Summed log-probability of the last ``n`` prompt tokens, and whether each was the most
-    likely token, from an echoed completion."""
-    choice = _choice(answer)
+    likely token, from an echoed completion's choice."""
     logprobs = choice.get("logprobs") or {}
     values = (logprobs.get("token_logprobs") or [])[:len(tokens)]
     if len(values) != len(tokens) or any(v is None for v in values[-n:]):
