@@ -49,6 +49,7 @@ class FakeServer:
                  api_key: str | None = None, missing: tuple[str, ...] = ()) -> None:
         self.faults = faults
         self.missing = missing
+        self.model_id = "fake-model"
         self.api_key = api_key
         self.count = 0
         self.injected: list[str] = []
@@ -63,7 +64,7 @@ class FakeServer:
                 if server._misbehave(self):
                     return
                 self._send(200, {"object": "list", "data": [
-                    {"id": "fake-model", "root": "/models/fake", "parent": None,
+                    {"id": server.model_id, "root": "/models/fake", "parent": None,
                      "max_model_len": 512}]})
 
             def do_POST(self) -> None:
@@ -224,3 +225,23 @@ def test_server_options_are_checked(suite: Path, run_cli: Run) -> None:
     with FakeServer(missing=("/tokenize",)) as server:  # e.g. a server of another kind
         code, _, err = run_cli("eval", suite, "--backend", "openai", "--base-url", server.url)
     assert code == 2 and "has no /tokenize endpoint" in err and "vLLM or SGLang" in err
+
+
+def test_served_answers_are_cached_by_the_served_model(suite: Path, tmp_path: Path,
+                                                       run_cli: Run, clean: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))
+    with FakeServer() as server:
+        code, err = _eval(run_cli, suite, server.url, tmp_path / "a.json", "--cache")
+        assert code == 0, err
+        first = server.count
+        code, err = _eval(run_cli, suite, server.url, tmp_path / "b.json", "--cache")
+        assert code == 0, err
+        assert server.count - first == 1  # /v1/models only: every answer came from the cache
+    assert _samples(tmp_path / "b.json") == _samples(clean)
+    # the same questions to another served model (another /v1/models entry) are asked again
+    with FakeServer() as other:
+        other.model_id = "fake-model-v2"
+        code, err = _eval(run_cli, suite, other.url, tmp_path / "c.json", "--cache")
+        assert code == 0, err
+        assert other.count > 20
