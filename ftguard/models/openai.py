@@ -65,8 +65,8 @@ def describe_server(client: ServerClient, model: str | None) -> tuple[ModelInfo,
                          f"{', '.join(ids) or 'nothing'}).",
                          hint="Give one of the ids of the server's /v1/models.")
     # where the tokenizer config may be: the model's folder, else (a LoRA) its base model's
-    parent = next((e for e in entries if isinstance(e, dict) and e.get("id") == entry.get("parent")),
-                  {})
+    parent = next((e for e in entries
+                   if isinstance(e, dict) and e.get("id") == entry.get("parent")), {})
     entry = {**entry, "roots": [r for r in (entry.get("root"), parent.get("root")) if r]}
     identity = {k: entry.get(k) for k in ("id", "root", "parent", "max_model_len")}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -33,7 +33,8 @@ def _row(p: SweepPoint, chosen: float | None) -> dict[str, Any]:
 def _subset(subset: dict[str, Any]) -> str:
     default = subset.get("subset")
     text = "every item" if default is None else (
-        f"{default:.0%} of each task" if isinstance(default, float) else f"{default} items per task")
+        f"{default:.0%} of each task" if isinstance(default, float)
+        else f"{default} items per task")
     own = subset.get("task_subset") or {}
     return text + "".join(f", {k}: {v:g}" for k, v in own.items())
 
