@@ -51,8 +51,14 @@ def check_task_subset(task_subset: Mapping[str, float], suites: Sequence[Suite])
 def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
-             reporter: Reporter | None = None, cache: bool = False) -> RunRecord:
+             reporter: Reporter | None = None, cache: bool = False,
+             shard: bool = False) -> RunRecord:
     """Evaluate a model on suites and return (and optionally write) the RunRecord.
+
+    With ``shard``, when several processes run this same call (``accelerate launch``,
+    ``torchrun``), each answers its share of the requests and all get every answer
+    (:mod:`ftguard.engine.distributed`); without it (the default, e.g. checkpoint evaluation
+    inside one training process) the call is this process's alone.
 
     Suites are loaded and validated before the model, so a bad suite fails in milliseconds.
     Pass ``backend`` to reuse a loaded model; otherwise ``load`` says what to load. With
@@ -81,7 +87,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
         backend = load_backend(load)
         timings["model_load"] = round(time.perf_counter() - t0, 3)
         _seed(settings.seed, backend)
-    processes = world()[1]
+    processes = world()[1] if shard else 1
     if backend is not None:
         info = backend.info
         backend = RequestMemo(backend)  # identical requests of different tasks asked once

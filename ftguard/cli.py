@@ -182,7 +182,8 @@ def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -
     s.add_argument("--api-key-env", metavar="VAR",
                    help="environment variable holding the API key (never recorded)")
     s.add_argument("--max-concurrency", type=_positive_int, default=8, metavar="N",
-                   help="requests in flight at once (default 8)")
+                   help="requests in flight at once (default 8; each scores up to 8 "
+                        "prompts, one with --max-concurrency 1)")
     s.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
                    help="seconds to wait for one answer before retrying it (default 120)")
     s.add_argument("--max-retries", type=int, default=5, metavar="N",
@@ -228,7 +229,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     main = is_main()  # with accelerate launch, process 0 alone draws, prints and writes
     with ProgressBar(enabled=not args.no_progress and main) as bar:
         record = evaluate(suites, load=_load_options(args), settings=settings,
-                          out=args.out if main else None, reporter=bar, cache=args.cache)
+                          out=args.out if main else None, reporter=bar, cache=args.cache,
+                          shard=True)
     if main:
         print(render_results(record, args.format))
         if args.out:

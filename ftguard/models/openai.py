@@ -44,7 +44,7 @@ from ftguard.record import ModelInfo
 Unit = hf_encode.Unit
 PROMPTS_PER_REQUEST = 8
 """Prompts scored per /v1/completions request (a list of prompts): fewer round trips; the
-server batches them with the other requests in flight."""
+server batches them with the other requests in flight. One with ``--max-concurrency 1``."""
 
 
 def describe_server(client: ServerClient, model: str | None) -> tuple[ModelInfo, dict[str, Any]]:
@@ -152,8 +152,9 @@ class OpenAIBackend:
         return hf_encode.encode(self.tokens, text, bos_text=self.tokens.bos_text, special=special)
 
     def _score(self, units: list[Unit], progress: Progress | None) -> list[tuple[float, bool]]:
-        chunks = [units[i:i + PROMPTS_PER_REQUEST]
-                  for i in range(0, len(units), PROMPTS_PER_REQUEST)]
+        # --max-concurrency 1 means one prompt at a time, also within a request
+        per = 1 if self.client.max_concurrency == 1 else PROMPTS_PER_REQUEST
+        chunks = [units[i:i + per] for i in range(0, len(units), per)]
         payloads = [{"model": self.model, "prompt": [list(tokens) for tokens, _ in chunk],
                      "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
                     for chunk in chunks]
