@@ -122,7 +122,13 @@ class FakeServer:
             return {"tokens": _tokens(body["prompt"], body.get("add_special_tokens", True))}
         if path == "/detokenize":
             return {"prompt": _text(body["tokens"])}
+        if path == "/v1/chat/completions":  # answers the last message's last word
+            last = body["messages"][-1]["content"].split()
+            return {"choices": [{"message": {"role": "assistant",
+                                             "content": f"{last[-1] if last else ''}\nmore"}}]}
         prompt = body["prompt"]
+        if isinstance(prompt, str):  # a text prompt (servers without /tokenize)
+            prompt = _tokens(prompt, False)
         if body.get("echo"):  # a list of prompts, answered in reverse order (by index)
             prompts = prompt if prompt and isinstance(prompt[0], list) else [prompt]
             return {"choices": [self._echo(i, p) for i, p in enumerate(prompts)][::-1]}
@@ -224,7 +230,44 @@ def test_server_options_are_checked(suite: Path, run_cli: Run) -> None:
             assert code == 2 and needle in err and "Traceback" not in err, (extra, err)
     with FakeServer(missing=("/tokenize",)) as server:  # e.g. a server of another kind
         code, _, err = run_cli("eval", suite, "--backend", "openai", "--base-url", server.url)
-    assert code == 2 and "has no /tokenize endpoint" in err and "vLLM or SGLang" in err
+    assert code == 2 and "has no /tokenize endpoint, so it can answer generate tasks only" \
+        in err and "vLLM or SGLang" in err
+
+
+GENERATE_ONLY = """\
+name: gen
+version: 1
+role: general
+tasks:
+  - name: plain
+    kind: generate
+    data: data/qa.jsonl
+    prompt: "Question: {{ question }}\\nAnswer:"
+    target_field: answers
+    generation: {max_new_tokens: 8, stop: ["\\n"]}
+  - name: chat
+    kind: generate
+    data: data/qa.jsonl
+    prompt: "{{ question }}"
+    chat_template: true
+    target_field: answers
+    generation: {max_new_tokens: 8, stop: ["\\n"]}
+"""
+
+
+def test_a_server_without_tokenize_answers_generate_tasks(make_suite: Callable[..., Path],
+                                                          tmp_path: Path, run_cli: Run) -> None:
+    suite = make_suite(GENERATE_ONLY, name="gen")
+    with FakeServer(missing=("/tokenize", "/detokenize")) as server:
+        code, _, err = run_cli("eval", suite, "--backend", "openai", "--base-url", server.url,
+                               "--out", tmp_path / "gen.json", "--no-progress")
+    assert code == 0, err
+    record = json.loads((tmp_path / "gen.json").read_text())
+    plain, chat = record["suites"][0]["tasks"]
+    # the plain prompt went to /v1/completions as text, the chat one to /v1/chat/completions
+    assert [s["prediction"] for s in plain["samples"]] == [" Answer:", " Answer:"]
+    assert [s["prediction"] for s in chat["samples"]] == ["France?", "sky?"]
+    assert record["model"]["dtype"] == "server-text"
 
 
 def test_served_answers_are_cached_by_the_served_model(suite: Path, tmp_path: Path,

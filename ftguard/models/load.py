@@ -118,9 +118,12 @@ def load_backend(options: LoadOptions) -> Backend:
     """Resolve, load and fingerprint the model; raise ModelError with a fix on failure."""
     if options.backend == "openai":
         from ftguard.models.openai import OpenAIBackend, describe_server
+        from ftguard.models.openai_text import OpenAITextBackend, has_tokenize
 
         client = _client(options)
         info, entry = describe_server(client, options.model)
+        if not has_tokenize(client, info.spec):  # generation only, see openai_text
+            return OpenAITextBackend(client, info)
         return OpenAIBackend(client, info, entry, tokenizer_dir=options.tokenizer)
     fake = _FAKE.match(options.model or "")
     if fake:

@@ -15,7 +15,9 @@ in-process backend splits them (:mod:`ftguard.models.hf_encode`, lm-eval's rules
 
 The empty-context prefix token (BOS, else EOS, as in-process) is read from the model's
 ``tokenizer_config.json`` (the folder the server reports in ``/v1/models`` when it is
-readable here, or ``--tokenizer``) and mapped to an id by the server.
+readable here, or ``--tokenizer``) and mapped to an id by the server. A server without
+``/tokenize`` gets :class:`ftguard.models.openai_text.OpenAITextBackend` instead (generation
+only).
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class OpenAIBackend:
                              "max_tokens": r.max_new_tokens, "n": 1,
                              **({"stop": list(r.stop)} if r.stop else {})})
         answers = self.client.post_all("/v1/completions", payloads, _ticker(progress))
-        return [cut_at_stop(str(_choice(a)["text"]), r.stop) for a, r in zip(answers, requests)]
+        return [cut_at_stop(str(first_choice(a)["text"]), r.stop)
+                for a, r in zip(answers, requests)]
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
         ids = self.tokens.chat(messages)
@@ -248,7 +251,8 @@ def _special_tokens(entry: dict[str, Any], tokenizer_dir: str | None) -> dict[st
     return {}
 
 
-def _choice(answer: Any) -> dict[str, Any]:
+def first_choice(answer: Any) -> dict[str, Any]:
+    """The one choice of a completion of one prompt."""
     return _choices(answer, 1)[0]
 
 
