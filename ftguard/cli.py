@@ -445,13 +445,10 @@ def _load_options(args: argparse.Namespace):  # -> LoadOptions (import kept lazy
                        load_in_8bit=args.load_in_8bit, allow_pickle=args.allow_pickle,
                        trust_remote_code=args.trust_remote_code,
                        batch_size=_batch_size(args.batch_size),
-                       backend=getattr(args, "backend", "hf"),
-                       base_url=getattr(args, "base_url", None),
-                       api_key_env=getattr(args, "api_key_env", None),
-                       max_concurrency=getattr(args, "max_concurrency", 8),
-                       request_timeout=getattr(args, "request_timeout", 120.0),
-                       max_retries=getattr(args, "max_retries", 5),
-                       tokenizer=getattr(args, "tokenizer", None))
+                       backend=args.backend, base_url=args.base_url,
+                       api_key_env=args.api_key_env, max_concurrency=args.max_concurrency,
+                       request_timeout=args.request_timeout, max_retries=args.max_retries,
+                       tokenizer=args.tokenizer)
 
 
 def _batch_size(text: str) -> int | None:

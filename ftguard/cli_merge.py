@@ -91,23 +91,24 @@ SWEEP_SUBSET = 0.25
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    if args.suites:
-        return _cmd_sweep(args)
-    if args.sweep:
-        raise UsageError("--sweep needs --suites: the merging weights are chosen by "
-                         "evaluating them.",
-                         hint="Add --suites suites/legal suites/general (target and general).")
     from ftguard.merge.inputs import open_inputs
     from ftguard.merge.write import write_merged
     from ftguard.models.resolve import resolve_model
     from ftguard.train.merge import _check_out
 
+    if args.sweep and not args.suites:
+        raise UsageError("--sweep needs --suites: the merging weights are chosen by "
+                         "evaluating them.",
+                         hint="Add --suites suites/legal suites/general (target and general).")
     spec = merge_spec(args)
+    sweep = _sweep_setup(args) if args.suites else None  # checked before any file is read
     base = resolve_model(args.base, allow_pickle=False).path
     models = _model_folders(args.models)
     out = _check_out(args.out.expanduser(), args.overwrite, inputs=(base, *models))
     inputs = open_inputs(base, models)
     try:
+        if sweep is not None:
+            return _sweep_and_write(args, spec, *sweep, inputs, out)
         record = write_merged(inputs, spec, out, dtype=args.dtype)
     finally:
         inputs.close()
@@ -144,16 +145,16 @@ def merge_spec(args: argparse.Namespace) -> Any:
     return MergeSpec(args.method, weights, lam=args.lam, density=args.density, seed=args.seed)
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
+def _sweep_setup(args: argparse.Namespace) -> tuple[
+        Sequence[float], Sequence[Suite], tuple[RunSettings, RunSettings],
+        Callable[[RunRecord], Policy], LoadOptions]:
+    """What ``--sweep``/``--suites`` ask for, every option checked: the merging weights, the
+    suites, the sample's and the full run's settings, the gate policy, the base to load."""
     from ftguard.api import check_task_subset, load_suites
     from ftguard.cli import _batch_size, policy_factory
-    from ftguard.merge.inputs import open_inputs
     from ftguard.merge.sweep_record import parse_sweep
     from ftguard.models.load import LoadOptions
-    from ftguard.models.resolve import resolve_model
-    from ftguard.train.merge import _check_out
 
-    spec = merge_spec(args)
     lambdas = parse_sweep(args.sweep) if args.sweep else (args.lam,)
     suites = load_suites(args.suites)
     if not any(s.spec.role == "target" for s in suites):
@@ -162,17 +163,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                          hint="Add the target-task suite (role: target in its suite.yaml).")
     subset, full = _sweep_settings(args)
     check_task_subset(subset.task_subset, suites)
-    policy = policy_factory(args)
-    load = LoadOptions(model=args.base, device=args.device, batch_size=_batch_size(args.batch_size))
-    base = resolve_model(args.base, allow_pickle=False).path
-    models = _model_folders(args.models)
-    out = _check_out(args.out.expanduser(), args.overwrite, inputs=(base, *models))
-    inputs = open_inputs(base, models)
-    try:
-        return _sweep_and_write(args, spec, lambdas, suites, (subset, full), policy, load,
-                                inputs, out)
-    finally:
-        inputs.close()
+    load = LoadOptions(model=args.base, device=args.device,
+                       batch_size=_batch_size(args.batch_size))
+    return lambdas, suites, (subset, full), policy_factory(args), load
 
 
 def _sweep_and_write(args: argparse.Namespace, spec: MergeSpec, lambdas: Sequence[float],

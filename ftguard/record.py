@@ -142,6 +142,14 @@ class RunRecord(_Model):
     """Wall times in seconds (model load, each task, total)."""
 
 
+def target_score(run: RunRecord) -> float | None:
+    """Mean headline (first) metric of the target suites' tasks, negated where lower is
+    better; None without target tasks."""
+    values = [(m.value if m.higher_is_better else -m.value) for s in run.suites
+              if s.role == "target" for t in s.tasks for m in list(t.metrics.values())[:1]]
+    return sum(values) / len(values) if values else None
+
+
 def write_run(record: RunRecord, path: Path) -> Path:
     """Write ``record`` to ``path`` atomically; return the path."""
     return write_json_atomic(record.model_dump(mode="json"), path)

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import torch
 
 from ftguard.errors import UsageError
+from ftguard.merge.methods import MergeSpec, merge_tensor
 from ftguard.merge.safetensors_io import DTYPES, Entry, read_header, read_tensor
 
 _SHAPE_KEYS = ("model_type", "architectures", "hidden_size", "num_hidden_layers",
@@ -152,6 +153,15 @@ class Inputs:
     def touches(self, name: str) -> bool:
         """Whether any fine-tune changes ``name`` (else every merge keeps the base's)."""
         return any(t.touches(name) for t in self.tuned)
+
+    def merged(self, spec: MergeSpec, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base's tensor ``name`` and its merge under ``spec``: the base's own, bit for
+        bit, when no fine-tune changes it."""
+        if not self.touches(name):
+            base = self.base.get(name)
+            return base, base
+        base, tuned = self.tensors(name)
+        return base, merge_tensor(spec, name, base, tuned)
 
     def close(self) -> None:
         self.base.close()

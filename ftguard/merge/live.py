@@ -17,8 +17,9 @@ import torch
 
 from ftguard.errors import UsageError
 from ftguard.merge.inputs import Inputs
-from ftguard.merge.methods import MergeSpec, merge_tensor
+from ftguard.merge.methods import MergeSpec
 from ftguard.models.base import Backend
+from ftguard.models.fingerprint import folder_digest
 from ftguard.record import ModelInfo
 
 
@@ -35,15 +36,13 @@ class LiveMerge:
         # the tensors a merge rewrites: those a fine-tune changes, and every one when the
         # merged model is saved in another dtype (its unchanged tensors are rounded too)
         self._rewritten = [n for n in inputs.names if recast or inputs.touches(n)]
-        self._models = [_digest(t.path) for t in inputs.tuned]
+        self._models = [folder_digest(t.path) for t in inputs.tuned]
 
     def apply(self, spec: MergeSpec) -> Backend:
         """A backend evaluating the merge ``spec`` (the base's weights overwritten)."""
         with torch.no_grad():
             for name in self._rewritten:
-                base, tuned = self.inputs.tensors(name)
-                merged = merge_tensor(spec, name, base, tuned) if self.inputs.touches(name) \
-                    else base
+                base, merged = self.inputs.merged(spec, name)
                 self._params[name].copy_(merged.to(self.save_dtype or base.dtype))
         return self._backend(self.info(spec))
 
@@ -57,10 +56,7 @@ class LiveMerge:
     def info(self, spec: MergeSpec) -> ModelInfo:
         """The ModelInfo of a merge: the base's, with the merge as spec and fingerprint."""
         parts = {"base": self.base.info.fingerprint, "models": self._models,
-                 "method": spec.method, "weights": list(spec.weights), "lambda": spec.lam,
-                 "density": spec.density if spec.method in ("ties", "dare") else None,
-                 "seed": spec.seed if spec.method == "dare" else None,
-                 "saved_dtype": str(self.save_dtype)}
+                 **spec.settings(), "saved_dtype": str(self.save_dtype)}
         blob = json.dumps(parts, sort_keys=True).encode()
         names = ", ".join(t.path.name for t in self.inputs.tuned)
         return self.base.info.model_copy(update={
@@ -95,8 +91,3 @@ def _parameters(model: Any, names: list[str]) -> dict[str, torch.Tensor]:
                                   "and evaluate the written model with ftguard eval.")
     return found
 
-
-def _digest(path: Any) -> str:
-    from ftguard.models.fingerprint import folder_digest
-
-    return folder_digest(path)

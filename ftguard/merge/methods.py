@@ -26,6 +26,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,12 @@ class MergeSpec:
     """ties: fraction of each task vector kept; dare: 1 - drop probability."""
     seed: int = 0
     """dare's drop masks."""
+
+    def settings(self) -> dict[str, Any]:
+        """The merge as recorded: method, weights, lambda, and density/seed where used."""
+        return {"method": self.method, "weights": list(self.weights), "lambda": self.lam,
+                "density": self.density if self.method in ("ties", "dare") else None,
+                "seed": self.seed if self.method == "dare" else None}
 
     def describe(self) -> str:
         extra = {"ties": f", density {self.density}",

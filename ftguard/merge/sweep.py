@@ -23,7 +23,7 @@ from ftguard.gate import Policy
 from ftguard.merge.live import LiveMerge
 from ftguard.merge.methods import MergeSpec
 from ftguard.merge.sweep_record import SweepPoint, SweepRecord, write_sweep
-from ftguard.record import Comparison, RunRecord, write_comparison, write_run
+from ftguard.record import Comparison, RunRecord, target_score, write_comparison
 from ftguard.suite import Suite
 
 FULL_TRIES = 2
@@ -58,12 +58,11 @@ class SweepResult:
 def run_sweep(live: LiveMerge, plan: SweepPlan, models: Sequence[str],
               reporter: Reporter | None = None,
               say: Callable[[str], None] = lambda line: None) -> SweepResult:
-    spec = plan.spec
+    merge = plan.spec.settings()
     record = SweepRecord(
-        base=live.base.info, models=list(models), method=spec.method,
-        weights=list(spec.weights), lambdas=list(plan.lambdas),
-        density=spec.density if spec.method in ("ties", "dare") else None,
-        seed=spec.seed if spec.method == "dare" else None,
+        base=live.base.info, models=list(models), method=merge["method"],
+        weights=merge["weights"], density=merge["density"], seed=merge["seed"],
+        lambdas=list(plan.lambdas),
         subset={"subset": plan.subset.subset, "task_subset": dict(plan.subset.task_subset)})
     say("evaluating the base model on the sweep's sample")
     base_sub = _evaluate(plan, live.base, plan.subset, reporter, "base-subset.json")
@@ -75,7 +74,7 @@ def run_sweep(live: LiveMerge, plan: SweepPlan, models: Sequence[str],
         write_sweep(record, plan.records / "sweep.json")
         say(f"lambda {lam:g}: {_summary(point)}")
     ranked = rank(record.points)
-    shown = comparisons[max(record.points, key=_score).lam] if record.points else None
+    shown: Comparison | None = comparisons[max(record.points, key=_score).lam]
     if not ranked:
         record.reason = ("no merging weight passes the general-capability gate on the sample; "
                          + _least_taxed(record.points))
@@ -127,12 +126,10 @@ def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage:
         failures = [r.reason for r in comparison.rows if r.role == "general" and r.reason]
     else:
         failures = list(comparison.failures)
-    targets = [(m.value if m.higher_is_better else -m.value) for s in run.suites
-               if s.role == "target" for t in s.tasks for m in list(t.metrics.values())[:1]]
     gain, tax = comparison.gain, comparison.alignment_tax
     return SweepPoint(
         lam=lam, stage=stage, run=run_name(lam, stage),  # type: ignore[arg-type]
-        target_score=sum(targets) / len(targets) if targets else None,
+        target_score=target_score(run),
         gain=gain.value if gain else None, gain_ci=(gain.ci_low, gain.ci_high) if gain else None,
         alignment_tax=tax.value if tax else None,
         tax_ci=(tax.ci_low, tax.ci_high) if tax else None,
@@ -144,10 +141,8 @@ def _evaluate(plan: SweepPlan, backend: object, settings: RunSettings,
               reporter: Reporter | None, name: str) -> RunRecord:
     from ftguard.api import evaluate
 
-    run = evaluate(plan.suites, backend=backend, settings=settings,  # type: ignore[arg-type]
-                   reporter=reporter, cache=True)
-    write_run(run, plan.records / name)
-    return run
+    return evaluate(plan.suites, backend=backend, settings=settings,  # type: ignore[arg-type]
+                    reporter=reporter, cache=True, out=plan.records / name)
 
 
 def _score(point: SweepPoint) -> float:

@@ -21,7 +21,7 @@ import torch
 
 from ftguard.errors import UsageError
 from ftguard.merge.inputs import Inputs
-from ftguard.merge.methods import MergeSpec, merge_tensor
+from ftguard.merge.methods import MergeSpec
 from ftguard.merge.safetensors_io import StreamingWriter
 
 SHARD_BYTES = 2 << 30
@@ -49,12 +49,9 @@ def write_merged(inputs: Inputs, spec: MergeSpec, out: Path, *, dtype: str = "au
                     (n, target or inputs.base.dtype(n), inputs.base.shape(n)) for n in names])
                 try:
                     for name in names:
-                        base, tuned = inputs.tensors(name)
-                        # a tensor no fine-tune changes stays the base's, bit for bit
-                        merged = (merge_tensor(spec, name, base, tuned)
-                                  if inputs.touches(name) else base)
+                        base, merged = inputs.merged(spec, name)
                         writer.write(name, merged.to(target or base.dtype))
-                        del base, tuned, merged
+                        del base, merged
                         weight_map[name] = file
                         done += 1
                         if progress:
@@ -68,10 +65,7 @@ def write_merged(inputs: Inputs, spec: MergeSpec, out: Path, *, dtype: str = "au
                 (scratch / "model.safetensors.index.json").write_text(json.dumps(
                     {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
             _copy_other_files(inputs.base_path, scratch, dtype)
-            record = {"method": spec.method, "weights": list(spec.weights), "lambda": spec.lam,
-                      "density": spec.density if spec.method in ("ties", "dare") else None,
-                      "seed": spec.seed if spec.method == "dare" else None,
-                      "base": str(inputs.base_path),
+            record = {**spec.settings(), "base": str(inputs.base_path),
                       "models": [{"path": str(t.path), "kind": t.kind} for t in inputs.tuned],
                       "tensors": len(inputs.names), "dtype": dtype,
                       "seconds": round(time.perf_counter() - started, 3)}

@@ -42,8 +42,13 @@ def encode(tokenizer: Any, text: str, *, bos_text: str, special: bool = True) ->
     """lm-eval's ``tok_encode``: with the tokenizer's own special tokens (the BOS that
     Llama, Gemma or Mistral tokenizers prepend; models score differently without it),
     except when the text already starts with the BOS text, as chat-template output does."""
-    add = special and not (bos_text and text.startswith(bos_text))
-    return list(tokenizer(text, add_special_tokens=add)["input_ids"])
+    return list(tokenizer(text, add_special_tokens=adds_special(text, bos_text, special))
+                ["input_ids"])
+
+
+def adds_special(text: str, bos_text: str, special: bool = True) -> bool:
+    """Whether :func:`encode` tokenises ``text`` with the tokenizer's special tokens."""
+    return special and not (bos_text and text.startswith(bos_text))
 
 
 def split_pair(context: str, continuation: str) -> tuple[str, str]:

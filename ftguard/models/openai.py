@@ -40,7 +40,7 @@ from ftguard.models.base import (
     RollingResult,
     cut_at_stop,
 )
-from ftguard.models.openai_client import ServerClient, ServerError
+from ftguard.models.openai_client import ServerClient
 from ftguard.record import ModelInfo
 
 Unit = hf_encode.Unit
@@ -104,7 +104,7 @@ class OpenAIBackend:
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
         pairs = [hf_encode.split_pair(r.context, r.continuation) for r in requests]
-        self.tokens.prefetch([t for c, k in pairs if c for t in (c + k, c)], special=None)
+        self.tokens.prefetch([t for c, k in pairs if c for t in (c + k, c)], special=True)
         self.tokens.prefetch([k for c, k in pairs if not c], special=False)
         prefix = self.tokens.prefix_id if any(not c for c, _ in pairs) else None
         units = [hf_encode.encode_pair(self.tokens, c, k, prefix=prefix,
@@ -187,31 +187,19 @@ class ServerTokenizer:
     def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
         key = (text, add_special_tokens)
         if key not in self._ids:
-            self.prefetch([text], special=add_special_tokens)
+            self._fetch([key])
         return {"input_ids": list(self._ids[key])}
 
-    def prefetch(self, texts: Sequence[str], *, special: bool | None) -> None:
-        """Tokenise ``texts`` now, concurrently: with special tokens when ``special`` is True,
-        without when False, and as ``hf_encode.encode`` will ask (the BOS rule) when None."""
-        wanted: dict[tuple[str, bool], None] = {}
-        for text in texts:
-            add = special if special is not None else not (
-                self.bos_text and text.startswith(self.bos_text))
-            if (text, add) not in self._ids:
-                wanted[(text, add)] = None
-        keys = list(wanted)
-        try:
-            answers = self.client.post_all("/tokenize", [
-                {"model": self.model, "prompt": t, "add_special_tokens": a} for t, a in keys])
-        except ServerError as exc:
-            if exc.status not in (404, 405):
-                raise
-            raise ModelError(f"{self.client.url('/tokenize')}: the server has no /tokenize "
-                             "endpoint. ftguard tokenises every text with the served model's "
-                             "own tokenizer, so that it scores exactly that model's tokens.",
-                             hint="Serve the model with vLLM or SGLang (both have /tokenize), "
-                                  "or evaluate it in-process (--backend hf).") from None
-        for key, answer in zip(keys, answers):
+    def prefetch(self, texts: Sequence[str], *, special: bool) -> None:
+        """Tokenise ``texts`` now, concurrently, as ``hf_encode.encode(..., special=special)``
+        will ask for them (with the BOS rule)."""
+        self._fetch([(t, hf_encode.adds_special(t, self.bos_text, special)) for t in texts])
+
+    def _fetch(self, keys: Sequence[tuple[str, bool]]) -> None:
+        todo = list(dict.fromkeys(k for k in keys if k not in self._ids))
+        answers = self.client.post_all("/tokenize", [
+            {"model": self.model, "prompt": t, "add_special_tokens": a} for t, a in todo])
+        for key, answer in zip(todo, answers):
             self._ids[key] = [int(t) for t in answer["tokens"]]
 
     def chat(self, messages: Sequence[dict[str, str]]) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.engine.runner import RunSettings
-from ftguard.record import ModelInfo, RunRecord, read_run, write_run
+from ftguard.record import ModelInfo, RunRecord, read_run, target_score, write_run
 from ftguard.suite import Suite
 from ftguard.train.record import BestCheckpoint, CheckpointEval
 
@@ -98,20 +98,12 @@ class CheckpointEvaluator:
 
     def _summarise(self, run: RunRecord, step: int, checkpoint: str | None,
                    val_loss: float | None) -> CheckpointEval:
-        headline: dict[str, float] = {}
-        target_values: list[float] = []
-        for suite in run.suites:
-            for task in suite.tasks:
-                if not task.metrics:
-                    continue
-                name, metric = next(iter(task.metrics.items()))
-                headline[f"{suite.name}/{task.name}/{name}"] = metric.value
-                if suite.role == "target":
-                    target_values.append(metric.value if metric.higher_is_better else -metric.value)
+        headline = {f"{suite.name}/{task.name}/{name}": metric.value
+                    for suite in run.suites for task in suite.tasks
+                    for name, metric in list(task.metrics.items())[:1]}
         result = CheckpointEval(step=step, run=eval_path(step), checkpoint=checkpoint,
                                 headline=headline, val_loss=val_loss,
-                                target_score=(sum(target_values) / len(target_values)
-                                              if target_values else None))
+                                target_score=target_score(run))
         if self.base_run is not None and step > 0:
             self._judge(run, result)
         return result
