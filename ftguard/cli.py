@@ -232,7 +232,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           out=args.out if main else None, reporter=bar, cache=args.cache,
                           shard=True)
     if main:
+        from ftguard.health import run_warnings
+
         print(render_results(record, args.format))
+        for line in run_warnings(record):
+            print(f"ftguard: warning: {line}", file=sys.stderr)
         if args.out:
             print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
@@ -270,6 +274,11 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
         for key, record in zip(names, records):
             print(f"{'#' if args.format == 'markdown' else '=='} {names[key]}")
             print(render_results(record, args.format))
+    from ftguard.health import run_warnings
+
+    for key, record in zip(names, records):
+        for line in run_warnings(record):
+            print(f"ftguard: warning: {names[key]}: {line}", file=sys.stderr)
     if args.out_dir:
         for key in names:
             print(f"wrote {Path(args.out_dir) / (names[key] + '.json')}", file=sys.stderr)
@@ -314,9 +323,18 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
 
 def compare_options(p: argparse.ArgumentParser) -> None:
     """The options of ``compare``, shared with ``gate`` (ftguard/cli_baseline.py)."""
-    p.add_argument("--policy", metavar="FILE", help="gate policy YAML")
-    p.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                   help="gate rule, e.g. 'acc:5%%', 'general:headline:noninferior(2%%)'")
+    p.add_argument("--policy", metavar="FILE", help="gate policy YAML (its rules replace the "
+                   "suites' gate: sections and the default)")
+    p.add_argument("--fail-on", action="append", default=[], metavar="RULE",
+                   help="gate rule [SELECTOR:]METRIC:CONDITION, e.g. 'acc:5%%', "
+                        "'general:headline:noninferior(2%%)'; repeatable; replaces the policy "
+                        "file's rules, the suites' gate: sections and the default")
+    p.add_argument("--allow-unchecked", action="append", default=[], metavar="RULE",
+                   help="this rule may gate rows that cannot be compared item by item (no "
+                        "per-item scores) without failing; '*' for every rule")
+    p.add_argument("--strict-power", action="store_true",
+                   help="fail the gate when a rule's rows could not have detected what it asks "
+                        "for (too few items); by default they are listed")
     p.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
     p.add_argument("--out", "-o", metavar="FILE", help="write the Comparison JSON here")
     p.add_argument("--allow-mismatch", action="store_true",
@@ -369,23 +387,23 @@ def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (import
 
 
 def policy_factory(args: argparse.Namespace) -> Callable[[RunRecord], Policy]:
-    """The gate policy of ``--policy``, ``--fail-on``, ``--correction`` and ``--alpha``
-    for a candidate's run (without a policy file or rules: its suites' own gate rules, see
-    ``policy_for``). The policy file and rules are read and checked now."""
-    from dataclasses import replace
+    """The gate policy of a candidate's run from ``--fail-on``, ``--policy``, its suites'
+    ``gate:`` sections and the default, in that precedence (:func:`ftguard.gate.
+    resolve_policy`), with ``--alpha``, ``--correction``, ``--strict-power`` and
+    ``--allow-unchecked``. The flags and the policy file are read and checked now."""
+    from ftguard.gate import load_policy, parse_rule, resolve_policy, suite_gates_of_run
 
-    from ftguard.gate import load_policy, parse_fail_on, policy_for
-
-    fixed = load_policy(Path(args.policy)) if getattr(args, "policy", None) else None
-    extra = tuple(parse_fail_on(e) for e in getattr(args, "fail_on", []))
-    correction, alpha = getattr(args, "correction", None), getattr(args, "alpha", None)
+    file = load_policy(Path(args.policy)) if getattr(args, "policy", None) else None
+    fail_on = tuple(parse_rule(e, "--fail-on") for e in getattr(args, "fail_on", []))
+    settings = {"alpha": getattr(args, "alpha", None),
+                "correction": getattr(args, "correction", None),
+                "strict_power": True if getattr(args, "strict_power", False) else None,
+                "allow_unchecked": tuple(getattr(args, "allow_unchecked", None) or ())}
+    resolve_policy(fail_on=fail_on, policy=file, **settings)  # flags checked before any run
 
     def policy(tuned: RunRecord) -> Policy:
-        chosen = policy_for(tuned, extra) if fixed is None else \
-            replace(fixed, rules=fixed.rules + extra) if extra else fixed
-        if correction:
-            chosen = replace(chosen, correction=correction)
-        return chosen if alpha is None else replace(chosen, alpha=alpha)
+        return resolve_policy(fail_on=fail_on, policy=file,
+                              suite_gates=suite_gates_of_run(tuned), **settings)
 
     return policy
 

@@ -6,13 +6,18 @@ differences, or, with ``allow_mismatch``, compares the intersection and says so 
 ``notes``. Each (suite, task, metric) gets the paired test its metric calls for:
 
 - 0/1 per-item metrics (acc, exact_match, accuracy): exact McNemar, Tango interval;
-- continuous per-item metrics (f1, rouge): paired bootstrap of the mean difference;
-- corpus metrics (bleu, chrf, perplexity, macro_f1): paired bootstrap over items that
-  recomputes the corpus value from summed per-item statistics.
+- continuous per-item metrics (f1, rouge): sign-flip permutation test of the mean
+  difference (exact enumeration at small n), interval by inverting it;
+- corpus metrics (bleu, chrf, perplexity, macro_f1): paired permutation (swap) test of the
+  corpus value recomputed from summed per-item statistics.
 
-p-values are adjusted (Holm by default, or Benjamini-Hochberg) across the gated rows, and
-separately across the rest; a row is ``improved``/``regressed`` when its adjusted p-value is
-below alpha.
+Each test keeps its false-alarm rate at or below alpha at every n (3 items included; see
+:mod:`ftguard.stats`); a row says whether any outcome on its n could be significant
+(``testable``) and its minimum detectable change (``mde``). p-values are adjusted (Holm by
+default, or Benjamini-Hochberg) within the gated rows of each role, and separately across the
+rest; a row is ``improved``/``regressed`` when its adjusted p-value is below alpha. A row
+without per-item scores is kept as ``not-compared``, so a rule that gates it is ``unchecked``
+(see :func:`ftguard.gate.judge`), never silently passed.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ftguard.errors import FtguardError
+from ftguard.errors import FtguardError, UsageError
 from ftguard.gate import Policy
 from ftguard.record import (
     AggregateChange,
     Comparison,
     ComparisonRow,
     Flip,
+    RuleResult,
     RunRecord,
     SampleResult,
     TaskResult,
@@ -39,8 +45,9 @@ from ftguard.stats import (
     benjamini_hochberg,
     holm,
     mcnemar_exact,
-    paired_bootstrap,
-    paired_corpus_bootstrap,
+    paired_swap_test,
+    sign_flip_test,
+    smallest_testable_n,
 )
 from ftguard.version import ftguard_version
 
@@ -60,30 +67,54 @@ class _Pair:
 
 
 def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
-            allow_mismatch: bool = False, resamples: int = 10_000,
-            seed: int = 1234) -> Comparison:
-    """Compare two RunRecords; raise IncomparableRunsError listing what differs."""
-    policy = policy or Policy()
+            allow_mismatch: bool = False, resamples: int = 10_000, seed: int = 1234,
+            check_rules: bool = True) -> Comparison:
+    """Compare two RunRecords under ``policy`` (default: :func:`ftguard.gate.resolve_policy`
+    of the tuned run's suites); raise IncomparableRunsError listing what differs, and
+    UsageError when a rule selects nothing or nothing is gated (``check_rules=False``: the
+    caller resolved the rules against a wider set of runs)."""
+    from ftguard.gate import check_rules as resolve_rules
+    from ftguard.gate import gateables_of_run, judge, resolve_policy, suite_gates_of_run
+
+    if policy is None:
+        policy = resolve_policy(suite_gates=suite_gates_of_run(tuned))
     notes: list[str] = []
-    pairs = _pair_tasks(base, tuned, allow_mismatch, notes)
+    pairs, empty = _pair_tasks(base, tuned, allow_mismatch, notes)
+    if check_rules:
+        shared = tuned.model_copy(update={"suites": [
+            s.model_copy(update={"tasks": [t for t in s.tasks if (s.name, t.name) in _names(pairs)
+                                           | set(empty)]})
+            for s in tuned.suites]})
+        resolve_rules(policy.rules, gateables_of_run(shared))
+        _refuse_empty(policy, empty, base)
     rows: list[ComparisonRow] = []
     for pair in pairs:
         for position, metric in enumerate(pair.base.metrics):
-            if metric not in pair.tuned.metrics:
-                continue
-            result = _test(pair, metric, resamples, seed)
-            if result is None:
-                notes.append(f"{pair.suite}/{pair.base.name} {metric}: no per-item scores, "
-                             "not compared")
-                continue
-            rows.append(_row(pair, metric, result, headline=position == 0))
+            if metric in pair.tuned.metrics:
+                rows.append(_row(pair, metric, resamples, seed, headline=position == 0,
+                                 alpha=policy.alpha))
+    for row in rows:
+        row.gated = any(rule.selects(row) for rule in policy.rules)
+    if check_rules and not any(r.gated for r in rows):
+        raise UsageError("nothing was gated: no compared row is checked by any gate rule "
+                         f"({policy.source}: {', '.join(r.text for r in policy.rules)}).",
+                         hint="A comparison that checks nothing is not a pass. Gate at least "
+                              "one metric the two runs share (see `--fail-on`).")
     _adjust_and_judge(rows, policy)
-    failures = _apply_rules(rows, policy)
+    outcomes = judge(rows, policy)
+    failures = [line for o in outcomes if o.fails for line in _failure_lines(o)]
+    from ftguard.health import change_warnings
+
     return Comparison(
         ftguard_version=ftguard_version(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        base=base.model, tuned=tuned.model, passed=not failures, failures=failures,
-        rules=[rule.describe() for rule in policy.rules], rows=rows,
+        base=base.model, tuned=tuned.model,
+        passed=any(r.gated for r in rows) and not any(o.fails for o in outcomes),
+        failures=failures, rules=[rule.text for rule in policy.rules], gate=outcomes,
+        policy_source=policy.source,
+        underpowered=[line for o in outcomes for line in o.underpowered], rows=rows,
+        not_gated=_not_gated(rows),
+        warnings=change_warnings(base, tuned),
         alignment_tax=_aggregate([r for r in rows if r.role == "general"]),
         gain=_aggregate([r for r in rows if r.role == "target"]),
         forgetting={suite: agg for suite in dict.fromkeys(r.suite for r in rows
@@ -91,17 +122,61 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
                     if (agg := _aggregate([r for r in rows if r.suite == suite]))},
         flips=_flips(pairs), notes=notes,
         settings={"alpha": policy.alpha, "correction": policy.correction,
+                  "strict_power": policy.strict_power,
+                  "allow_unchecked": list(policy.allow_unchecked),
                   "resamples": resamples, "seed": seed})
+
+
+def _names(pairs: list[_Pair]) -> set[tuple[str, str]]:
+    return {(p.suite, p.base.name) for p in pairs}
+
+
+def _refuse_empty(policy: Policy, empty: list[tuple[str, str]], base: RunRecord) -> None:
+    """With --allow-mismatch, a gated task the runs share no items of cannot be judged."""
+    roles = {s.name: s.role for s in base.suites}
+    for suite, task in empty:
+        for rule in policy.rules:
+            if rule.selects_task(suite, roles.get(suite, ""), task):
+                raise UsageError(
+                    f"--allow-mismatch: task {suite}/{task} has no item in both runs, so gate "
+                    f"rule {rule.text!r} ({rule.origin}) has nothing to compare there.",
+                    hint="Evaluate both models on the same items (same --limit/--subset and "
+                         "suite version), or gate other tasks.")
+
+
+def _failure_lines(outcome: RuleResult) -> list[str]:
+    if outcome.outcome == "failed":
+        return [f"[{outcome.rule}] {reason}" for reason in outcome.failures]
+    if outcome.outcome == "unchecked":
+        return [f"[{outcome.rule}] unchecked: {why} (pass --allow-unchecked "
+                f"'{outcome.rule}' to accept that)" for why in outcome.unchecked]
+    return [f"[{outcome.rule}] underpowered (--strict-power): {why}"
+            for why in outcome.underpowered]
+
+
+def _not_gated(rows: list[ComparisonRow]) -> list[str]:
+    """Significant changes no rule checks, in words."""
+    out = []
+    for r in rows:
+        if r.gated or r.verdict not in ("improved", "regressed"):
+            continue
+        out.append(f"{r.suite}/{r.task} {r.metric} {r.verdict} significantly "
+                   f"({r.base:.4g} -> {r.tuned:.4g}, p={r.p_adjusted:.3g} adjusted), but no gate "
+                   "rule checks it")
+    return out
 
 
 # -- pairing -----------------------------------------------------------------------------
 
 
 def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
-                notes: list[str]) -> list[_Pair]:
+                notes: list[str]) -> tuple[list[_Pair], list[tuple[str, str]]]:
+    """The tasks of both runs with their shared items, and the tasks both runs have but
+    share no item of (possible only with ``allow_mismatch``)."""
     problems: list[str] = []
     tuned_suites = {s.name: s for s in tuned.suites}
     pairs: list[_Pair] = []
+    empty: list[tuple[str, str]] = []
     for suite in base.suites:
         other = tuned_suites.get(suite.name)
         if other is None:
@@ -122,6 +197,8 @@ def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
             b, t = _pair_samples(suite.name, task, peer, problems)
             if b:
                 pairs.append(_Pair(suite.name, suite.role, task, peer, b, t))
+            else:
+                empty.append((suite.name, task.name))
         problems += [f"task {suite.name}/{name} is only in the tuned run"
                      for name in tuned_tasks if name not in {t.name for t in suite.tasks}]
     problems += [f"suite {name} is only in the tuned run" for name in tuned_suites
@@ -136,7 +213,7 @@ def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
     if problems:
         notes.append(f"--allow-mismatch: compared the shared items only ({len(problems)} "
                      "difference(s) ignored: " + "; ".join(problems[:5]) + ")")
-    return pairs
+    return pairs, empty
 
 
 def _pair_samples(suite: str, base: TaskResult, tuned: TaskResult,
@@ -165,6 +242,7 @@ def _settings_diff(a: dict[str, object], b: dict[str, object]) -> str:
 
 
 def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult | None:
+    """The paired test the metric calls for, valid at every n; None without per-item data."""
     from ftguard.metrics import get_metric
 
     try:
@@ -177,8 +255,8 @@ def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult |
         base = np.array([s.stats[metric] for s in pair.base_samples], dtype=np.float64)
         tuned = np.array([s.stats[metric] for s in pair.tuned_samples], dtype=np.float64)
         assert definition.corpus_fn is not None
-        return paired_corpus_bootstrap(base, tuned, definition.corpus_fn, resamples=resamples,
-                                       seed=seed)
+        return paired_swap_test(base, tuned, definition.corpus_fn, resamples=resamples,
+                                seed=seed)
     if not all(metric in s.scores for s in pair.base_samples + pair.tuned_samples):
         return None
     base = np.array([s.scores[metric] for s in pair.base_samples], dtype=np.float64)
@@ -186,45 +264,53 @@ def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult |
     if np.isin(base, (0.0, 1.0)).all() and np.isin(tuned, (0.0, 1.0)).all() and (
             definition is None or definition.binary):
         return mcnemar_exact(base, tuned)
-    return paired_bootstrap(base, tuned, resamples=resamples, seed=seed)
+    return sign_flip_test(base, tuned, resamples=resamples, seed=seed)
 
 
-def _row(pair: _Pair, metric: str, result: PairedResult, *, headline: bool) -> ComparisonRow:
+def _row(pair: _Pair, metric: str, resamples: int, seed: int, *, headline: bool,
+         alpha: float) -> ComparisonRow:
+    higher = pair.base.metrics[metric].higher_is_better
+    common = {"suite": pair.suite, "task": pair.base.name, "metric": metric, "role": pair.role,
+              "headline": headline, "higher_is_better": higher}
+    result = _test(pair, metric, resamples, seed)
+    if result is None:  # no per-item scores (corpus-only metrics imported from lm-eval)
+        b, t = pair.base.metrics[metric].value, pair.tuned.metrics[metric].value
+        return ComparisonRow(**common, base=b, tuned=t, delta=t - b, ci_low=None, ci_high=None,
+                             p_value=None, p_adjusted=None, method="none",
+                             n=len(pair.base_samples), verdict="not-compared", comparable=False,
+                             testable=False, reason="no per-item scores in the records")
     return ComparisonRow(
-        suite=pair.suite, task=pair.base.name, metric=metric, role=pair.role,
-        base=result.base, tuned=result.tuned, delta=result.delta, ci_low=result.ci_low,
-        ci_high=result.ci_high, p_value=result.p_value, p_adjusted=result.p_value,
-        method=result.method, n=result.n, headline=headline,
-        higher_is_better=pair.base.metrics[metric].higher_is_better)
+        **common, base=result.base, tuned=result.tuned, delta=result.delta,
+        ci_low=_bounded(result.ci_low), ci_high=_bounded(result.ci_high),
+        p_value=result.p_value, p_adjusted=result.p_value, method=result.method, n=result.n,
+        testable=result.testable, mde=result.mde, spread=result.spread,
+        items_needed=None if result.testable else smallest_testable_n(result.method, alpha))
+
+
+def _bounded(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _adjust_and_judge(rows: list[ComparisonRow], policy: Policy) -> None:
-    for row in rows:
-        row.gated = any(rule.selects(row) for rule in policy.rules)
+    """Adjust p-values within families and set each row's verdict. Families, each corrected
+    on its own: the gated rows of each role (what the gate decides on; the default gate is
+    Holm within each role), the other tasks' headline metrics, and every other secondary
+    metric (per-label precision, extra metrics), so a task's many secondary rows do not
+    dilute its headline's test."""
     adjust = holm if policy.correction == "holm" else benjamini_hochberg
-    # three families, each corrected on its own: the gated rows (what the gate decides on),
-    # the other tasks' headline metrics, and every secondary metric (per-label precision,
-    # extra metrics), so a task's many secondary rows do not dilute its headline's test
-    families = ([r for r in rows if r.gated], [r for r in rows if not r.gated and r.headline],
-                [r for r in rows if not r.gated and not r.headline])
+    compared = [r for r in rows if r.comparable]
+    families = [[r for r in compared if r.gated and r.role == role]
+                for role in dict.fromkeys(r.role for r in compared)]
+    families += [[r for r in compared if not r.gated and r.headline],
+                 [r for r in compared if not r.gated and not r.headline]]
     for family in families:
         if not family:
             continue
-        for row, p in zip(family, adjust([r.p_value for r in family])):
+        for row, p in zip(family, adjust([float(r.p_value) for r in family])):  # type: ignore[arg-type]
             row.p_adjusted = float(p)
             better = row.delta > 0 if row.higher_is_better else row.delta < 0
             if row.p_adjusted < policy.alpha and row.delta != 0:
                 row.verdict = "improved" if better else "regressed"
-
-
-def _apply_rules(rows: list[ComparisonRow], policy: Policy) -> list[str]:
-    failures: list[str] = []
-    for rule in policy.rules:
-        for row in rows:
-            if rule.selects(row) and (reason := rule.check(row)):
-                row.reason = f"{row.reason}; {reason}" if row.reason else reason
-                failures.append(f"[{rule.describe()}] {reason}")
-    return failures
 
 
 # -- aggregates and flips ----------------------------------------------------------------
@@ -234,13 +320,15 @@ def _aggregate(rows: list[ComparisonRow]) -> AggregateChange | None:
     """Mean of per-task relative changes of headline metrics, oriented so that positive is
     better. The tasks are independent samples, so the variance of the mean is the sum of the
     per-task variances (from each delta's CI, normal approximation) over T^2."""
-    picked = [r for r in rows if r.headline and abs(r.base) > 1e-12]
+    picked = [r for r in rows if r.headline and r.comparable and abs(r.base) > 1e-12
+              and r.ci_low is not None and r.ci_high is not None]
     if not picked:
         return None
     changes, variances = [], []
     for r in picked:
         sign = 1.0 if r.higher_is_better else -1.0
         changes.append(sign * r.delta / abs(r.base))
+        assert r.ci_low is not None and r.ci_high is not None
         half = (r.ci_high - r.ci_low) / 2 / 1.959964 / abs(r.base)
         variances.append(half**2)
     mean = float(np.mean(changes))

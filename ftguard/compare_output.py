@@ -1,13 +1,22 @@
 """A Comparison as text (terminal), markdown (PR comments, $GITHUB_STEP_SUMMARY), JSON or
-JUnit XML (one testcase per gated row, so any CI shows failures natively)."""
+JUnit XML (one testcase per gate rule and row it checks, so any CI shows failures natively).
+
+Every surface says the same thing: the verdict line comes from ``Comparison.passed``, each
+rule is shown with its outcome (``passed | failed | unchecked | underpowered``) under its
+grammar spelling, and significant changes no rule gates are listed as "not gated".
+"""
 
 from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
+from ftguard.gate import format_ci
 from ftguard.record import AggregateChange, Comparison, ComparisonRow
 
-_HEADERS = ("suite", "task", "metric", "base", "tuned", "delta", "95% CI", "p adj", "verdict")
+_HEADERS = ("suite", "task", "metric", "base", "tuned", "delta", "95% CI", "p adj", "n",
+            "verdict")
+_MARK = {"passed": "pass", "failed": "FAIL", "unchecked": "UNCHECKED",
+         "underpowered": "UNDERPOWERED"}
 
 
 def render_comparison(comparison: Comparison, fmt: str = "text", *, flips: int = 5) -> str:
@@ -17,13 +26,20 @@ def render_comparison(comparison: Comparison, fmt: str = "text", *, flips: int =
         return _junit(comparison)
     markdown = fmt == "markdown"
     lines = [_banner(comparison, markdown), ""]
-    lines += [f"- {f}" for f in comparison.failures] + ([""] if comparison.failures else [])
+    lines += _rules(comparison, markdown) + [""]
     lines += _table(comparison.rows, markdown)
     lines += ["", *_aggregates(comparison)]
+    if comparison.not_gated:
+        lines += ["", "Not gated (significant, but no rule checks them):"]
+        lines += [f"- {line}" for line in comparison.not_gated]
+    if comparison.warnings:
+        lines += ["", "Generation warnings:"] + [f"- {w}" for w in comparison.warnings]
     if comparison.flips and flips:
         worst = [f for f in comparison.flips if f.direction == "correct_to_wrong"][:flips]
         if worst:
-            lines += ["", f"Items that went correct -> wrong ({sum(f.direction == 'correct_to_wrong' for f in comparison.flips)} in all), most decisive first:"]
+            total = sum(f.direction == "correct_to_wrong" for f in comparison.flips)
+            lines += ["", (f"Items that went correct -> wrong ({total} in all), most decisive "
+                           "first:")]
             lines += [f"- {f.suite}/{f.task} {f.id}: target {_short(f.target)}, base "
                       f"{_short(f.base_prediction)}, tuned {_short(f.tuned_prediction)}"
                       for f in worst]
@@ -31,19 +47,49 @@ def render_comparison(comparison: Comparison, fmt: str = "text", *, flips: int =
     return "\n".join(lines).rstrip()
 
 
+def verdict_word(c: Comparison) -> str:
+    """``PASS`` or ``FAIL``, plus what was not fully checked."""
+    if not c.passed:
+        return "FAIL"
+    weak = [o for o in c.gate if o.outcome in ("underpowered", "unchecked")]
+    return "PASS" if not weak else f"PASS ({len(weak)} rule(s) not fully checked)"
+
+
 def _banner(c: Comparison, markdown: bool) -> str:
-    verdict = "PASS" if c.passed else "FAIL"
-    text = (f"{verdict}: {c.tuned.spec} ({c.tuned.fingerprint[:19]}"
+    text = (f"{verdict_word(c)}: {c.tuned.spec} ({c.tuned.fingerprint[:19]}"
             + (f", adapter {c.tuned.adapter}" if c.tuned.adapter else "")
             + f") vs base {c.base.spec} ({c.base.fingerprint[:19]})")
     return f"## {'✅' if c.passed else '❌'} {text}" if markdown else text
 
 
+def _rules(c: Comparison, markdown: bool) -> list[str]:
+    """Each rule with its outcome and what it found."""
+    head = f"Gate rules ({c.policy_source}):" if c.policy_source else "Gate rules:"
+    lines = [head]
+    for o in c.gate:
+        rule = f"`{o.rule}`" if markdown else o.rule
+        allowed = " (allowed by --allow-unchecked)" if o.allowed_unchecked and \
+            o.outcome == "unchecked" else ""
+        lines.append(f"- {_MARK[o.outcome]} {rule} [{o.origin}]: {len(o.rows)} row(s){allowed}")
+        details = o.failures if o.outcome == "failed" else \
+            o.unchecked if o.outcome == "unchecked" else o.underpowered
+        lines += [f"  - {d}" for d in details[:10]]
+        if len(details) > 10:
+            lines.append(f"  - ... and {len(details) - 10} more")
+    return lines
+
+
 def _cells(r: ComparisonRow) -> list[str]:
     mark = "*" if r.gated else ""
+    if not r.comparable:
+        return [r.suite, r.task, f"{r.metric}{mark}", f"{r.base:.4g}", f"{r.tuned:.4g}",
+                f"{r.delta:+.4g}", "-", "-", str(r.n), "not compared" + (" FAIL" if r.failed
+                                                                          else "")]
+    verdict = r.verdict + (" FAIL" if r.failed else "") + (
+        " (untestable)" if not r.testable else " (underpowered)" if r.underpowered else "")
     return [r.suite, r.task, f"{r.metric}{mark}", f"{r.base:.4g}", f"{r.tuned:.4g}",
-            f"{r.delta:+.4g}", f"[{r.ci_low:+.4g}, {r.ci_high:+.4g}]", f"{r.p_adjusted:.3g}",
-            r.verdict + (" FAIL" if r.reason else "")]
+            f"{r.delta:+.4g}", format_ci(r.ci_low, r.ci_high), f"{r.p_adjusted:.3g}", str(r.n),
+            verdict]
 
 
 def _table(rows: list[ComparisonRow], markdown: bool) -> list[str]:
@@ -53,8 +99,8 @@ def _table(rows: list[ComparisonRow], markdown: bool) -> list[str]:
                 + ["| " + " | ".join(c) + " |" for c in cells] + ["", "`*` gated metric"])
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
               for i, h in enumerate(_HEADERS)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths))]
-    out += ["  ".join(v.ljust(w) for v, w in zip(c, widths)) for c in cells]
+    out = ["  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths)).rstrip()]
+    out += ["  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip() for c in cells]
     return out + ["(* = gated metric)"]
 
 
@@ -79,17 +125,36 @@ def _short(value: object, width: int = 40) -> str:
 
 
 def _junit(c: Comparison) -> str:
-    gated = [r for r in c.rows if r.gated]
-    failed = sum(bool(r.reason) for r in gated)
-    cases = []
-    for r in gated:
-        name = quoteattr(f"{r.suite}/{r.task} {r.metric}")
-        detail = (f"{r.base:.4g} -> {r.tuned:.4g}, delta {r.delta:+.4g} "
-                  f"[{r.ci_low:+.4g}, {r.ci_high:+.4g}], p adj {r.p_adjusted:.3g}")
-        body = (f'<failure message={quoteattr(r.reason)}>{escape(detail)}</failure>'
-                if r.reason else "")
-        cases.append(f'  <testcase classname="ftguard.gate.{escape(r.suite)}" name={name}>'
-                     f"{body}</testcase>")
+    """One testcase per (rule, row it checks), named ``suite/task metric[CONDITION]``: failed
+    and unchecked rows (unless allowed) are failures, underpowered ones skipped (failures with
+    strict power): never a silent pass."""
+    from ftguard.gate import row_outcome
+
+    rows = {f"{r.suite}/{r.task} {r.metric}": r for r in c.rows}
+    strict = bool(c.settings.get("strict_power", False))
+    cases, failed, skipped = [], 0, 0
+    for o in c.gate:
+        for name in o.rows or [o.rule]:
+            r = rows.get(name)
+            status, message = row_outcome(o, r, strict_power=strict)
+            detail = escape(f"rule {o.rule} ({o.origin}); " + (_row_detail(r) if r else message))
+            body = (f"<failure message={quoteattr(message)}>{detail}</failure>"
+                    if status == "fail" else f"<skipped message={quoteattr(message)}/>"
+                    if status == "skip" else f"<system-out>{detail}</system-out>")
+            failed += status == "fail"
+            skipped += status == "skip"
+            suite, task = (r.suite, r.task) if r else ("gate", "rule")
+            title = quoteattr(f"{name}[{o.rule.split(':', 2)[2]}]")
+            cases.append(f'  <testcase classname="ftguard.gate.{escape(suite)}.{escape(task)}" '
+                         f"name={title}>{body}</testcase>")
     return ('<?xml version="1.0" encoding="utf-8"?>\n'
-            f'<testsuite name="ftguard-gate" tests="{len(gated)}" failures="{failed}">\n'
-            + "\n".join(cases) + "\n</testsuite>")
+            f'<testsuite name="ftguard-gate" tests="{len(cases)}" failures="{failed}" '
+            f'skipped="{skipped}">\n' + "\n".join(cases) + "\n</testsuite>")
+
+
+def _row_detail(r: ComparisonRow) -> str:
+    if not r.comparable:
+        return f"{r.base:.4g} -> {r.tuned:.4g}, not compared item by item"
+    return (f"{r.base:.4g} -> {r.tuned:.4g}, delta {r.delta:+.4g} "
+            f"{format_ci(r.ci_low, r.ci_high)}, p adj {r.p_adjusted:.3g}, n {r.n}, "
+            f"{r.method}")

@@ -273,9 +273,8 @@ def _previous_run(out: Path, cfg: TrainConfig) -> TrainRecord | None:
 
 def _compare(base: RunRecord, tuned: RunRecord) -> Comparison:
     from ftguard.compare import compare
-    from ftguard.gate import policy_for
 
-    return compare(base, tuned, policy_for(tuned))
+    return compare(base, tuned)  # the resolved policy: suites' gate: sections, else default
 
 
 def _write(comparison: Comparison, train: TrainRecord, out: Path,

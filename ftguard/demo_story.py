@@ -37,9 +37,13 @@ def tell(result: DemoResult, options: DemoOptions) -> str:
                              f"{ALPHA}): " + ", ".join(found or ["no headline metric"])
                              + (f"; secondary metrics: {', '.join(secondary)}"
                                 if secondary else ""))
-    verdict = "PASS" if c.passed else "FAIL"
-    lines.append(f"Gate: {verdict} ({'; '.join(c.rules) or 'no rules'})")
+    from ftguard.compare_output import verdict_word
+
+    lines.append(f"Gate: {verdict_word(c)} ({c.policy_source}: {'; '.join(c.rules)})")
     lines += [f"  {failure}" for failure in c.failures]
+    lines += [f"  underpowered: {line}" for line in c.underpowered]
+    lines += [f"  not gated: {line}" for line in c.not_gated]
+    lines += [f"  warning: {line}" for line in c.warnings]
     lines += ["", f"Report: {result.paths['report']}",
               (f"Comparison: {result.paths['comparison']}  (ftguard compare "
               f"{result.paths['base']} {result.paths['tuned']})"), _timing(result)]
@@ -52,9 +56,16 @@ def _section(title: str, rows: list[ComparisonRow], aggregate: AggregateChange |
     width = max((len(f"{r.task} {r.metric}") for r in rows), default=0)
     for r in rows:
         arrow = "" if r.higher_is_better else " (lower is better)"
+        from ftguard.gate import format_ci
+
+        if not r.comparable:
+            lines.append(f"  {f'{r.task} {r.metric}':<{width}}  {_num(r.base)} -> "
+                         f"{_num(r.tuned)}  not compared item by item{arrow}")
+            continue
+        weak = "" if r.testable else " (untestable at this n)"
         lines.append(f"  {f'{r.task} {r.metric}':<{width}}  {_num(r.base)} -> {_num(r.tuned)}"
-                     f"  {_signed(r.delta)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
-                     f"  p={r.p_adjusted:.3g}  n={r.n}  {r.verdict}{arrow}")
+                     f"  {_signed(r.delta)} {format_ci(r.ci_low, r.ci_high)}"
+                     f"  p={r.p_adjusted:.3g}  n={r.n}  {r.verdict}{weak}{arrow}")
     if aggregate is not None:
         lines.append(f"  {name}: {aggregate.value:+.1%} mean relative change "
                      f"[{aggregate.ci_low:+.1%}, {aggregate.ci_high:+.1%}] over "

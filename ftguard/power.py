@@ -3,8 +3,13 @@
 Binary metrics use McNemar's power (:func:`ftguard.stats.mde_paired_binary`) with an assumed
 discordance rate; continuous mean metrics (F1, ROUGE) need a baseline RunRecord for the
 spread of per-item scores and assume a correlation of 0.5 between base and candidate, so
-the per-item differences have the same standard deviation as the scores. Corpus metrics
-(BLEU, perplexity) are compared by paired bootstrap and have no closed-form power here.
+the per-item differences have the same standard deviation as the scores
+(:func:`ftguard.stats.mde_shift`, the sign-flip test's). Corpus metrics (BLEU,
+perplexity) need both runs for their spread (``ftguard compare`` reports their MDE).
+
+Where nothing is detectable with the requested power -- below 6 items no outcome is
+significant at 5%, and at 20% discordance a 0/1 metric needs 39 items before even a
+20-point change is -- the row says so and from which n it would be, instead of a figure.
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ import statistics
 
 from ftguard.metrics import get_metric
 from ftguard.record import RunRecord
-from ftguard.stats import PowerRow, mde_paired_binary, mde_paired_mean
+from ftguard.stats import (
+    PowerRow,
+    mde_paired_binary,
+    mde_shift,
+    smallest_detectable_n,
+    smallest_testable_n,
+)
 from ftguard.suite import Suite
 
 _POOLED = "all binary items"
@@ -32,17 +43,26 @@ def power_table(suites: list[Suite], *, discordance: float, alpha: float, power:
             binary = [m for m in names if get_metric(m).binary]
             if binary:
                 pooled += n
-                rows.append(PowerRow(suite.name, task.name, binary[0], n,
-                                     mde_paired_binary(n, discordance, alpha=alpha, power=power)))
+                rows.append(_binary_row(suite.name, task.name, binary[0], n,
+                                        discordance=discordance, alpha=alpha, power=power))
             elif names and baseline is not None:
                 scores = _baseline_scores(baseline, suite.name, task.name, names[0])
                 if len(scores) >= 2:
-                    rows.append(PowerRow(suite.name, task.name, names[0], n, mde_paired_mean(
-                        n, statistics.stdev(scores), alpha=alpha, power=power)))
+                    mde = mde_shift(n, statistics.stdev(scores), alpha=alpha, power=power)
+                    rows.append(PowerRow(suite.name, task.name, names[0], n, mde,
+                                         None if mde is not None else smallest_testable_n(
+                                             "sign-flip-exact", alpha)))
         if pooled:
-            rows.append(PowerRow(suite.name, _POOLED, "0/1 metric", pooled,
-                                 mde_paired_binary(pooled, discordance, alpha=alpha, power=power)))
+            rows.append(_binary_row(suite.name, _POOLED, "0/1 metric", pooled,
+                                    discordance=discordance, alpha=alpha, power=power))
     return rows
+
+
+def _binary_row(suite: str, task: str, metric: str, n: int, *, discordance: float,
+                alpha: float, power: float) -> PowerRow:
+    mde = mde_paired_binary(n, discordance, alpha=alpha, power=power)
+    return PowerRow(suite, task, metric, n, mde, None if mde is not None else
+                    smallest_detectable_n(discordance, alpha=alpha, power=power))
 
 
 def render_power(rows: list[PowerRow], *, discordance: float, alpha: float, power: float) -> str:
@@ -50,8 +70,15 @@ def render_power(rows: list[PowerRow], *, discordance: float, alpha: float, powe
               f"{alpha:g}, assumed discordance {discordance:.0%}"),
              f"{'suite':10s} {'task':18s} {'metric':14s} {'n':>5s} {'MDE (points)':>12s}"]
     for r in rows:
-        lines.append(f"{r.suite:10s} {r.task:18s} {r.metric:14s} {r.n:5d} {100 * r.mde:12.1f}")
+        lines.append(f"{r.suite:10s} {r.task:18s} {r.metric:14s} {r.n:5d} {_mde_text(r)}")
     return "\n".join(lines)
+
+
+def _mde_text(row: PowerRow) -> str:
+    if row.mde is not None:
+        return f"{100 * row.mde:12.1f}"
+    later = f" (detectable from n={row.detectable_from})" if row.detectable_from else ""
+    return f"  not detectable at n={row.n}{later}"
 
 
 def _is_mean(name: str) -> bool:

@@ -33,8 +33,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="baseline folder (with index.json) or a RunRecord file "
                          "(default: baselines/)")
     group.addoption("--ftguard-policy", metavar="FILE", default=None,
-                    help="gate policy YAML (default: each suite's own gate: section, else none "
-                         "of its tasks' headline metrics may regress)")
+                    help="gate policy YAML (default: the suites' gate: sections, else no "
+                         "headline metric may regress), as ftguard compare --policy")
+    group.addoption("--ftguard-strict-power", action="store_true", default=None,
+                    help="fail checks whose rows could not have detected what the rule asks "
+                         "for (too few items); by default they are skipped with the reason")
+    group.addoption("--ftguard-allow-unchecked", metavar="RULE", action="append", default=None,
+                    help="this gate rule may check rows that cannot be compared item by item "
+                         "(skipped instead of failed); '*' for every rule")
     group.addoption("--ftguard-report", metavar="FILE", default=None,
                     help="write the self-contained HTML report of the comparison here")
     group.addoption("--ftguard-update-baseline", action="store_true", default=False,

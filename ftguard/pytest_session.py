@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from ftguard.errors import FtguardError, ModelError, UsageError
-from ftguard.gate import Policy, Rule
+from ftguard.gate import Policy, PolicyFile, Rule
 from ftguard.record import Comparison, ComparisonRow, RunRecord
 from ftguard.suite import Suite
 
@@ -39,7 +39,7 @@ NO_BASELINE_HINT = "run with --ftguard-update-baseline to create it"
 _FAKE = re.compile(r"^fake(?::\d+)?$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_KEYS = ("model", "adapter", "baseline", "policy", "report", "limit", "backend",
-              "base_url", "api_key_env", "max_concurrency")
+              "base_url", "api_key_env", "max_concurrency", "strict_power", "allow_unchecked")
 
 
 # -- options -----------------------------------------------------------------------------
@@ -71,6 +71,10 @@ class GateOptions:
     """Environment variable with the API key (``--ftguard-api-key-env`` / ``api_key_env``)."""
     max_concurrency: int = 8
     """Requests in flight (``--ftguard-max-concurrency`` / ``max_concurrency``)."""
+    strict_power: bool = False
+    """Underpowered checks fail (``--ftguard-strict-power`` / ``strict_power``)."""
+    allow_unchecked: tuple[str, ...] = ()
+    """Rules whose rows may be uncomparable (``--ftguard-allow-unchecked`` / ``allow_unchecked``)."""
 
 
 def read_options(config: pytest.Config) -> GateOptions:
@@ -117,6 +121,19 @@ def read_options(config: pytest.Config) -> GateOptions:
             raise UsageError(f"{where} {got[0]!r}: must be a positive integer.")
         return got[0] if got else None
 
+    def flag(key: str) -> bool:
+        got = pick(key)
+        if got is not None and not isinstance(got[0], bool):
+            raise UsageError(f"[tool.ftguard] {key} in {source}: must be true or false.")
+        return bool(got and got[0])
+
+    def texts(key: str) -> tuple[str, ...]:
+        got = pick(key)
+        values = [] if got is None else [got[0]] if isinstance(got[0], str) else got[0]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise UsageError(f"[tool.ftguard] {key} in {source}: must be a list of rules.")
+        return tuple(values)
+
     backend = text("backend") or "hf"
     if backend not in ("hf", "openai"):
         raise UsageError(f"[tool.ftguard] backend in {source}: {backend!r}; use hf or openai.")
@@ -126,7 +143,9 @@ def read_options(config: pytest.Config) -> GateOptions:
                        update_baseline=bool(config.getoption("ftguard_update_baseline")),
                        backend=backend, base_url=text("base_url"),
                        api_key_env=text("api_key_env"),
-                       max_concurrency=positive("max_concurrency") or 8)
+                       max_concurrency=positive("max_concurrency") or 8,
+                       strict_power=flag("strict_power"),
+                       allow_unchecked=texts("allow_unchecked"))
 
 
 def _pyproject_table(path: Path) -> tuple[dict[str, Any], Path]:
@@ -177,7 +196,7 @@ class Check:
     """Metric name; ``headline`` when the task's metrics are known only after evaluation."""
     rule: Rule
     name: str
-    """Item name: ``accuracy[no_regression]``."""
+    """Item name: the metric and the rule's condition, ``accuracy[not-regressed]``."""
 
     def row(self, comparison: Comparison) -> ComparisonRow | None:
         for row in comparison.rows:
@@ -209,7 +228,7 @@ def checks_of(suite: Suite, policy: Policy) -> list[Check]:
                     suite=suite.name, task=task.name, metric=rule.metric, role=suite.spec.role,
                     headline=True)) else []
             for metric in picked:
-                name = _unique(f"{metric}[{rule_label(rule)}]", names)
+                name = _unique(f"{metric}[{rule.condition}]", names)
                 out.append(Check(suite.name, task.name, metric, rule, name))
     return out
 
@@ -225,13 +244,6 @@ def _suite_roots(path: Path, skip: list[str]) -> list[Path]:
         if SUITE_FILE in files:
             roots.append(Path(folder))
     return roots
-
-
-def rule_label(rule: Rule) -> str:
-    amount = f"{rule.value * 100:g}%" if rule.relative else f"{rule.value:g}"
-    return {"no_regression": "no_regression", "superiority": "improved",
-            "non_inferiority": f"noninferior-{amount}", "max_drop": f"max_drop-{amount}",
-            "floor": f"floor-{rule.value:g}", "ceiling": f"ceiling-{rule.value:g}"}[rule.kind]
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -322,7 +334,7 @@ class GateSession:
 
     config: pytest.Config
     options: GateOptions
-    policy_file: Policy | None = None
+    policy_file: PolicyFile | None = None
     selected: dict[str, Suite] = field(default_factory=dict)
     """Suites with selected items: the ones evaluated."""
     tasks: set[tuple[str, str]] = field(default_factory=set)
@@ -367,19 +379,27 @@ class GateSession:
 
     @property
     def policy(self) -> Policy:
-        """``--ftguard-policy``, else each suite's own ``gate:`` section, and for a suite
-        without one: its tasks' headline metrics may not regress against the baseline (a
-        regression test of every suite it is pointed at, target suites included)."""
-        if self.policy_file is not None:
-            return self.policy_file
+        """The policy ``ftguard compare`` would use (the one resolver): ``--ftguard-policy``,
+        else the suites' ``gate:`` sections, else every headline must not regress; every rule
+        resolved against the suites below the pytest arguments."""
         if self._policy is None:
-            from ftguard.gate import rules_from_suites
+            from ftguard.gate import (
+                check_rules,
+                gateables_of_suites,
+                resolve_policy,
+                suite_gates_of_suites,
+            )
 
             suites = self._prescan()
-            own = rules_from_suites([(s.name, s.spec.gate) for s in suites if s.spec.gate])
-            rest = tuple(Rule("no_regression", s.name, "headline")
-                         for s in suites if not s.spec.gate)
-            self._policy = Policy(rules=own + rest)
+            try:
+                policy = resolve_policy(policy=self.policy_file,
+                                        suite_gates=suite_gates_of_suites(suites),
+                                        strict_power=self.options.strict_power or None,
+                                        allow_unchecked=self.options.allow_unchecked)
+                check_rules(policy.rules, gateables_of_suites(suites))
+            except FtguardError as exc:
+                raise pytest.UsageError(f"ftguard: {exc}") from None
+            self._policy = policy
         return self._policy
 
     def _prescan(self) -> list[Suite]:
@@ -459,18 +479,24 @@ class GateSession:
         """Item call: the item's rule on its row; fail with the rule, the numbers and flips."""
         if self.options.update_baseline:
             return  # the results just became the baseline
+        from ftguard.gate import row_outcome
+
         check, outcome = item.check, self.outcomes[item.check.suite]
         assert outcome.comparison is not None
         row = check.row(outcome.comparison)
-        if row is None:
-            notes = "; ".join(outcome.comparison.notes) or "metric not in both runs"
-            pytest.skip(f"{check.suite}/{check.task} {check.metric}: not compared ({notes}).")
-        item.user_properties += [("base", row.base), ("tuned", row.tuned), ("delta", row.delta),
-                                 ("ci_low", row.ci_low), ("ci_high", row.ci_high),
-                                 ("p_adjusted", row.p_adjusted), ("verdict", row.verdict)]
-        reason = check.rule.check(row)
-        if reason:
-            pytest.fail(failure_message(check, row, reason, outcome), pytrace=False)
+        result = next(o for o in outcome.comparison.gate if o.rule == check.rule.text)
+        if row is not None:
+            item.user_properties += [
+                ("base", row.base), ("tuned", row.tuned), ("delta", row.delta),
+                ("ci_low", row.ci_low), ("ci_high", row.ci_high),
+                ("p_adjusted", row.p_adjusted), ("n", row.n), ("mde", row.mde),
+                ("verdict", row.verdict), ("rule", result.rule), ("origin", result.origin)]
+        status, message = row_outcome(result, row, strict_power=self.policy.strict_power)
+        if status == "fail":
+            pytest.fail(failure_message(check, row, message, outcome) if row else message,
+                        pytrace=False)
+        if status == "skip":
+            pytest.skip(message)
 
     def _evaluate_and_compare(self) -> None:
         from ftguard.api import evaluate
@@ -498,7 +524,8 @@ class GateSession:
                                                f"{NO_BASELINE_HINT}.")
         for base, described, names in groups:
             try:
-                comparison = compare(only(base, names), only(run, names), self.policy)
+                comparison = compare(only(base, names), only(run, names), self.policy,
+                                     check_rules=False)
                 outcome = Outcome(comparison=comparison, baseline=described)
             except IncomparableRunsError as exc:
                 text = str(exc).split("\nRe-run both")[0]
@@ -550,6 +577,12 @@ class GateSession:
                 rows = [r for r in outcome.comparison.rows if (r.suite, r.task) in self.tasks]
                 for line in summary_table(rows):
                     tr.write_line(line)
+                for line in outcome.comparison.underpowered:
+                    tr.write_line(f"underpowered: {line}")
+                for line in outcome.comparison.not_gated:
+                    tr.write_line(f"not gated: {line}")
+                for line in outcome.comparison.warnings:
+                    tr.write_line(f"warning: {line}")
             elif outcome.error:
                 tr.write_line(f"suite {name}: {outcome.error.splitlines()[0]}")
             elif outcome.skip and self.options.update_baseline:
@@ -652,7 +685,7 @@ def failure_message(check: Check, row: ComparisonRow, reason: str, outcome: Outc
     from ftguard.compare_output import _short
 
     assert outcome.comparison is not None
-    lines = [reason, f"gate rule: {check.rule.describe()}",
+    lines = [reason, f"gate rule: {check.rule.text} ({check.rule.describe()}) [{check.rule.origin}]",
              f"baseline: {outcome.baseline}",
              (f"current:  {outcome.comparison.tuned.spec} "
               f"({outcome.comparison.tuned.fingerprint[:19]})")]
@@ -674,9 +707,13 @@ _HEADERS = ("task", "metric", "baseline", "current", "delta", "95% CI", "p adj",
 
 def summary_table(rows: list[ComparisonRow]) -> list[str]:
     """pytest-benchmark-style table of every compared row; ``*`` marks gated metrics."""
+    from ftguard.gate import format_ci
+
     cells = [[f"{r.suite}/{r.task}", r.metric + ("*" if r.gated else ""), f"{r.base:.4g}",
-              f"{r.tuned:.4g}", f"{r.delta:+.4g}", f"[{r.ci_low:+.4g}, {r.ci_high:+.4g}]",
-              f"{r.p_adjusted:.3g}", r.verdict + (" FAIL" if r.reason else "")] for r in rows]
+              f"{r.tuned:.4g}", f"{r.delta:+.4g}", format_ci(r.ci_low, r.ci_high)
+              if r.comparable else "-", "-" if r.p_adjusted is None else f"{r.p_adjusted:.3g}",
+              r.verdict + (" FAIL" if r.failed else "")
+              + (" (untestable)" if r.comparable and not r.testable else "")] for r in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(_HEADERS)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip() for c in cells]

@@ -8,6 +8,7 @@ run never leaves a half-written record behind.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,27 @@ class SampleResult(_Model):
     """Index of the correct choice / label (choice and classify tasks)."""
     prompt: str | None = None
     """The item's own prompt as rendered, without few-shot examples."""
+    truncated: bool | None = None
+    """Generate tasks: whether generation stopped because ``max_new_tokens`` ran out (True),
+    or at an end-of-sequence token or stop string (False); None when unknown (other task
+    kinds, a backend that does not report it, or an answer from an older response cache)."""
+
+
+class GenerationHealth(_Model):
+    """How a generate task's predictions ended: empty ones and ones cut by the token budget."""
+
+    n: int
+    """Number of predictions."""
+    empty: float
+    """Share (0-1) of predictions that are empty after stripping whitespace."""
+    truncated: float | None
+    """Share (0-1) of predictions cut at ``max_new_tokens``, among those whose ending is
+    known; None when no prediction's is (see ``unknown``)."""
+    max_new_tokens: int
+    """The task's token budget per prediction."""
+    unknown: int = 0
+    """Predictions whose truncation is unknown (answers from a response cache written before
+    ftguard recorded it, or a backend that does not report it)."""
 
 
 class TaskResult(_Model):
@@ -100,6 +122,9 @@ class TaskResult(_Model):
     """Settings that change the predictions (generation, few-shot, delimiter, chat template)."""
     signatures: dict[str, str] = Field(default_factory=dict)
     """Metric signatures (sacrebleu) by metric name."""
+    health: GenerationHealth | None = None
+    """Generate tasks: shares of empty and of truncated predictions (None for other kinds and
+    in records written before ftguard measured it)."""
 
 
 class SuiteResult(_Model):
@@ -151,8 +176,43 @@ def target_score(run: RunRecord) -> float | None:
 
 
 def write_run(record: RunRecord, path: Path) -> Path:
-    """Write ``record`` to ``path`` atomically; return the path."""
+    """Write ``record`` to ``path`` atomically; return the path. An invalid record (see
+    :func:`check_run`) is refused, so nothing ftguard writes is refused when read back."""
+    check_run(record, path)
     return write_json_atomic(record.model_dump(mode="json"), path)
+
+
+def check_run(record: RunRecord, path: Path | str) -> None:
+    """Raise RecordError naming ``path``, suite/task and item when ``record`` cannot be
+    compared soundly: two suites of one name, two tasks of one name in a suite, two items of
+    one id in a task, a NaN or infinite per-item score or statistic."""
+    suites: set[str] = set()
+    for suite in record.suites:
+        if suite.name in suites:
+            raise RecordError(f"{path}: suite {suite.name!r} appears twice; a run holds each "
+                              "suite once.", hint="Evaluate suites with different names (the "
+                                                  "'name:' in suite.yaml), or split the run.")
+        suites.add(suite.name)
+        tasks: set[str] = set()
+        for task in suite.tasks:
+            where = f"{path}: {suite.name}/{task.name}"
+            if task.name in tasks:
+                raise RecordError(f"{where}: the task appears twice in suite {suite.name}.")
+            tasks.add(task.name)
+            ids: set[str] = set()
+            for sample in task.samples:
+                if sample.id in ids:
+                    raise RecordError(f"{where}: item id {sample.id!r} appears twice; paired "
+                                      "statistics need unique ids within a task.",
+                                      hint="Give every JSONL row its own 'id'.")
+                ids.add(sample.id)
+                bad = [k for k, v in sample.scores.items() if not math.isfinite(v)] + [
+                    k for k, v in sample.stats.items() if not all(map(math.isfinite, v))]
+                if bad:
+                    raise RecordError(f"{where}: item {sample.id!r} has a non-finite (NaN or "
+                                      f"infinite) value of {', '.join(sorted(set(bad)))}.",
+                                      hint="Re-run the evaluation; a metric that cannot be "
+                                           "computed for an item must not be recorded as NaN.")
 
 
 def read_run(path: Path) -> RunRecord:
@@ -191,10 +251,26 @@ def _run_from(data: Any, path: Path) -> RunRecord:
         raise RecordError(f"{path}: run record schema {data['schema_version']} is not supported "
                           f"by this ftguard (schema {SCHEMA_VERSION}).",
                           hint="Re-run the evaluation with this version of ftguard.")
+    _require_scores(data, path)
     try:
-        return RunRecord.model_validate(data)
+        record = RunRecord.model_validate(data)
     except ValidationError as exc:
         raise _invalid(path, "run record", exc) from None
+    check_run(record, path)
+    return record
+
+
+def _require_scores(data: dict[str, Any], path: Path) -> None:
+    """Every sample carries ``scores`` (possibly empty): paired statistics need them."""
+    for suite in data.get("suites") or []:
+        for task in (suite.get("tasks") or []) if isinstance(suite, dict) else []:
+            for sample in (task.get("samples") or []) if isinstance(task, dict) else []:
+                if isinstance(sample, dict) and "scores" not in sample:
+                    raise RecordError(
+                        f"{path}: {suite.get('name')}/{task.get('name')}: item "
+                        f"{sample.get('id')!r} has no 'scores'; every sample must carry its "
+                        "per-item scores for paired statistics.",
+                        hint="Re-create the record with `ftguard eval --out`.")
 
 
 def _comparison_from(data: Any, path: Path) -> Comparison:
@@ -238,16 +314,19 @@ class ComparisonRow(_Model):
     """Metric of the tuned run on the compared items."""
     delta: float
     """tuned - base."""
-    ci_low: float
-    """Lower end of the 95% confidence interval of the delta."""
-    ci_high: float
-    """Upper end of the 95% confidence interval of the delta."""
-    p_value: float
-    """Two-sided p-value of the paired test (no change)."""
-    p_adjusted: float
-    """p-value adjusted for multiple comparisons (Holm or Benjamini-Hochberg)."""
+    ci_low: float | None
+    """Lower end of the 95% confidence interval of the delta; None when too few items bound it
+    (or the row was not compared item by item)."""
+    ci_high: float | None
+    """Upper end of the 95% confidence interval of the delta; None as for ``ci_low``."""
+    p_value: float | None
+    """Two-sided p-value of the paired test (no change); None when not compared."""
+    p_adjusted: float | None
+    """p-value adjusted for multiple comparisons (Holm or Benjamini-Hochberg); None when not
+    compared."""
     method: str
-    """Test: mcnemar-exact, paired-bootstrap or corpus-bootstrap."""
+    """Test: mcnemar-exact, sign-flip-exact, sign-flip-mc, paired-t, swap-exact, swap-mc (or
+    ``none`` when the row could not be compared item by item)."""
     n: int
     """Number of paired items."""
     higher_is_better: bool
@@ -255,11 +334,58 @@ class ComparisonRow(_Model):
     headline: bool = False
     """Whether this is the task's headline metric (its first listed metric)."""
     verdict: str = "unchanged"
-    """``improved``, ``regressed`` (significant after correction) or ``unchanged``."""
+    """``improved``, ``regressed`` (significant after correction), ``unchanged``, or
+    ``not-compared`` (no per-item scores, e.g. corpus-only metrics imported from lm-eval)."""
+    comparable: bool = True
+    """Whether the row was compared item by item (False: no per-item scores)."""
+    testable: bool = True
+    """Whether any outcome on ``n`` items could reach significance at alpha."""
+    mde: float | None = None
+    """Minimum detectable change at this n and alpha with 80% power, in the metric's units;
+    None when no change is detectable at this n."""
+    spread: float | None = None
+    """What ``mde`` is computed from: the discordance assumed (0/1 metrics), the standard
+    deviation of per-item differences (means) or of jackknife pseudo-values (corpus)."""
+    items_needed: int | None = None
+    """When not ``testable``: the fewest items with which the test could reach significance."""
     gated: bool = False
     """Whether a gate rule checks this row."""
+    rules: list[str] = Field(default_factory=list)
+    """The gate rules (as written in the grammar) that check this row."""
+    failed: bool = False
+    """Whether a gate rule failed on this row."""
+    underpowered: bool = False
+    """Whether a rule checking this row could not have detected what it asks for."""
     reason: str = ""
-    """Why a gate rule failed on this row, in one line (empty when it passed)."""
+    """Why a gate rule failed on this row, or why it was not compared (one line)."""
+
+
+class RuleResult(_Model):
+    """One gate rule and its outcome."""
+
+    rule: str
+    """The rule as written in the grammar: ``general:headline:not-regressed``."""
+    origin: str
+    """Where it was written: ``--fail-on``, ``gate.yaml:7``, ``suites/legal/suite.yaml:30``,
+    ``default``."""
+    description: str
+    """The rule in words."""
+    outcome: str
+    """``passed``, ``failed``, ``unchecked`` (a row could not be compared item by item) or
+    ``underpowered`` (a row could not have detected what the rule asks for)."""
+    fails: bool
+    """Whether this outcome fails the gate (``unchecked`` unless allowed, ``underpowered`` with
+    strict power)."""
+    rows: list[str] = Field(default_factory=list)
+    """The rows it checked: ``suite/task metric``."""
+    failures: list[str] = Field(default_factory=list)
+    """Why each failing row failed."""
+    unchecked: list[str] = Field(default_factory=list)
+    """Rows that could not be compared item by item."""
+    underpowered: list[str] = Field(default_factory=list)
+    """Rows that could not have detected what the rule asks for, with the items they need."""
+    allowed_unchecked: bool = False
+    """Whether ``--allow-unchecked`` (or the policy's ``allow_unchecked``) names the rule."""
 
 
 class AggregateChange(_Model):
@@ -314,11 +440,23 @@ class Comparison(_Model):
     tuned: ModelInfo
     """The tuned (candidate) model."""
     passed: bool
-    """Whether every gate rule passed."""
+    """Whether the gate passed: at least one row gated and no rule outcome that fails."""
     failures: list[str] = Field(default_factory=list)
-    """One line per failing rule."""
+    """One line per failing row of a failing rule (and per unchecked rule not allowed)."""
     rules: list[str] = Field(default_factory=list)
-    """The gate rules applied, in words."""
+    """The gate rules applied, as written in the grammar."""
+    gate: list[RuleResult] = Field(default_factory=list)
+    """Each gate rule with where it came from and its outcome."""
+    policy_source: str = ""
+    """Where the rules came from: ``--fail-on``, ``--policy FILE``, suites' ``gate:``
+    sections, or the default."""
+    underpowered: list[str] = Field(default_factory=list)
+    """Rows of rules that could not have detected what the rule asks for (with the items they
+    would need); failures only with ``strict_power``."""
+    not_gated: list[str] = Field(default_factory=list)
+    """Significant changes that no gate rule checks, in words."""
+    warnings: list[str] = Field(default_factory=list)
+    """Generation health problems (empty or truncated predictions) of either run."""
     rows: list[ComparisonRow]
     """Every compared (suite, task, metric)."""
     alignment_tax: AggregateChange | None = None

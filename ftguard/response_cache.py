@@ -11,6 +11,8 @@ The file is ``$FTGUARD_HOME/responses.sqlite`` in WAL mode: readers never block,
 at a time (others wait up to ``busy_timeout``). Rows are committed in batches, so a
 ``kill -9`` loses at most the last batch. Every row carries a checksum over its key and
 value, and values are type-checked on read: a damaged row is a miss, never a wrong answer.
+A generation is stored with whether ``max_new_tokens`` cut it (``[text, truncated]``); a row
+written by an ftguard that stored the text alone still answers, with that flag unknown.
 A file SQLite cannot read is renamed ``responses.sqlite.corrupt-<timestamp>`` with one
 warning on stderr and a fresh file takes its place; the cache never stops an evaluation.
 """
@@ -29,10 +31,12 @@ from typing import Any
 
 from ftguard.models.base import (
     GenerateRequest,
+    Generation,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     RollingRequest,
     RollingResult,
+    truncated_flag,
 )
 from ftguard.record import ModelInfo
 
@@ -111,7 +115,9 @@ def encode_value(kind: str, value: Value) -> str:
         return json.dumps([value.logprob, value.is_greedy, value.n_tokens])
     if kind == "rolling" and isinstance(value, RollingResult):
         return json.dumps([value.nll, value.n_tokens])
-    if kind in ("generate", "chat") and isinstance(value, str):
+    if kind == "generate" and isinstance(value, str):
+        return json.dumps([str(value), truncated_flag(value)], ensure_ascii=False)
+    if kind == "chat" and isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     raise TypeError(f"a {kind} response cannot be {type(value).__name__}")
 
@@ -126,7 +132,12 @@ def decode_value(kind: str, text: str) -> Value | None:
         return LoglikelihoodResult(float(data[0]), data[1], data[2])
     if kind == "rolling" and _shape(data, (float, int)):
         return RollingResult(float(data[0]), data[1])
-    if kind in ("generate", "chat") and isinstance(data, str):
+    if kind == "generate" and isinstance(data, str):  # stored before the flag was: unknown
+        return Generation(data, truncated=None)
+    if (kind == "generate" and isinstance(data, list) and len(data) == 2
+            and isinstance(data[0], str) and (data[1] is None or isinstance(data[1], bool))):
+        return Generation(data[0], truncated=data[1])
+    if kind == "chat" and isinstance(data, str):
         return data
     return None
 

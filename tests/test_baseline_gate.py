@@ -187,7 +187,7 @@ def test_gate_markdown_and_step_summary(repo: Path, run_cli: RunCli, tmp_path: P
     code, out, _ = run_cli("gate", "--candidate", "runs/candidate.json", "--format", "markdown")
     assert code == 0
     assert out.startswith("## ✅ PASS: fake:0")
-    assert "| suite | task | metric | base | tuned | delta | 95% CI | p adj | verdict |" in out
+    assert "| suite | task | metric | base | tuned | delta | 95% CI | p adj | n | verdict |" in out
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("# earlier step\n## ✅ PASS: fake:0")
     assert out.strip() in text  # exactly the --format markdown output

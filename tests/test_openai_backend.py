@@ -125,7 +125,8 @@ class FakeServer:
         if path == "/v1/chat/completions":  # answers the last message's last word
             last = body["messages"][-1]["content"].split()
             return {"choices": [{"message": {"role": "assistant",
-                                             "content": f"{last[-1] if last else ''}\nmore"}}]}
+                                             "content": f"{last[-1] if last else ''}\nmore"},
+                                 "finish_reason": "stop"}]}
         prompt = body["prompt"]
         if isinstance(prompt, str):  # a text prompt (servers without /tokenize)
             prompt = _tokens(prompt, False)
@@ -133,10 +134,13 @@ class FakeServer:
             prompts = prompt if prompt and isinstance(prompt[0], list) else [prompt]
             return {"choices": [self._echo(i, p) for i, p in enumerate(prompts)][::-1]}
         words = _text(prompt).split()
-        text = f" {words[-1] if words else ''}\nmore"[: body["max_tokens"] + 1]
+        full = f" {words[-1] if words else ''}\nmore"
+        text = full[: body["max_tokens"] + 1]
+        reason = "length" if len(text) < len(full) else "stop"  # as vLLM reports it
         for stop in body.get("stop") or []:
-            text = text.split(stop)[0]
-        return {"choices": [{"text": text}]}
+            if stop in text:
+                text, reason = text.split(stop)[0], "stop"
+        return {"choices": [{"text": text, "finish_reason": reason}]}
 
     def _echo(self, index: int, prompt: list[int]) -> dict[str, Any]:
         values = [None] + [_logprob(prompt[:i], t) for i, t in enumerate(prompt) if i]

@@ -141,8 +141,8 @@ def test_update_baseline_creates_it_and_the_next_run_passes(project: pytest.Pyte
     result = run(project, *FAKE, "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
-        "*suites/smoke/suite.yaml::clause_type::acc[[]no_regression[]] PASSED*",
-        "*suites/smoke/suite.yaml::doctrine::acc[[]no_regression[]] PASSED*",
+        "*suites/smoke/suite.yaml::clause_type::acc[[]not-regressed[]] PASSED*",
+        "*suites/smoke/suite.yaml::doctrine::acc[[]not-regressed[]] PASSED*",
         "*- ftguard -*",
         "model: fake:0 (fake-0)",
         "baseline: fake-0 = fake:0 (fake-0) from baselines/fake-0.json",
@@ -158,10 +158,11 @@ def test_significant_regression_fails_with_rule_delta_ci_p_and_flips(
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
-        "*_ ftguard smoke/clause_type acc[[]no_regression[]] _*",
+        "*_ ftguard smoke/clause_type acc[[]not-regressed[]] _*",
         ("smoke/clause_type acc regressed significantly: 1 -> 0.* (delta -0.*, 95% CI "
-         "[[]-0.*, -0.*[]], p=*e-* adjusted)"),
-        "gate rule: smoke headline: must not regress significantly",
+         "[[]-0.*, -0.*[]], p=*e-* adjusted, n=60)"),
+        ("gate rule: *:headline:not-regressed (every suite headline: must not regress "
+         "significantly) [[]default[]]"),
         "baseline: perfect = fake:0 (fake-0) from baselines/perfect.json",
         "current:  fake:0 (fake-0)",
         "* item(s) went correct -> wrong and 0 wrong -> correct on acc, most decisive first:",
@@ -176,7 +177,7 @@ def test_dash_k_selects_one_check(project: pytest.Pytester) -> None:
     run(project, *FAKE, "--ftguard-update-baseline")
     result = run(project, *FAKE, "-k", "clause_type", "-v")
     result.assert_outcomes(passed=1, deselected=1)
-    result.stdout.fnmatch_lines(["*::clause_type::acc[[]no_regression[]] PASSED*"])
+    result.stdout.fnmatch_lines(["*::clause_type::acc[[]not-regressed[]] PASSED*"])
     assert "doctrine" not in result.stdout.str()
 
 
@@ -185,9 +186,9 @@ def test_junitxml_names_each_check(project: pytest.Pytester) -> None:
     run(project, *FAKE, "--junitxml=out.xml", "-q")
     cases = ET.parse(project.path / "out.xml").getroot().iter("testcase")
     named = {(c.get("classname"), c.get("name")): c for c in cases}
-    assert set(named) == {("suites.smoke.suite.yaml.clause_type", "acc[no_regression]"),
-                          ("suites.smoke.suite.yaml.doctrine", "acc[no_regression]")}
-    case = named["suites.smoke.suite.yaml.clause_type", "acc[no_regression]"]
+    assert set(named) == {("suites.smoke.suite.yaml.clause_type", "acc[not-regressed]"),
+                          ("suites.smoke.suite.yaml.doctrine", "acc[not-regressed]")}
+    case = named["suites.smoke.suite.yaml.clause_type", "acc[not-regressed]"]
     failure = case.find("failure")
     assert failure is not None and "regressed significantly" in failure.get("message", "")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -250,7 +251,7 @@ def test_policy_file_names_the_items_by_rule(project: pytest.Pytester) -> None:
     (project.path / "gate.yaml").write_text("rules:\n  - 'smoke/doctrine:acc:>=0.9'\n")
     result = run(project, *FAKE, "--ftguard-policy", "gate.yaml", "-v")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*::doctrine::acc[[]floor-0.9[]] FAILED*",
+    result.stdout.fnmatch_lines(["*::doctrine::acc[[]>=0.9[]] FAILED*",
                                  "smoke/doctrine acc is 0.*, below the floor 0.9*"])
 
 
@@ -308,8 +309,8 @@ def test_refuses_dash_n(project: pytest.Pytester) -> None:  # pragma: no cover -
 def test_suite_gate_section_decides_the_checks(project: pytest.Pytester) -> None:
     suite = project.path / "suites" / "smoke" / "suite.yaml"
     suite.write_text(SUITE.replace("role: general", "role: target"), encoding="utf-8")
-    result = run(project, *FAKE, "-v")  # without gate: every headline is a no_regression check
-    result.stdout.fnmatch_lines(["*::clause_type::acc[[]no_regression[]] SKIPPED*"])
+    result = run(project, *FAKE, "-v")  # without gate: every headline is a not-regressed check
+    result.stdout.fnmatch_lines(["*::clause_type::acc[[]not-regressed[]] SKIPPED*"])
 
     suite.write_text(SUITE.replace("role: general", "role: target")
                      + "gate:\n  - 'headline:improved'\n", encoding="utf-8")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, ttest_rel
 
-from conftest import REPO
+from conftest import REPO, suite_yaml
 from ftguard.stats import mde_paired_binary, mde_paired_binary_approx, mde_paired_mean
 
 
@@ -47,3 +47,15 @@ def test_power_command(run_cli) -> None:
     assert float(pooled.split()[-1]) < 5.0  # the general suite detects a 5-point drop
     code, _, err = run_cli("power", REPO / "suites/general", "--alpha", "1.5")
     assert code == 2 and "--alpha 1.5" in err
+
+
+def test_power_command_says_when_nothing_is_detectable(run_cli, make_suite) -> None:
+    # 6 items: the exact test can reject (p = 1/32 at best), but at 20% discordance no
+    # change of a 0/1 metric is detected with 80% power below 39 items. It used to print
+    # 20.0 points -- the cap (the discordance itself), not a figure.
+    suite = make_suite(suite_yaml("tiny"))
+    code, out, _ = run_cli("power", suite)
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("tiny       mc"))
+    assert "not detectable at n=6 (detectable from n=39)" in line and "20.0" not in out
+    assert mde_paired_binary(38) is None and mde_paired_binary(39) is not None

@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from ftguard.engine.subsets import subset_for, subset_size
+from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
 from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
@@ -20,6 +21,7 @@ from ftguard.models.base import (
     LoglikelihoodRequest,
     Progress,
     RollingRequest,
+    truncated_flag,
 )
 from ftguard.record import MetricResult, SampleResult, SuiteResult, TaskResult
 from ftguard.suite import Instance, Suite, Task
@@ -98,8 +100,11 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
     samples = runner(task, instances, contexts, backend, reporter, label)
     names = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
     metrics = {name: _aggregate(name, samples, settings) for name in names}
+    health = (generation_health(samples, spec.generation.max_new_tokens)
+              if spec.kind == "generate" else None)
     return TaskResult(name=spec.name, kind=spec.kind, metrics=metrics, samples=samples,
-                      settings=_task_settings(task), signatures=_signatures(names, samples))
+                      settings=_task_settings(task), signatures=_signatures(names, samples),
+                      health=health)
 
 
 def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
@@ -147,7 +152,8 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
     for inst, text in zip(instances, texts):
         refs = list(inst.references)
         scores, stats = score_generate(text, refs, task.spec.metric_names)
-        samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash, prediction=text,
+        samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
+                                    prediction=str(text), truncated=truncated_flag(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
                                     stats=stats, prompt=inst.prompt))
     return samples

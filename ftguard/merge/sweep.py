@@ -123,7 +123,7 @@ def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage:
     comparison = compare(base, run, plan.policy(run), seed=settings.seed,
                          resamples=SUBSET_RESAMPLES if stage == "subset" else 10_000)
     if stage == "subset":  # the sample decides on the general gate only
-        failures = [r.reason for r in comparison.rows if r.role == "general" and r.reason]
+        failures = [r.reason for r in comparison.rows if r.role == "general" and r.failed]
     else:
         failures = list(comparison.failures)
     gain, tax = comparison.gain, comparison.alignment_tax

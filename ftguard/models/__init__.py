@@ -3,6 +3,7 @@
 from ftguard.models.base import (
                                  Backend,
                                  GenerateRequest,
+                                 Generation,
                                  LoglikelihoodRequest,
                                  LoglikelihoodResult,
                                  RollingRequest,
@@ -11,6 +12,6 @@ from ftguard.models.base import (
 from ftguard.models.embedded import EMBEDDED_NAME, embedded_model_dir, ftguard_home
 from ftguard.models.load import LoadOptions, load_backend
 
-__all__ = ["EMBEDDED_NAME", "Backend", "GenerateRequest", "LoadOptions", "LoglikelihoodRequest",
+__all__ = ["EMBEDDED_NAME", "Backend", "GenerateRequest", "Generation", "LoadOptions", "LoglikelihoodRequest",
            "LoglikelihoodResult", "RollingRequest", "RollingResult", "embedded_model_dir",
            "ftguard_home", "load_backend"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ftguard.record import ModelInfo
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 Progress = Callable[[int], None]
 """Called with the number of requests just finished."""
@@ -56,6 +59,38 @@ class GenerateRequest:
     stop: tuple[str, ...] = ()
 
 
+class Generation(str):
+    """A generated answer (the text, cut at the first stop string) that also says whether
+    the token budget cut it: ``truncated`` is True when generation stopped because
+    ``max_new_tokens`` ran out, False when it ended at an end-of-sequence token or a stop
+    string, None when unknown (a backend that does not report it, or an answer cached by an
+    ftguard that did not record it).
+
+    It is a ``str``, so wrappers and backends that return plain strings keep working; string
+    operations return plain ``str``, so read ``truncated`` (:func:`truncated_flag`) before
+    transforming the text."""
+
+    __slots__ = ("truncated",)
+    truncated: bool | None
+
+    def __new__(cls, text: str = "", truncated: bool | None = None) -> Self:
+        self = super().__new__(cls, text)
+        self.truncated = truncated
+        return self
+
+    def __reduce__(self) -> tuple[type[Generation], tuple[str, bool | None]]:
+        return Generation, (str(self), self.truncated)  # survives pickling (multi-process runs)
+
+    def __repr__(self) -> str:
+        return f"Generation({str(self)!r}, truncated={self.truncated!r})"
+
+
+def truncated_flag(text: str) -> bool | None:
+    """Whether a ``generate`` answer was cut at ``max_new_tokens``; None when unknown (a
+    plain ``str`` says nothing about it)."""
+    return text.truncated if isinstance(text, Generation) else None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A loaded model the engine can query. Implementations batch internally."""
@@ -69,7 +104,10 @@ class Backend(Protocol):
                               progress: Progress | None = None) -> list[RollingResult]: ...
 
     def generate(self, requests: Sequence[GenerateRequest],
-                 progress: Progress | None = None) -> list[str]: ...
+                 progress: Progress | None = None) -> list[str]:
+        """Greedy answers in request order, ideally each a :class:`Generation` that says
+        whether ``max_new_tokens`` cut it (a plain ``str`` leaves that unknown)."""
+        ...
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str: ...
 

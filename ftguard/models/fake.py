@@ -1,7 +1,7 @@
 """A deterministic model without weights, for tests and dry runs (``--model fake``).
 
 Its log-likelihoods are a pure function of the text (a hash), its generations echo the
-last word of the prompt. It never touches torch, so CLI tests that need a model are fast.
+last word of the prompt (or nothing) and always end before ``max_new_tokens``. It never touches torch, so CLI tests that need a model are fast.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ftguard.models.base import (
     GenerateRequest,
+    Generation,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     Progress,
@@ -60,7 +61,8 @@ class FakeBackend:
         out = []
         for r in requests:
             words = r.context.split()
-            out.append(words[-1] if words and _unit(f"{self.seed}|{r.context}") < 0.5 else "")
+            text = words[-1] if words and _unit(f"{self.seed}|{r.context}") < 0.5 else ""
+            out.append(Generation(text, truncated=False))  # one word: within any budget
         if progress:
             progress(len(requests))
         return out

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftguard.models.base import GenerateRequest, Progress, cut_at_stop
+from ftguard.models.base import GenerateRequest, Generation, Progress, cut_at_stop
 from ftguard.models.hf_batching import left_pad, position_ids
 
 if TYPE_CHECKING:
@@ -39,8 +39,10 @@ class NoPlainCache(Exception):
 
 def generate_all(backend: HFBackend, requests: Sequence[GenerateRequest],
                  progress: Progress | None) -> list[str]:
-    """Every request's greedy continuation, in request order."""
-    out: list[str] = [""] * len(requests)
+    """Every request's greedy continuation, in request order, each a :class:`Generation`
+    that says whether ``max_new_tokens`` cut it (neither an end-of-sequence token nor a stop
+    string ended it)."""
+    out: list[str] = [Generation("", truncated=True)] * len(requests)  # a budget of 0 tokens
     groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
     for index, request in enumerate(requests):
         groups.setdefault((request.max_new_tokens, request.stop), []).append(index)
@@ -101,13 +103,13 @@ def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[i
             keep: list[int] = []
             for r, token in enumerate(picked):
                 tokens = batch.new[r]
-                if token not in eos:
+                ended = token in eos
+                if not ended:
                     tokens.append(token)
-                finished = token in eos or len(tokens) >= max_new or (
-                    stop and _has_stop(backend.tokenizer, tokens, stop))
-                if finished:
-                    out[batch.rows[r]] = cut_at_stop(
-                        backend.tokenizer.decode(tokens, skip_special_tokens=True), stop)
+                    ended = bool(stop) and _has_stop(backend.tokenizer, tokens, stop)
+                if ended or len(tokens) >= max_new:
+                    text = backend.tokenizer.decode(tokens, skip_special_tokens=True)
+                    out[batch.rows[r]] = Generation(cut_at_stop(text, stop), truncated=not ended)
                     if progress:
                         progress(1)
                 else:
@@ -247,7 +249,9 @@ def _fixed_batches(backend: HFBackend, encoded: dict[int, list[int]], order: lis
 
 def generate_batch(model: Any, tokenizer: Any, inputs: list[list[int]], max_new: int,
                    stop: tuple[str, ...], *, pad_id: int, device: torch.device) -> list[str]:
-    """Greedy continuations of the token lists ``inputs``, decoded and cut at ``stop``."""
+    """Greedy continuations of the token lists ``inputs``, decoded and cut at ``stop``; each
+    a :class:`Generation`, truncated when its row used all ``max_new`` tokens without an
+    end-of-sequence token or a stop string."""
     import torch
     from transformers import GenerationConfig
 
@@ -260,4 +264,15 @@ def generate_batch(model: Any, tokenizer: Any, inputs: list[list[int]], max_new:
         generated = model.generate(input_ids=ids, attention_mask=mask,
                                    generation_config=config, tokenizer=tokenizer)
     new = generated[:, ids.shape[1]:]
-    return [cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), stop) for row in new]
+    eos = config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    out = []
+    for row in new.tolist():
+        # a row that finished early is padded to the batch's longest; one that ran out of
+        # budget has max_new tokens and no end-of-sequence token or stop string among them
+        end = next((i for i, token in enumerate(row) if token in eos_ids), None)
+        text = tokenizer.decode(row[:end], skip_special_tokens=True)  # as continuous decoding
+        ended = end is not None or any(s in text for s in stop)
+        out.append(Generation(cut_at_stop(text, stop),
+                              truncated=len(row) >= max_new and not ended))
+    return out

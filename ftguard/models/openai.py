@@ -9,7 +9,8 @@ in-process backend splits them (:mod:`ftguard.models.hf_encode`, lm-eval's rules
   log-probabilities are summed over the scored tokens, and a token is greedy when it is the
   most likely one (vLLM's rank 1, else the top log-probability);
 - ``generate``: ``/v1/completions`` with ``temperature: 0``, the stop strings and
-  ``max_tokens``, the answer cut at the first stop string as in-process;
+  ``max_tokens``, the answer cut at the first stop string as in-process; the choice's
+  ``finish_reason`` says whether ``max_tokens`` cut it (``length``) or not (``stop``);
 - ``apply_chat_template``: the server renders the messages with its own template
   (``/tokenize`` with ``messages``) and the tokens are turned back into the prompt text.
 
@@ -33,6 +34,7 @@ from ftguard.errors import ModelError, UsageError
 from ftguard.models import hf_encode
 from ftguard.models.base import (
     GenerateRequest,
+    Generation,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     Progress,
@@ -142,8 +144,12 @@ class OpenAIBackend:
                              "max_tokens": r.max_new_tokens, "n": 1,
                              **({"stop": list(r.stop)} if r.stop else {})})
         answers = self.client.post_all("/v1/completions", payloads, _ticker(progress))
-        return [cut_at_stop(str(first_choice(a)["text"]), r.stop)
-                for a, r in zip(answers, requests)]
+        out: list[str] = []
+        for answer, r in zip(answers, requests):
+            choice = first_choice(answer)
+            out.append(Generation(cut_at_stop(str(choice["text"]), r.stop),
+                                  truncated=length_cut(choice)))
+        return out
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
         ids = self.tokens.chat(messages)
@@ -242,6 +248,14 @@ def _special_tokens(entry: dict[str, Any], tokenizer_dir: str | None) -> dict[st
 def first_choice(answer: Any) -> dict[str, Any]:
     """The one choice of a completion of one prompt."""
     return _choices(answer, 1)[0]
+
+
+def length_cut(choice: dict[str, Any]) -> bool | None:
+    """Whether a completion choice stopped because ``max_tokens`` ran out: its
+    ``finish_reason`` is ``length`` (True), ``stop`` (an end-of-sequence token or a stop
+    string: False), anything else or missing (None, unknown)."""
+    reason = choice.get("finish_reason")
+    return True if reason == "length" else False if reason == "stop" else None
 
 
 def _choices(answer: Any, n: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 from ftguard.errors import ModelError
 from ftguard.models.base import (
     GenerateRequest,
+    Generation,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     Progress,
@@ -25,7 +26,7 @@ from ftguard.models.base import (
     RollingResult,
     cut_at_stop,
 )
-from ftguard.models.openai import first_choice
+from ftguard.models.openai import first_choice, length_cut
 from ftguard.models.openai_client import ServerClient, ServerError
 from ftguard.record import ModelInfo
 
@@ -71,13 +72,17 @@ class OpenAITextBackend:
             {"model": self.model, "messages": json.loads(requests[i].context[len(CHAT):]),
              **_decoding(requests[i])} for i in chat], done)
         for i, answer in zip(chat, answers):
-            message = first_choice(answer).get("message") or {}
-            out[i] = cut_at_stop(str(message.get("content") or ""), requests[i].stop)
+            choice = first_choice(answer)
+            message = choice.get("message") or {}
+            out[i] = Generation(cut_at_stop(str(message.get("content") or ""), requests[i].stop),
+                                truncated=length_cut(choice))
         answers = self.client.post_all("/v1/completions", [
             {"model": self.model, "prompt": requests[i].context, **_decoding(requests[i])}
             for i in plain], done)
         for i, answer in zip(plain, answers):
-            out[i] = cut_at_stop(str(first_choice(answer).get("text") or ""), requests[i].stop)
+            choice = first_choice(answer)
+            out[i] = Generation(cut_at_stop(str(choice.get("text") or ""), requests[i].stop),
+                                truncated=length_cut(choice))
         return out
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:

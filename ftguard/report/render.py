@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from ftguard.atomic import write_text_atomic
 from ftguard.errors import UsageError
+from ftguard.gate import format_ci
 from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
 from ftguard.version import ftguard_version
 
@@ -40,6 +41,7 @@ def _env() -> Environment:
     env.filters["pct"] = lambda v: f"{v:+.1%}"
     env.filters["num"] = lambda v: f"{v:.4g}"
     env.filters["signed"] = lambda v: f"{v:+.4g}"
+    env.filters["ci"] = lambda r: format_ci(r.ci_low, r.ci_high)
     return env
 
 
@@ -114,8 +116,12 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
               "target": _text(f.target), "base": f.base_prediction, "tuned": f.tuned_prediction,
               "prompt": f.prompt or ""} for f in c.flips]
     general = [r for r in headline if r.role == "general"]
+    from ftguard.compare_output import verdict_word
+
     return {
         "c": c,
+        "verdict": verdict_word(c),
+        "weak_rules": [o.rule for o in c.gate if o.outcome in ("unchecked", "underpowered")],
         "title": f"{'PASS' if c.passed else 'FAIL'} — {c.tuned.spec} vs {c.base.spec}",
         "version": c.ftguard_version or ftguard_version(),
         "renderer_version": ftguard_version(),
@@ -163,13 +169,20 @@ def _agg_class(a: AggregateChange) -> str:
 
 
 def _delta_chart(rows: list[ComparisonRow]) -> dict[str, Any] | None:
+    rows = [r for r in rows if r.comparable]
     if not rows:
         return None
     bars = []
     for r in rows:
         sign = 1.0 if r.higher_is_better else -1.0  # drawn so that right = better
-        lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
-        mark = "**" if r.p_adjusted < 0.01 else "*" if r.verdict != "unchanged" else ""
+        # an unbounded end (too few items) is drawn to the edge of the other rows' scale
+        span = max([abs(v) for q in rows for v in (q.delta, q.ci_low, q.ci_high)
+                    if v is not None] + [1e-9])
+        low = r.ci_low if r.ci_low is not None else r.delta - 2 * span
+        high = r.ci_high if r.ci_high is not None else r.delta + 2 * span
+        lo, hi = sorted((sign * low, sign * high))
+        mark = "**" if (r.p_adjusted or 1.0) < 0.01 else "*" if r.verdict in (
+            "improved", "regressed") else ""
         label = f"{r.suite}/{r.task} {r.metric}" + ("" if r.higher_is_better else " (lower=better)")
         bars.append((label, sign * r.delta, lo, hi, r.verdict, r.role, f"{r.delta:+.4g}{mark}"))
     return _bars(bars, percent=False)

@@ -33,6 +33,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtri
 from scipy.stats import binomtest
 
+from ftguard.stats.power import DEFAULT_DISCORDANCE, exact_testable, mde_paired_binary
 from ftguard.stats.result import PairedResult
 
 _CAP = 1e6
@@ -44,7 +45,11 @@ def mcnemar_exact(base: np.ndarray, tuned: np.ndarray, *,
     """Compare 0/1 per-item scores of two runs on the same items in the same order.
 
     Returns accuracy of both runs, ``delta = mean(tuned) - mean(base)``, Tango's score
-    interval of ``delta``, the exact McNemar p-value and the discordant counts.
+    interval of ``delta``, the exact McNemar p-value and the discordant counts, and the
+    test's power at this n: ``testable`` (n >= 6 at 95%: the smallest p is 2 / 2^n),
+    ``spread`` (the discordance the MDE assumes: the observed share of discordant items,
+    at least ``DEFAULT_DISCORDANCE``) and ``mde`` (exact McNemar power, ``None`` when no
+    change is detectable with 80% power at this n).
     """
     b, t = _binary_pair(base, tuned)
     n = int(b.size)
@@ -53,11 +58,15 @@ def mcnemar_exact(base: np.ndarray, tuned: np.ndarray, *,
     discordant = wrong_to_right + right_to_wrong
     p_value = binomtest(wrong_to_right, discordant, 0.5).pvalue if discordant else 1.0
     low, high = tango_interval(wrong_to_right, right_to_wrong, n, confidence)
+    alpha = 1 - confidence
+    spread = max(discordant / n, DEFAULT_DISCORDANCE)
+    testable = exact_testable(n, alpha)
     return PairedResult(
         base=float(b.mean()), tuned=float(t.mean()),
         delta=(wrong_to_right - right_to_wrong) / n, ci_low=low, ci_high=high,
         p_value=float(min(1.0, p_value)), n=n, method="mcnemar-exact", confidence=confidence,
-        wrong_to_right=wrong_to_right, right_to_wrong=right_to_wrong)
+        wrong_to_right=wrong_to_right, right_to_wrong=right_to_wrong, testable=testable,
+        spread=spread, mde=mde_paired_binary(n, spread, alpha=alpha) if testable else None)
 
 
 def tango_interval(wrong_to_right: int, right_to_wrong: int, n: int,

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-Method = Literal["mcnemar-exact", "paired-bootstrap", "corpus-bootstrap"]
+Method = Literal["mcnemar-exact", "sign-flip-exact", "sign-flip-mc", "paired-t", "swap-exact",
+                 "swap-mc", "paired-bootstrap", "corpus-bootstrap"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,11 @@ class PairedResult:
     n: int
     """Number of paired items."""
     method: Method
-    """``mcnemar-exact`` (0/1 scores), ``paired-bootstrap`` (mean of per-item scores) or
-    ``corpus-bootstrap`` (corpus metric from summed per-item statistics)."""
+    """``mcnemar-exact`` (0/1 scores); ``sign-flip-exact``, ``sign-flip-mc`` or ``paired-t``
+    (mean of continuous per-item scores, :func:`ftguard.stats.sign_flip_test`);
+    ``swap-exact`` or ``swap-mc`` (corpus metric from summed per-item statistics,
+    :func:`ftguard.stats.paired_swap_test`); ``paired-bootstrap`` and ``corpus-bootstrap``
+    (the percentile bootstraps, anti-conservative below a few dozen items)."""
     confidence: float = 0.95
     """Confidence level of ``[ci_low, ci_high]``."""
     wrong_to_right: int | None = None
@@ -48,7 +52,22 @@ class PairedResult:
     """Bootstrap only: ``multinomial`` or ``double-or-nothing`` (see
     :mod:`ftguard.stats.resample`)."""
     seed: int | None = None
-    """Bootstrap only: the seed; the same seed and data give the same result."""
+    """Resampling methods only: the seed; the same seed and data give the same result."""
+    testable: bool = True
+    """Whether any outcome at this ``n`` could reach ``p < 1 - confidence``: a function of
+    ``n`` (and of ``resamples``), not of the data. Exact McNemar, sign-flip and swap tests
+    cannot go below p = 2 / 2^n, so they need n >= 6 at the 5% level. A row that is not
+    testable can never be "regressed", whatever the runs did."""
+    spread: float | None = None
+    """What :attr:`mde` is computed from: the share of discordant items assumed
+    (``max(observed, DEFAULT_DISCORDANCE)``) for McNemar; the standard deviation of the
+    per-item differences for sign-flip and paired-t; that of the jackknife pseudo-values
+    for swap tests. ``None`` where the result was built without it (the bootstraps)."""
+    mde: float | None = None
+    """Minimum detectable change at this ``n``, in the metric's units: the change the test
+    detects with 80% power at level ``1 - confidence`` (see
+    :func:`ftguard.stats.items_needed` for the n a given change needs). ``None`` when the
+    row is not testable or no change is detectable with 80% power at this ``n``."""
 
 
 def _improvement(result: PairedResult, higher_is_better: bool) -> tuple[float, float, float]:

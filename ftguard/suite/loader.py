@@ -109,9 +109,35 @@ def load_suite(path: Path) -> Suite:
         rel = getattr(spec, key)
         if rel is not None:
             _resolve_inside(root, rel, yaml_path, lines, (key,), problems, must_exist=True)
+    suite = Suite(spec, root, tasks, digest.hexdigest())
+    if not problems:
+        problems += gate_problems(suite, yaml_path, lines)
     if problems:
         raise SuiteError(problems)
-    return Suite(spec, root, tasks, digest.hexdigest())
+    return suite
+
+
+def gate_problems(suite: Suite, yaml_path: Path, lines: dict[KeyPath, int]) -> list[Problem]:
+    """Each rule of the suite's ``gate:`` section that is malformed or selects none of its
+    tasks and metrics (selectors are relative to the suite)."""
+    from ftguard.errors import UsageError
+    from ftguard.gate import SuiteGate, gateables_of_suites, rule_problem
+
+    problems = []
+    universe = gateables_of_suites([suite])
+    for index, item in enumerate(suite.spec.gate or []):
+        line = lines.get(("gate", index))
+        gate = SuiteGate(suite.name, (item,), str(yaml_path), (line,))
+        try:
+            (rule,) = gate.rules()
+        except UsageError as exc:
+            problems.append(Problem(str(yaml_path), line, f"gate[{index}]",
+                                    str(exc).split(": ", 1)[-1]))
+            continue
+        if why := rule_problem(rule, universe):
+            problems.append(Problem(str(yaml_path), line, f"gate[{index}]",
+                                    why.split(": ", 1)[-1]))
+    return problems
 
 
 def validate_paths(paths: list[Path]) -> tuple[list[Suite], list[Problem]]:

@@ -169,7 +169,7 @@ def _should_stop(session: Session, val: float | None) -> bool:
                                    f"{point.step} (limit {rule.max_forgetting:.1%})")
             return True
         if point.gate_passed is False:
-            session.stop_reason = (f"the general gate failed at step {point.step}: "
+            session.stop_reason = (f"the gate failed at step {point.step}: "
                                    + "; ".join(point.gate_failures[:3]))
             return True
     return False

@@ -3,9 +3,9 @@
 Each evaluation goes through the same engine as ``ftguard eval`` and is written as a full
 RunRecord under ``OUT/evals/step-NNNNNN.json``; step 0 is the base model before training.
 Every later checkpoint is compared with it by :func:`ftguard.compare.compare` under the
-suites' own gate rules (or the default: no general task may regress significantly), which
-gives its gain (target suites), forgetting (general suites) and whether the general gate
-passes. :func:`choose_best` then picks the checkpoint to export.
+policy every surface resolves (:func:`ftguard.gate.resolve_policy`: the suites' own gate
+rules, else the default: no headline may regress significantly), which gives its gain
+(target suites), forgetting (general suites) and whether the gate passes. :func:`choose_best` then picks the checkpoint to export.
 """
 
 from __future__ import annotations
@@ -110,24 +110,22 @@ class CheckpointEvaluator:
 
     def _judge(self, run: RunRecord, result: CheckpointEval) -> None:
         from ftguard.compare import compare
-        from ftguard.gate import policy_for
 
         assert self.base_run is not None
-        comparison = compare(self.base_run, run, policy_for(self.base_run),
-                             resamples=2000, seed=self.settings.seed)
+        # the policy every surface resolves: the suites' gate: sections, else the default
+        comparison = compare(self.base_run, run, resamples=2000, seed=self.settings.seed)
         result.gain = comparison.gain.value if comparison.gain else None
         tax = comparison.alignment_tax
         result.forgetting = -tax.value if tax else None
-        failing = [r for r in comparison.rows if r.role == "general" and r.reason]
-        result.gate_failures = [f"{r.suite}/{r.task} {r.metric}: {r.reason}" for r in failing]
-        result.gate_passed = not failing
+        result.gate_failures = list(comparison.failures)
+        result.gate_passed = comparison.passed
 
 
 def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpoint | None:
     """The checkpoint to export under ``rule``; None when there is no trained checkpoint.
 
     ``target_passing_gate``: highest gain (target score without a base run) among the
-    checkpoints whose general gate passes; when none passes, the one that forgot least.
+    checkpoints whose gate passes; when none passes, the one that forgot least.
     ``target``: highest gain. ``val_loss``: lowest validation loss. ``last``: the last one.
     Ties go to the earlier checkpoint (fewer steps away from the base).
     """
@@ -156,12 +154,12 @@ def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpo
         if not passing:
             best = min(trained, key=lambda c: (c.forgetting or 0.0, c.step))
             return BestCheckpoint(step=best.step, rule=rule, reason=(
-                "no checkpoint passed the general gate; exported the one that forgot least "
+                "no checkpoint passed the gate; exported the one that forgot least "
                 f"({_pct(best.forgetting)} forgetting)"))
         best = max(passing, key=lambda c: (score(c), -c.step))
         return BestCheckpoint(step=best.step, rule=rule, reason=(
             f"best target score among the {len(passing)} of {len(trained)} checkpoints that "
-            f"pass the general gate (gain {_pct(best.gain)}, forgetting {_pct(best.forgetting)})"))
+            f"pass the gate (gain {_pct(best.gain)}, forgetting {_pct(best.forgetting)})"))
     best = max(trained, key=lambda c: (score(c), -c.step))
     return BestCheckpoint(step=best.step, rule=rule,
                           reason=f"best target score (gain {_pct(best.gain)})")

@@ -173,7 +173,7 @@ class EarlyStopConfig(_Strict):
     """Smallest validation-loss decrease that counts as an improvement."""
     max_forgetting: float = Field(default=0.02, gt=0, le=1)
     """``gate``: stop once the general suites' mean relative drop exceeds this (0.02 = 2%)
-    or the general gate fails."""
+    or the gate (the policy compare resolves) fails."""
 
 
 class EvalConfig(_Strict):

@@ -139,7 +139,7 @@ class CheckpointEval(_Model):
     forgetting: float | None = None
     """Mean relative drop of general headlines vs the base (positive = worse)."""
     gate_passed: bool | None = None
-    """Whether the general gate passes against the base (None without a base run)."""
+    """Whether the gate passes against the base (None without a base run)."""
     gate_failures: list[str] = Field(default_factory=list)
     """Why the gate fails, one line per broken rule."""
     val_loss: float | None = None
