@@ -320,21 +320,23 @@ def _aggregate(rows: list[ComparisonRow]) -> AggregateChange | None:
     """Mean of per-task relative changes of headline metrics, oriented so that positive is
     better. The tasks are independent samples, so the variance of the mean is the sum of the
     per-task variances (from each delta's CI, normal approximation) over T^2."""
-    picked = [r for r in rows if r.headline and r.comparable and abs(r.base) > 1e-12
-              and r.ci_low is not None and r.ci_high is not None]
+    picked = [r for r in rows if r.headline and r.comparable and abs(r.base) > 1e-12]
     if not picked:
         return None
     changes, variances = [], []
     for r in picked:
         sign = 1.0 if r.higher_is_better else -1.0
         changes.append(sign * r.delta / abs(r.base))
-        assert r.ci_low is not None and r.ci_high is not None
-        half = (r.ci_high - r.ci_low) / 2 / 1.959964 / abs(r.base)
-        variances.append(half**2)
+        if r.ci_low is not None and r.ci_high is not None:
+            half = (r.ci_high - r.ci_low) / 2 / 1.959964 / abs(r.base)
+            variances.append(half**2)
     mean = float(np.mean(changes))
+    tasks = [f"{r.suite}/{r.task}" for r in picked]
+    if len(variances) < len(picked):  # a task too small to bound its change: no interval
+        return AggregateChange(value=mean, ci_low=None, ci_high=None, tasks=tasks)
     spread = 1.959964 * math.sqrt(sum(variances)) / len(picked)
     return AggregateChange(value=mean, ci_low=mean - spread, ci_high=mean + spread,
-                           tasks=[f"{r.suite}/{r.task}" for r in picked])
+                           tasks=tasks)
 
 
 def _flips(pairs: list[_Pair]) -> list[Flip]:

@@ -109,7 +109,7 @@ def _aggregates(c: Comparison) -> list[str]:
         if a is None:
             return None
         return (f"{name}: {a.value:+.1%} mean relative change of headline metrics "
-                f"(95% CI {a.ci_low:+.1%} to {a.ci_high:+.1%}; {len(a.tasks)} tasks)")
+                f"(95% CI {a.ci_text()}; {len(a.tasks)} tasks)")
 
     lines = [fmt("gain (target suites)", c.gain),
              fmt("alignment tax (general suites)", c.alignment_tax)]

@@ -68,7 +68,7 @@ def _section(title: str, rows: list[ComparisonRow], aggregate: AggregateChange |
                      f"  p={r.p_adjusted:.3g}  n={r.n}  {r.verdict}{weak}{arrow}")
     if aggregate is not None:
         lines.append(f"  {name}: {aggregate.value:+.1%} mean relative change "
-                     f"[{aggregate.ci_low:+.1%}, {aggregate.ci_high:+.1%}] over "
+                     f"[{aggregate.ci_text()}] over "
                      f"{len(aggregate.tasks)} tasks")
     lines.append("")
     return lines

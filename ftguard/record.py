@@ -393,10 +393,17 @@ class AggregateChange(_Model):
 
     value: float
     """Mean relative change (0.02 = tasks got 2% better on average; negative = worse)."""
-    ci_low: float
-    """Lower end of its 95% confidence interval."""
-    ci_high: float
-    """Upper end of its 95% confidence interval."""
+    ci_low: float | None
+    """Lower end of its 95% confidence interval; None when a task's interval is unbounded
+    (too few items to bound it)."""
+    ci_high: float | None
+    """Upper end of its 95% confidence interval; None as for ``ci_low``."""
+
+    def ci_text(self) -> str:
+        """``-3.1% to +2.0%``, or ``unbounded`` when a task had too few items."""
+        if self.ci_low is None or self.ci_high is None:
+            return "unbounded (too few items in a task)"
+        return f"{self.ci_low:+.1%} to {self.ci_high:+.1%}"
     tasks: list[str]
     """The ``suite/task`` names averaged."""
 

@@ -405,11 +405,23 @@ def test_filters_and_corpus_metrics_mapping() -> None:
 def test_compare_accepts_lmeval_output_folders(direct, imported, run_cli, tmp_path: Path) -> None:
     from ftguard.record import write_run
 
+    # lm-eval's rolling perplexities are corpus-only in its sample logs: that headline cannot
+    # be compared item by item, so the default rule is unchecked (a failure unless allowed)
     code, out, err = run_cli("compare", direct["out"], direct["out"], "--format", "json")
+    assert code == 1, err
+    outcomes = {o["rule"]: o for o in json.loads(out)["gate"]}
+    assert outcomes["*:headline:not-regressed"]["outcome"] == "unchecked"
+    assert outcomes["*:headline:not-regressed"]["unchecked"] == [
+        "lm-eval/tppl word_perplexity: no per-item scores in the records; not compared item by "
+        "item"]
+    code, out, err = run_cli("compare", direct["out"], direct["out"], "--format", "json",
+                             "--allow-unchecked", "*:headline:not-regressed")
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert rows and {r["method"] for r in rows} >= {"mcnemar-exact"}
-    assert all(r["delta"] == 0 and r["verdict"] == "unchanged" for r in rows)
+    assert all(r["delta"] == 0 and r["verdict"] == ("unchanged" if r["comparable"] else
+                                                    "not-compared") for r in rows)
     write_run(imported, tmp_path / "imported.json")
-    code, _, err = run_cli("compare", tmp_path / "imported.json", direct["out"])
+    code, _, err = run_cli("compare", tmp_path / "imported.json", direct["out"],
+                           "--allow-unchecked", "*")
     assert code == 0, err

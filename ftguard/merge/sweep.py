@@ -130,9 +130,10 @@ def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage:
     return SweepPoint(
         lam=lam, stage=stage, run=run_name(lam, stage),  # type: ignore[arg-type]
         target_score=target_score(run),
-        gain=gain.value if gain else None, gain_ci=(gain.ci_low, gain.ci_high) if gain else None,
+        gain=gain.value if gain else None,
+        gain_ci=(gain.ci_low, gain.ci_high) if gain and gain.ci_low is not None else None,  # type: ignore[arg-type]
         alignment_tax=tax.value if tax else None,
-        tax_ci=(tax.ci_low, tax.ci_high) if tax else None,
+        tax_ci=(tax.ci_low, tax.ci_high) if tax and tax.ci_low is not None else None,  # type: ignore[arg-type]
         gate_passed=not failures, gate_failures=failures,
         seconds=round(time.perf_counter() - started, 3)), comparison
 

@@ -156,11 +156,15 @@ def _aggregate_chart(c: Comparison) -> dict[str, Any] | None:
         items += [(f"forgetting: {s}", a, "general") for s, a in c.forgetting.items()]
     if not items:
         return None
-    return _bars([(label, a.value, a.ci_low, a.ci_high, _agg_class(a), kind, f"{a.value:+.1%}")
+    return _bars([(label, a.value, a.value if a.ci_low is None else a.ci_low,
+                   a.value if a.ci_high is None else a.ci_high, _agg_class(a), kind,
+                   f"{a.value:+.1%}" + ("" if a.ci_low is not None else " (CI unbounded)"))
                   for label, a, kind in items], percent=True)
 
 
 def _agg_class(a: AggregateChange) -> str:
+    if a.ci_low is None or a.ci_high is None:
+        return "unchanged"
     if a.ci_low > 0:
         return "improved"
     if a.ci_high < 0:
