@@ -412,8 +412,8 @@ def test_compare_accepts_lmeval_output_folders(direct, imported, run_cli, tmp_pa
     outcomes = {o["rule"]: o for o in json.loads(out)["gate"]}
     assert outcomes["*:headline:not-regressed"]["outcome"] == "unchecked"
     assert outcomes["*:headline:not-regressed"]["unchecked"] == [
-        "lm-eval/tppl word_perplexity: no per-item scores in the records; not compared item by "
-        "item"]
+        ("lm-eval/tppl word_perplexity: no per-item scores in the records; not compared item "
+         "by item")]
     code, out, err = run_cli("compare", direct["out"], direct["out"], "--format", "json",
                              "--allow-unchecked", "*:headline:not-regressed")
     assert code == 0, err

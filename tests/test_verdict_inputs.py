@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import binary_run, flipped_pair
 
+from conftest import binary_run, flipped_pair
 from ftguard.errors import RecordError
 from ftguard.record import MetricResult, read_run, write_run
 

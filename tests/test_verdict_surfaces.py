@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_jsonl
 
+from conftest import write_jsonl
 from ftguard.record import (
     MetricResult,
     ModelInfo,
@@ -74,9 +74,9 @@ def _run(spec: str, changes: dict[tuple[str, str, str], int], hashes: dict[str, 
             if s != suite:
                 continue
             scores = {m: [1.0] * n for m in ("acc", "acc_norm")}
-            for m in scores:
+            for m, values in scores.items():
                 for i in range(changes.get((suite, task, m), 0)):
-                    scores[m][i] = 0.0
+                    values[i] = 0.0
             samples = [SampleResult(id=f"q{i}", prompt_hash=f"h{i}", prediction="a",
                                     target="a", scores={m: scores[m][i] for m in scores})
                        for i in range(n)]
