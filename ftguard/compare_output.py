@@ -71,8 +71,8 @@ def _rules(c: Comparison, markdown: bool) -> list[str]:
         allowed = " (allowed by --allow-unchecked)" if o.allowed_unchecked and \
             o.outcome == "unchecked" else ""
         lines.append(f"- {_MARK[o.outcome]} {rule} [{o.origin}]: {len(o.rows)} row(s){allowed}")
-        details = o.failures if o.outcome == "failed" else \
-            o.unchecked if o.outcome == "unchecked" else o.underpowered
+        details = o.failures + [f"unchecked: {u}" for u in o.unchecked] + [
+            f"underpowered: {u}" for u in o.underpowered]
         lines += [f"  - {d}" for d in details[:10]]
         if len(details) > 10:
             lines.append(f"  - ... and {len(details) - 10} more")

@@ -42,6 +42,7 @@ def _env() -> Environment:
     env.filters["num"] = lambda v: f"{v:.4g}"
     env.filters["signed"] = lambda v: f"{v:+.4g}"
     env.filters["ci"] = lambda r: format_ci(r.ci_low, r.ci_high)
+    env.filters["prefix"] = lambda text, head: f"{head}{text}"
     return env
 
 
