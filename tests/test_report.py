@@ -249,3 +249,49 @@ def test_committed_example_report_is_small_and_offline() -> None:
     assert "http://" not in page and "https://" not in page
     png = root / "docs" / "report.png"
     assert not png.exists() or png.stat().st_size < 300_000
+
+
+def test_verdict_sections_in_headless_chromium(tmp_path: Path, chromium: str) -> None:
+    """The banner follows the verdict, every rule shows its outcome and origin, changes no
+    rule gates are listed under "Not gated", and an untestable row is marked — in a real
+    browser, with a hostile rule origin escaped."""
+    import numpy as np
+
+    from ftguard.gate import parse_rule, resolve_policy
+
+    legal_b = np.ones(40, bool)
+    legal_t = legal_b.copy()
+    legal_t[:28] = False
+    runs = [binary_run(spec, {("legal", "sentiment"): legal, ("general", "tiny"): tiny,
+                              ("general", "knowledge"): know})
+            for spec, legal, tiny, know in (
+                ("base", legal_b, np.ones(5, bool), flipped_pair(200, 2, 2)[0]),
+                ("tuned", legal_t, np.zeros(5, bool), flipped_pair(200, 2, 2)[1]))]
+    failing = compare(*runs, resamples=200)
+    origin = f"{HOSTILE[1]}gate.yaml:3"
+    gated = resolve_policy(fail_on=(parse_rule("general:headline:not-regressed", origin),))
+    passing = compare(*runs, gated, resamples=200)  # legal's collapse is significant, not gated
+    for name, c in (("fail", failing), ("pass", passing)):
+        report = write_report(c, tmp_path / f"{name}.html")
+        done = _browser(chromium, tmp_path, report.as_uri(), "--dump-dom")
+        assert not _page_problems(done.stderr)
+        doc = _parse(done.stdout)
+        text = " ".join(" ".join(doc.text).split())
+        banner = [a.get("class") for tag, a in doc.tags if tag == "header"]
+        assert banner == [f"banner {name}" + (" weak" if name == "pass" else "")]
+        assert "underpowered: general/tiny acc: no outcome on n=5 items" in text
+        assert "untestable at n=5" in text
+        assert not any(tag in ("img", "b", "textarea") for tag, _ in doc.tags)
+        if name == "fail":
+            assert "FAIL" in text and "*:headline:not-regressed" in text
+            assert "failed — fails the gate" in text and "Every gate rule passed" not in text
+        else:
+            assert "PASS (1 rule(s) not fully checked)" in text
+            assert "could not fully check their rows" in text
+            assert HOSTILE[1] + "gate.yaml:3" in text  # the origin, as text
+            assert "Not gated" in text
+            assert "legal/sentiment acc regressed significantly (1 -> 0.3" in text
+    shot = tmp_path / "shot.png"
+    _browser(chromium, tmp_path, (tmp_path / "pass.html").as_uri(), f"--screenshot={shot}",
+             "--window-size=1280,1400")
+    assert shot.exists() and shot.stat().st_size > 10_000

@@ -167,7 +167,7 @@ def test_every_surface_gives_the_same_verdict(scenario: Scenario, pytester: pyte
     assert {c.get("name") for c in cases if c.find("skipped") is not None} == (
         set() if scenario.strict else scenario.underpowered)
     html = (root / "gate.html").read_text()
-    banner = re.search(r'<header class="banner (\w+)"', html)
+    banner = re.search(r'<header class="banner (\w+)[ "]', html)
     assert banner and banner.group(1) == ("pass" if scenario.passed else "fail")
     if not scenario.passed:
         assert "Every gate rule passed" not in html
