@@ -255,6 +255,18 @@ def test_policy_file_names_the_items_by_rule(project: pytest.Pytester) -> None:
                                  "smoke/doctrine acc is 0.*, below the floor 0.9*"])
 
 
+def test_a_policy_rule_that_selects_nothing_is_a_usage_error(project: pytest.Pytester) -> None:
+    """As in ``ftguard compare``: a typo in a rule never passes silently."""
+    run(project, *FAKE, "--ftguard-update-baseline")
+    (project.path / "gate.yaml").write_text("rules:\n  - 'smoke/doctrine:acc:>=0.5'\n"
+                                            "  - 'smoke/doctirne:acc:5%'\n")
+    result = run(project, *FAKE, "--ftguard-policy", "gate.yaml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error: exit 2
+    err = str(result.stdout)
+    assert "gate.yaml:3: gate rule 'smoke/doctirne:acc:5%'" in err
+    assert "matches no suite or task" in err and "Did you mean 'smoke/doctrine'" in err
+
+
 def test_changed_suite_errors_with_update_hint(project: pytest.Pytester) -> None:
     run(project, *FAKE, "--ftguard-update-baseline")
     write_jsonl(project.path / "suites" / "smoke" / "data" / "mc.jsonl",
