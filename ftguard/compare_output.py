@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from ftguard.gate import format_ci
+from ftguard.gate import format_ci, row_stats
 from ftguard.record import AggregateChange, Comparison, ComparisonRow
 
 _HEADERS = ("suite", "task", "metric", "base", "tuned", "delta", "95% CI", "p adj", "n",
@@ -153,8 +153,4 @@ def _junit(c: Comparison) -> str:
 
 
 def _row_detail(r: ComparisonRow) -> str:
-    if not r.comparable:
-        return f"{r.base:.4g} -> {r.tuned:.4g}, not compared item by item"
-    return (f"{r.base:.4g} -> {r.tuned:.4g}, delta {r.delta:+.4g} "
-            f"{format_ci(r.ci_low, r.ci_high)}, p adj {r.p_adjusted:.3g}, n {r.n}, "
-            f"{r.method}")
+    return f"{row_stats(r)}, {r.method}"

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ftguard.stats.inputs import scores, statistics
 from ftguard.stats.resample import Scheme, resampled_sums
 from ftguard.stats.result import Method, PairedResult
 
@@ -35,8 +36,8 @@ def paired_bootstrap(base: np.ndarray, tuned: np.ndarray, *, resamples: int = 10
     """Compare the means of continuous per-item scores (F1, ROUGE) of two runs on the same
     items in the same order: ``delta = mean(tuned) - mean(base)``, percentile interval and
     p-value from ``resamples`` paired resamples of the items."""
-    b = _scores("base", base)
-    t = _scores("tuned", tuned)
+    b = scores("base", base)
+    t = scores("tuned", tuned)
     if b.shape != t.shape:
         raise ValueError(f"base and tuned must score the same items: {b.size} vs {t.size}")
     _check(b.size, resamples, confidence)
@@ -60,8 +61,8 @@ def paired_corpus_bootstrap(base_stats: np.ndarray, tuned_stats: np.ndarray,
     (the ``corpus_fn`` of :class:`ftguard.metrics.base.Metric`). Each resample recomputes
     the metric of both runs on the same resampled items.
     """
-    b = _stats("base_stats", base_stats)
-    t = _stats("tuned_stats", tuned_stats)
+    b = statistics("base_stats", base_stats)
+    t = statistics("tuned_stats", tuned_stats)
     if b.shape != t.shape:
         raise ValueError(f"base_stats and tuned_stats must have the same shape (same items, "
                          f"same statistics): {b.shape} vs {t.shape}")
@@ -112,22 +113,3 @@ def _check(n: int, resamples: int, confidence: float) -> None:
         raise ValueError(f"resamples must be >= 100, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-
-
-def _scores(name: str, x: np.ndarray) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1:
-        raise ValueError(f"{name}: need a 1-D array of per-item scores, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: scores must be finite")
-    return a
-
-
-def _stats(name: str, x: np.ndarray) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 2 or a.shape[1] == 0:
-        raise ValueError(f"{name}: need per-item statistics of shape (n_items, k), got "
-                         f"{a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: statistics must be finite")
-    return a

@@ -60,6 +60,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import t as student_t
 
+from ftguard.stats.inputs import scores, statistics
 from ftguard.stats.power import EXACT_MAX_ITEMS, exact_testable, mde_for
 from ftguard.stats.resample import one_blas_thread
 from ftguard.stats.result import PairedResult
@@ -87,8 +88,8 @@ def sign_flip_test(base: np.ndarray, tuned: np.ndarray, *, resamples: int = 10_0
     (p-value over all 2^m patterns of the m non-zero differences, m <= 16),
     ``sign-flip-mc`` (``resamples`` random patterns) and, from ``PAIRED_T_MIN_ITEMS``
     items on, ``paired-t``."""
-    b = _scores("base", base)
-    t = _scores("tuned", tuned)
+    b = scores("base", base)
+    t = scores("tuned", tuned)
     if b.shape != t.shape:
         raise ValueError(f"base and tuned must score the same items: {b.size} vs {t.size}")
     _check(b.size, resamples, confidence)
@@ -130,7 +131,7 @@ def sign_flip_p_values(base: np.ndarray, tuned: np.ndarray, *, resamples: int = 
     ``base`` and ``tuned`` of shape ``(S, n)``, one pair of runs per row; row s gets the
     p-value ``sign_flip_test(base[s], tuned[s])`` reports with the same options (the
     Monte Carlo patterns depend only on n, resamples and seed)."""
-    b, t = _scores_2d("base", base), _scores_2d("tuned", tuned)
+    b, t = scores("base", base, 2), scores("tuned", tuned, 2)
     if b.shape != t.shape:
         raise ValueError(f"base and tuned must have the same shape: {b.shape} vs {t.shape}")
     _check(b.shape[1], resamples, 0.95)
@@ -278,8 +279,8 @@ def paired_swap_test(base_stats: np.ndarray, tuned_stats: np.ndarray, corpus_fn:
     interval is the sign-flip interval of the jackknife pseudo-values' mean (n > 16:
     Monte Carlo; n >= 20,000: t-interval).
     """
-    b = _stats("base_stats", base_stats)
-    t = _stats("tuned_stats", tuned_stats)
+    b = statistics("base_stats", base_stats)
+    t = statistics("tuned_stats", tuned_stats)
     if b.shape != t.shape:
         raise ValueError(f"base_stats and tuned_stats must have the same shape (same items, "
                          f"same statistics): {b.shape} vs {t.shape}")
@@ -446,31 +447,3 @@ def _check(n: int, resamples: int, confidence: float) -> None:
         raise ValueError(f"resamples must be >= {_MIN_RESAMPLES}, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-
-
-def _scores(name: str, x: np.ndarray) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1:
-        raise ValueError(f"{name}: need a 1-D array of per-item scores, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: scores must be finite")
-    return a
-
-
-def _scores_2d(name: str, x: np.ndarray) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"{name}: need shape (S, n_items), got {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: scores must be finite")
-    return a
-
-
-def _stats(name: str, x: np.ndarray) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 2 or a.shape[1] == 0:
-        raise ValueError(f"{name}: need per-item statistics of shape (n_items, k), got "
-                         f"{a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: statistics must be finite")
-    return a
