@@ -4,8 +4,9 @@ Five base/candidate pairs (nothing changed; only a target task regressed; only a
 regressed; only a secondary metric regressed; a regression on too few items to detect, with
 and without strict power) go through ``ftguard compare`` (exit code, JSON, markdown, JUnit,
 HTML), ``ftguard gate`` (exit code and $GITHUB_STEP_SUMMARY), ``pytest --ftguard`` (real
-pytest through pytester, the candidate's evaluation replaced by the recorded run), the demo's
-judgement and checkpoint choice in ``ftguard train``.
+pytest through pytester, the candidate's evaluation replaced by the recorded run), the λ
+choice of ``ftguard merge --sweep``, the demo's judgement and checkpoint choice in
+``ftguard train``.
 """
 
 from __future__ import annotations
@@ -128,9 +129,13 @@ def _warm_imports() -> None:
     """In-process pytester runs drop the modules they import: import them here first."""
     import ftguard.api
     import ftguard.baseline
+    import ftguard.cli
     import ftguard.compare
+    import ftguard.demo
+    import ftguard.merge.sweep
     import ftguard.pytest_session
-    import ftguard.report.render  # noqa: F401
+    import ftguard.report.render
+    import ftguard.train.checkpoint_eval  # noqa: F401
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
@@ -200,6 +205,18 @@ def test_every_surface_gives_the_same_verdict(scenario: Scenario, pytester: pyte
     assert outcomes.get("failed", 0) == len(scenario.failing)
     if not scenario.strict:  # underpowered checks are skipped with the reason, never passed
         assert len(skipped) == outcomes.get("skipped", 0) == len(scenario.underpowered)
+
+    # the λ choice of ftguard merge --sweep (whole suites), with the same flags as compare
+    import argparse
+
+    from ftguard.cli import policy_factory
+    from ftguard.compare import compare
+    from ftguard.merge.sweep import gate_failures
+
+    flags = argparse.Namespace(policy=None, fail_on=[], alpha=None, correction=None,
+                               strict_power=scenario.strict, allow_unchecked=[])
+    swept = compare(base, tuned, policy_factory(flags)(tuned))
+    assert (not gate_failures(swept, "full")) is scenario.passed
 
     # the demo's judgement and checkpoint choice in ftguard train (the default policy)
     if not scenario.strict:

@@ -122,10 +122,7 @@ def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage:
                     run_name(lam, stage))
     comparison = compare(base, run, plan.policy(run), seed=settings.seed,
                          resamples=SUBSET_RESAMPLES if stage == "subset" else 10_000)
-    if stage == "subset":  # the sample decides on the general gate only
-        failures = [r.reason for r in comparison.rows if r.role == "general" and r.failed]
-    else:
-        failures = list(comparison.failures)
+    failures = gate_failures(comparison, stage)
     gain, tax = comparison.gain, comparison.alignment_tax
     return SweepPoint(
         lam=lam, stage=stage, run=run_name(lam, stage),  # type: ignore[arg-type]
@@ -136,6 +133,15 @@ def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage:
         tax_ci=(tax.ci_low, tax.ci_high) if tax and tax.ci_low is not None else None,  # type: ignore[arg-type]
         gate_passed=not failures, gate_failures=failures,
         seconds=round(time.perf_counter() - started, 3)), comparison
+
+
+def gate_failures(comparison: Comparison, stage: str) -> list[str]:
+    """Why a merging weight fails: on the whole suites, the comparison's own verdict (every
+    rule of the resolved policy); on the sample, only rows of general suites that a rule
+    fails (the target is what the sweep maximises, judged on the whole suites)."""
+    if stage == "subset":
+        return [r.reason for r in comparison.rows if r.role == "general" and r.failed]
+    return [] if comparison.passed else list(comparison.failures) or ["the gate failed"]
 
 
 def _evaluate(plan: SweepPlan, backend: object, settings: RunSettings,
