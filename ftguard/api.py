@@ -29,8 +29,21 @@ _PACKAGES = ("ftguard", "torch", "transformers", "peft", "bitsandbytes", "accele
 
 
 def load_suites(paths: Sequence[str | Path]) -> list[Suite]:
-    """Load every suite under ``paths`` (folders, suite.yaml files, or parents of suites)."""
-    return [load_suite(root) for root in find_suites([Path(p) for p in paths])]
+    """Load every suite under ``paths`` (folders, suite.yaml files, or parents of suites);
+    two different suites of one name are refused (their results could not be told apart)."""
+    roots: dict[Path, Path] = {}
+    for root in find_suites([Path(p) for p in paths]):
+        roots.setdefault(root.resolve(), root)
+    suites = [load_suite(root) for root in roots.values()]
+    seen: dict[str, Suite] = {}
+    for suite in suites:
+        other = seen.setdefault(suite.name, suite)
+        if other is not suite:
+            raise UsageError(f"two suites are named '{suite.name}': {other.root} and "
+                             f"{suite.root}; a run record keeps one result per suite name.",
+                             hint="Rename one of them (name: in its suite.yaml), or evaluate "
+                                  "them in separate runs.")
+    return suites
 
 
 def check_task_subset(task_subset: Mapping[str, float], suites: Sequence[Suite]) -> None:

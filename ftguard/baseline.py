@@ -67,17 +67,40 @@ def baseline_name(run: RunRecord) -> str:
 def load_index(root: Path) -> BaselineIndex:
     """The folder's index; an index-less folder of RunRecords is indexed on the fly."""
     path = root / INDEX
-    if not path.is_file():
+    if path.exists() and not path.is_file():
+        raise RecordError(f"{path}: is not a file; a baseline folder's {INDEX} is the JSON "
+                          "index of its accepted runs.", hint="Remove it (it is rebuilt by "
+                                                              "ftguard baseline accept).")
+    if not path.exists():
         return BaselineIndex(entries=[_entry_for(read_run(p), p.stem, p.name, commit=None,
                                                  indexed=False)
-                                      for p in sorted(root.glob("*.json"))] if root.is_dir()
-                             else [])
+                                      for p in sorted(root.glob("*.json"))
+                                      if p.is_file()] if root.is_dir() else [])
     try:
-        return BaselineIndex.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, ValidationError) as exc:
-        raise RecordError(f"{path}: not a baseline index ({str(exc).splitlines()[0]}).",
+        index = BaselineIndex.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError, RecursionError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RecordError(f"{path}: not a baseline index ({text}).",
                           hint="Restore it from version control, or delete it and accept "
                                "the baselines again.") from None
+    for i, entry in enumerate(index.entries):
+        _entry_file(root, entry, f"{path}: entries[{i}].file")
+    return index
+
+
+def _entry_file(root: Path, entry: BaselineEntry, where: str) -> Path:
+    """The RunRecord file of ``entry``: a file directly in ``root`` (symlinks resolved)."""
+    from ftguard.outputs import inside
+
+    hint = ("Each entry's file is a RunRecord in the baseline folder itself; restore "
+            f"{INDEX} from version control or accept the baseline again.")
+    if Path(entry.file).name != entry.file or entry.file in ("", ".", ".."):
+        raise RecordError(f"{where} {entry.file!r} is not a file name in {root}; the index may "
+                          "only point at runs inside its own folder.", hint=hint)
+    try:
+        return inside(root / entry.file, root, where, hint=hint)
+    except UsageError as exc:
+        raise RecordError(exc.message, hint=hint) from None
 
 
 def accept(run_path: Path, root: Path, *, name: str | None = None, force: bool = False,
@@ -124,7 +147,7 @@ def find_baseline(root: Path, suites: dict[str, str] | list[str], *,
     if not candidates:
         return None
     entry = max(candidates, key=lambda e: e.accepted)
-    return read_run(root / entry.file), entry
+    return read_run(_entry_file(root, entry, f"{root / INDEX}: {entry.name}")), entry
 
 
 def show(root: Path) -> str:

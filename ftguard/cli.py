@@ -7,6 +7,7 @@ traceback; ``--debug`` shows it).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -15,41 +16,126 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftguard.errors import FtguardError, UsageError
+from ftguard.outputs import distinct, output_dir, output_file
 from ftguard.version import ftguard_version
 
 if TYPE_CHECKING:
     from ftguard.engine.runner import RunSettings
     from ftguard.gate import Policy
     from ftguard.record import RunRecord
+    from ftguard.suite import Suite
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return EXIT_ERROR
+    from ftguard.atomic import written
+
+    outputs_before = len(written())
+    _received.clear()
+    previous = _set_signal_handlers(_raise_interrupt)  # SIGTERM unwinds like Ctrl-C
     try:
-        return int(args.handler(args))
-    except FtguardError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"ftguard: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except KeyboardInterrupt:
-        print("ftguard: interrupted; no record was written.", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 -- a bug, not bad input: short message, --debug for more
-        if args.debug:
-            traceback.print_exc()
-        print(f"ftguard: error: unexpected {type(exc).__name__}: {exc} (run with --debug for "
-              "the traceback and report it).", file=sys.stderr)
-        return EXIT_ERROR
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return EXIT_ERROR
+        try:
+            return int(args.handler(args))
+        except FtguardError as exc:
+            _raise_if_interrupted(exc)
+            if args.debug:
+                traceback.print_exc()
+            print(f"ftguard: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        except Exception as exc:  # noqa: BLE001 -- a bug, not bad input: short message
+            _raise_if_interrupted(exc)
+            if args.debug:
+                traceback.print_exc()
+            print(f"ftguard: error: unexpected {type(exc).__name__}: {exc} (run with --debug "
+                  "for the traceback and report it).", file=sys.stderr)
+            return EXIT_ERROR
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM raised as Terminated
+        return _interrupted(exc, written()[outputs_before:])
+    finally:
+        _set_signal_handlers(previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while ``main`` runs: raised where it lands, like Ctrl-C's KeyboardInterrupt,
+    so every ``finally`` and temporary-file cleanup runs before the exit (143)."""
+
+
+_received: list[int] = []
+"""The signals ``_raise_interrupt`` turned into exceptions during this ``main``."""
+
+
+def _raise_if_interrupted(exc: Exception) -> None:
+    """Some libraries wrap whatever a callback raised into an error of their own (pydantic:
+    ``SchemaError: ... Terminated``); after a signal such an error is the interruption."""
+    import signal
+
+    if _received:
+        raise (Terminated if _received[-1] == signal.SIGTERM else KeyboardInterrupt)() from exc
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    """SIGINT and SIGTERM while ``main`` runs: raise KeyboardInterrupt or Terminated where
+    they land. Python ignores an exception raised in a ``__del__`` (it prints "Exception
+    ignored" and goes on), so a signal landing in one is sent again a moment later."""
+    import signal
+    import threading
+    import types
+
+    while isinstance(frame, types.FrameType):
+        if frame.f_code.co_name == "__del__":
+            threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+            return
+        frame = frame.f_back
+    _received.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _set_signal_handlers(handlers: object) -> dict[int, object]:
+    """Install ``handlers`` for SIGINT and SIGTERM (one function for both, or the dict
+    returned by an earlier call); return the ones replaced (none outside the main thread,
+    where handlers cannot be set). A signal the caller ignores (``nohup``-style, a
+    background job) stays ignored."""
+    import signal
+
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = handlers.get(sig, False) if isinstance(handlers, dict) else handlers
+        if handler is False or (not isinstance(handlers, dict)
+                                and signal.getsignal(sig) == signal.SIG_IGN):
+            continue
+        try:
+            previous[sig] = signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        except ValueError:
+            break
+    return previous
+
+
+def _interrupted(exc: KeyboardInterrupt, outputs: Sequence[Path]) -> int:
+    """Exit 130 (SIGINT) or 143 (SIGTERM), naming the outputs completed before it: every
+    writer is atomic, so nothing else was written or replaced."""
+    name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+    done = list(dict.fromkeys(str(p) for p in outputs))
+    if not done:
+        kept = "no output was written or replaced"
+    else:
+        more = f" and {len(done) - 3} more" if len(done) > 3 else ""
+        kept = (f"completed before it: {', '.join(done[:3])}{more}; no other output was "
+                "written or replaced")
+    print(f"ftguard: interrupted ({name}); {kept}.", file=sys.stderr)
+    # CPython flags a KeyboardInterrupt that leaves exec() of a string (dataclasses' and
+    # pydantic's generated methods) as unhandled and, at exit, kills the process with SIGINT
+    # instead of returning this code; an exec() that completes clears the flag.
+    exec("pass")  # noqa: S102
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,10 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     power = commands.add_parser("power", parents=[common],
                                 help="minimum detectable change of each task (no model needed)")
     power.add_argument("suites", nargs="+", metavar="SUITE")
-    power.add_argument("--discordance", type=float, default=0.20,
+    power.add_argument("--discordance", type=finite_float, default=0.20,
                        help="assumed share of items whose correctness changes (default 0.20)")
-    power.add_argument("--alpha", type=float, default=0.05, help="two-sided level (0.05)")
-    power.add_argument("--power", type=float, default=0.80, help="power (0.80)")
+    power.add_argument("--alpha", type=finite_float, default=0.05, help="two-sided level (0.05)")
+    power.add_argument("--power", type=finite_float, default=0.80, help="power (0.80)")
     power.add_argument("--baseline", metavar="RUN.json",
                        help="a RunRecord of the suites, for continuous metrics' spread")
     power.set_defaults(handler=cmd_power)
@@ -184,7 +270,7 @@ def _model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -
     s.add_argument("--max-concurrency", type=_positive_int, default=8, metavar="N",
                    help="requests in flight at once (default 8; each scores up to 8 "
                         "prompts, one with --max-concurrency 1)")
-    s.add_argument("--request-timeout", type=float, default=120.0, metavar="S",
+    s.add_argument("--request-timeout", type=finite_float, default=120.0, metavar="S",
                    help="seconds to wait for one answer before retrying it (default 120)")
     s.add_argument("--max-retries", type=int, default=5, metavar="N",
                    help="retries of a request after 429/5xx, timeouts and dropped "
@@ -224,7 +310,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if len(adapters) > 1 or getattr(args, "out_dir", None) or getattr(args, "include_base", False):
         return _eval_adapters(args, adapters)
     args.adapter = adapters[0] if adapters else None
+    output_file(args.out, "--out")
     suites = load_suites(args.suites)
+    check_not_suite_file(args.out, suites)
     settings = run_settings(args)
     main = is_main()  # with accelerate launch, process 0 alone draws, prints and writes
     with ProgressBar(enabled=not args.no_progress and main) as bar:
@@ -258,6 +346,7 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
                          f"{' and --include-base' if args.include_base else ''} make one per "
                          "model.", hint="Use --out-dir DIR instead: it writes "
                                         "DIR/<adapter folder name>.json for each adapter.")
+    output_dir(args.out_dir, "--out-dir")
     names = record_names(adapters, include_base=args.include_base)
     suites = load_suites(args.suites)
     settings = run_settings(args)
@@ -314,6 +403,8 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
     from ftguard.record import write_run
     from ftguard.tables import render_results
 
+    output_file(args.out, "--out", inputs={"results file": args.results,
+                                           **{f"samples file {s}": s for s in args.samples}})
     record = import_lmeval(args.results, args.samples, suite_name=args.suite_name, role=args.role)
     write_run(record, Path(args.out))
     print(render_results(record, args.format))
@@ -341,7 +432,7 @@ def compare_options(p: argparse.ArgumentParser) -> None:
                    help="compare only the items both runs share")
     p.add_argument("--correction", choices=("holm", "bh"), default=None,
                    help="multiple-comparison adjustment (default holm)")
-    p.add_argument("--alpha", type=float, default=None, help="significance level (0.05)")
+    p.add_argument("--alpha", type=finite_float, default=None, help="significance level (0.05)")
     p.add_argument("--resamples", type=_positive_int, default=10_000)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
@@ -350,16 +441,20 @@ def compare_options(p: argparse.ArgumentParser) -> None:
                         "the one beside the tuned model's adapter or model folder)")
 
 
-def check_compare_options(args: argparse.Namespace) -> None:
-    """Refuse bad ``compare_options`` values before any file is read."""
+def check_compare_options(args: argparse.Namespace, inputs: dict[str, str | None]) -> None:
+    """Refuse bad ``compare_options`` values and outputs (``--out``, ``--html``: not a folder
+    or device, not one of ``inputs``, not the same file) before any file is read."""
     if args.train and not args.html:
         raise UsageError("--train goes with --html (it adds the Training section to the report).")
     if args.alpha is not None and not 0 < args.alpha < 1:
         raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1.")
+    inputs = {**inputs, "--policy file": args.policy, "--train record": args.train}
+    distinct({"--out": output_file(args.out, "--out", inputs=inputs),
+              "--html": output_file(args.html, "--html", inputs=inputs)})
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    check_compare_options(args)
+    check_compare_options(args, {"BASE record": args.base, "TUNED record": args.tuned})
     comparison = run_compare(args, _read_side(args.base), _read_side(args.tuned))
     return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
 
@@ -371,7 +466,6 @@ def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (import
     from ftguard.compare_output import render_comparison
     from ftguard.record import write_comparison
 
-    check_compare_options(args)
     policy = policy_factory(args)(tuned)
     comparison = compare(base, tuned, policy,
                          allow_mismatch=args.allow_mismatch, resamples=args.resamples,
@@ -415,10 +509,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ftguard.train.record import read_train_record
 
     source = Path(args.input)
+    distinct({"--out": output_file(args.out, "--out", inputs={"input": source,
+                                                              "--train record": args.train}),
+              "--train": Path(args.train) if args.train else None})
     record = read_train_record(source) if is_train_record_file(source) else read_record(source)
     path = write_report(record, Path(args.out), train=_read_train(args.train))
     print(f"wrote {path}")
     return EXIT_OK
+
+
+def check_not_suite_file(out: str | None, suites: Sequence[Suite]) -> None:
+    """Refuse an ``--out`` that is one of the suites' own files (suite.yaml, data)."""
+    if out is None or not Path(out).exists():
+        return
+    for suite in suites:
+        files = [suite.root / "suite.yaml"] + [
+            suite.root / rel for task in suite.tasks
+            for rel in (task.spec.data, task.spec.few_shot and task.spec.few_shot.data) if rel]
+        output_file(out, "--out", inputs={f"suite {suite.name}'s file {f.name}": f
+                                          for f in files})
 
 
 def _read_train(path_text: str | None):  # -> TrainRecord | None
@@ -523,6 +632,17 @@ def subset_arg(text: str) -> int | float:
         return check_subset(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``nan``, ``inf`` and overflowing values refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.errors import UsageError
+from ftguard.outputs import output_dir
 
 EXIT_OK, EXIT_GATE_FAILED = 0, 1
 
@@ -68,7 +69,8 @@ def cmd_baseline_accept(args: argparse.Namespace) -> int:
     from ftguard.baseline import accept, baseline_name, load_index
     from ftguard.record import read_run
 
-    root, run_path = Path(args.dir), Path(args.run)
+    root, run_path = output_dir(args.dir, "--dir"), Path(args.run)
+    assert root is not None
     if args.if_changed:
         run = read_run(run_path)
         name = args.name or baseline_name(run)
@@ -98,7 +100,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from ftguard.compare_output import render_comparison
     from ftguard.record import read_run
 
-    check_compare_options(args)
+    check_compare_options(args, {"--candidate record": args.candidate,
+                                 "--baseline record": args.baseline})
     candidate = read_run(Path(args.candidate))
     root = Path(args.baseline)
     if not root.exists():

@@ -40,8 +40,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ftguard.cli import _batch_size
     from ftguard.demo import DemoOptions, run_demo
     from ftguard.demo_story import tell
+    from ftguard.outputs import output_dir, output_file
     from ftguard.progress import ProgressBar
 
+    output_dir(args.out, "--out")
+    output_file(args.report, "--report")
     options = DemoOptions(quick=args.quick, method=args.method, replay=args.replay,
                           out=args.out, report=args.report, suites=args.suites,
                           batch_size=_batch_size(args.batch_size))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftguard.errors import UsageError
+from ftguard.outputs import output_dir, output_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``merge`` on the main parser."""
+    from ftguard.cli import finite_float
     from ftguard.merge import METHODS
 
     merge = commands.add_parser(
@@ -39,10 +42,10 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     merge.add_argument("--method", choices=METHODS, default="task_arithmetic")
     merge.add_argument("--weights", metavar="W1,W2,...",
                        help="one weight per model (default: 1 each; linear normalises them)")
-    merge.add_argument("--lambda", dest="lam", type=float, default=1.0, metavar="L",
+    merge.add_argument("--lambda", dest="lam", type=finite_float, default=1.0, metavar="L",
                        help="merging weight: scale of the merged task vector (linear: moves "
                             "from the base to the average; slerp: t). Default 1")
-    merge.add_argument("--density", type=float, default=0.5, metavar="D",
+    merge.add_argument("--density", type=finite_float, default=0.5, metavar="D",
                        help="ties: fraction of each task vector kept; dare: 1 - drop "
                             "probability (default 0.5)")
     merge.add_argument("--seed", type=int, default=0, help="dare's drop masks (default 0)")
@@ -102,7 +105,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
                          hint="Add --suites suites/legal suites/general (target and general).")
     spec = merge_spec(args)
     sweep = _sweep_setup(args) if args.suites else None  # checked before any file is read
-    base = resolve_model(args.base, allow_pickle=False).path
+    output_dir(args.out, "--out")
+    if sweep is not None:
+        output_dir(args.records, "--records")
+        output_file(args.report, "--report")
+    base = resolve_model(args.base, allow_pickle=False, flag="--base").path
     models = _model_folders(args.models)
     out = _check_out(args.out.expanduser(), args.overwrite, inputs=(base, *models))
     inputs = open_inputs(base, models)
@@ -130,9 +137,11 @@ def merge_spec(args: argparse.Namespace) -> Any:
     if args.weights is not None:
         try:
             weights = tuple(float(w) for w in args.weights.split(","))
+            if not all(math.isfinite(w) for w in weights):
+                raise ValueError
         except ValueError:
-            raise UsageError(f"--weights {args.weights}: give numbers separated by commas "
-                             "(e.g. 0.7,0.3).") from None
+            raise UsageError(f"--weights {args.weights}: give finite numbers separated by "
+                             "commas (e.g. 0.7,0.3).") from None
         if len(weights) != n:
             raise UsageError(f"--weights {args.weights}: {len(weights)} weight(s) for {n} "
                              "model(s).", hint="Give one weight per model, in order.")

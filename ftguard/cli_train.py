@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ftguard.cli import subset_arg
+from ftguard.cli import finite_float, subset_arg
 
 FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--model", "model", {"metavar": "SPEC", "help": "base model (default smollm2-135m-instruct)"}),
@@ -18,11 +18,11 @@ FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--data", "data.train", {"metavar": "FILE", "help": "training JSONL"}),
     ("--validation", "data.validation", {"metavar": "FILE", "help": "validation JSONL"}),
     ("--max-length", "data.max_length", {"type": int, "metavar": "N"}),
-    ("--prompt-loss-weight", "data.prompt_loss_weight", {"type": float, "metavar": "W"}),
+    ("--prompt-loss-weight", "data.prompt_loss_weight", {"type": finite_float, "metavar": "W"}),
     ("--packing", "data.packing", {"action": "store_const", "const": True}),
-    ("--epochs", "optim.epochs", {"type": float, "metavar": "N"}),
+    ("--epochs", "optim.epochs", {"type": finite_float, "metavar": "N"}),
     ("--max-steps", "optim.max_steps", {"type": int, "metavar": "N"}),
-    ("--lr", "optim.lr", {"type": float, "metavar": "LR"}),
+    ("--lr", "optim.lr", {"type": finite_float, "metavar": "LR"}),
     ("--batch-size", "optim.batch_size", {"type": int, "metavar": "N"}),
     ("--grad-accum", "optim.grad_accum", {"type": int, "metavar": "N"}),
     ("--optimizer", "optim.optimizer",
@@ -30,8 +30,8 @@ FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--gradient-checkpointing", "optim.gradient_checkpointing",
      {"action": "store_const", "const": True}),
     ("--lora-r", "lora.r", {"type": int, "metavar": "R"}),
-    ("--lora-alpha", "lora.alpha", {"type": float, "metavar": "A"}),
-    ("--neftune-alpha", "neftune_alpha", {"type": float, "metavar": "A"}),
+    ("--lora-alpha", "lora.alpha", {"type": finite_float, "metavar": "A"}),
+    ("--neftune-alpha", "neftune_alpha", {"type": finite_float, "metavar": "A"}),
     ("--eval-suites", "eval.suites", {"nargs": "+", "metavar": "SUITE"}),
     ("--eval-every", "eval.every_steps", {"type": int, "metavar": "N"}),
     ("--eval-subset", "eval.subset", {"type": subset_arg, "metavar": "N|F"}),
@@ -91,8 +91,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_merge_adapter(args: argparse.Namespace) -> int:
+    from ftguard.outputs import output_dir
     from ftguard.train.merge import merge_adapter
 
+    output_dir(args.out, "--out")
     path = merge_adapter(args.adapter, args.out, model=args.model, allow_pickle=args.allow_pickle,
                          trust_remote_code=args.trust_remote_code, overwrite=args.overwrite)
     print(f"wrote {path}")

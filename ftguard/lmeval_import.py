@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.errors import DataError, RecordError, UsageError
+from ftguard.json_file import parse_json, read_json
 from ftguard.lmeval_bridge import config_hash, samples_hash, task_result
 from ftguard.record import ModelInfo, RunRecord, SuiteResult
 from ftguard.version import ftguard_version
@@ -75,42 +76,36 @@ def find_results(path: Path) -> Path:
 
 def read_results(path: Path) -> dict[str, Any]:
     """The parsed results file; RecordError naming the file when it is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: cannot be read ({exc}).") from None
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); this is not an "
-                          "lm-eval results file, or it is truncated.",
-                          hint="Give the results_*.json written by lm_eval --output_path.") from None
+    hint = "Give the results_*.json written by lm_eval --output_path."
+    data = read_json(path, RecordError, what="lm-eval results file", hint=hint)
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise RecordError(f"{path}: not an lm-eval results file (no 'results' mapping).",
-                          hint="Give the results_*.json written by lm_eval --output_path.")
+                          hint=hint)
     return data
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The sample logs of one ``samples_*.jsonl``; DataError naming the file and line."""
+    hint = "Give the samples_<task>_*.jsonl files written by lm_eval --log_samples."
+    if not path.is_file():
+        raise DataError(f"{path}: {'no such file' if not path.exists() else 'not a regular file'}"
+                        "; give an lm-eval samples file.", hint=hint)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot be read ({exc}).") from None
+        handle = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror}).") from None
     logs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            log = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not valid JSON ({exc.msg}); the samples file is "
-                            "damaged or truncated.",
-                            hint="Re-run lm_eval with --log_samples.") from None
-        if not isinstance(log, dict) or "doc_id" not in log or not isinstance(
-                log.get("metrics"), list):
-            raise DataError(f"{path}:{number}: not an lm-eval sample log (needs 'doc_id' and "
-                            "'metrics').", hint="Give the samples_<task>_*.jsonl files written "
-                                                "by lm_eval --log_samples.")
-        logs.append(log)
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            log = parse_json(line, str(path), DataError, what="lm-eval sample log", hint=hint,
+                             line=number)
+            if not isinstance(log, dict) or "doc_id" not in log or not isinstance(
+                    log.get("metrics"), list):
+                raise DataError(f"{path}:{number}: not an lm-eval sample log (needs 'doc_id' "
+                                "and 'metrics').", hint=hint)
+            logs.append(log)
     if not logs:
         raise DataError(f"{path}: holds no samples.")
     return logs

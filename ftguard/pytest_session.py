@@ -82,9 +82,12 @@ def read_options(config: pytest.Config) -> GateOptions:
     table, source = _pyproject_table(config.rootpath / "pyproject.toml")
     here = config.invocation_params.dir
 
+    flags: set[str] = set()
+
     def pick(key: str) -> tuple[Any, Path] | None:
         flag = config.getoption(f"ftguard_{key}")
         if flag is not None:
+            flags.add(key)
             return flag, here
         return (table[key], source.parent) if key in table else None
 
@@ -117,7 +120,7 @@ def read_options(config: pytest.Config) -> GateOptions:
         if got is not None and (isinstance(got[0], bool) or not isinstance(got[0], int)
                                 or got[0] < 1):
             flag = "--ftguard-" + key.replace("_", "-")
-            where = flag if got[1] == here else f"[tool.ftguard] {key} in {source}"
+            where = flag if key in flags else f"[tool.ftguard] {key} in {source}"
             raise UsageError(f"{where} {got[0]!r}: must be a positive integer.")
         return got[0] if got else None
 
@@ -343,6 +346,8 @@ class GateSession:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     failure: BaseException | None = None
     failure_reported: bool = False
+    suite_files: int = 0
+    """suite.yaml files collected (none: --ftguard has nothing to gate)."""
     notes: list[str] = field(default_factory=list)
     _suites: dict[Path, Suite] = field(default_factory=dict)
     _policy: Policy | None = None
@@ -367,6 +372,7 @@ class GateSession:
             return None
         node = SuiteFile.from_parent(parent, path=path)
         node.gate = self
+        self.suite_files += 1
         return node
 
     def suite_at(self, root: Path) -> Suite:
@@ -421,11 +427,35 @@ class GateSession:
             if isinstance(item, GateItem):
                 self.selected.setdefault(item.check.suite, item.suite)
                 self.tasks.add((item.check.suite, item.check.task))
+        if not self.suite_files:
+            where = " ".join(self.config.args) or str(self.config.invocation_params.dir)
+            raise pytest.UsageError(f"ftguard: --ftguard found no suite.yaml under {where}, so "
+                                    "nothing would be gated. Give the folders of your suites "
+                                    "(pytest --ftguard suites/legal).")
         if self.selected and not self.config.option.collectonly:
             try:
                 self._check_model()
+                self._check_files()
             except FtguardError as exc:
                 raise pytest.UsageError(f"ftguard: {_flags(str(exc))}") from None
+
+    def _check_files(self) -> None:
+        """The baseline is readable and the report can be written, before any evaluation."""
+        from ftguard.outputs import output_file
+
+        output_file(self.options.report, "--ftguard-report",
+                    inputs={"--ftguard-baseline": self.options.baseline})
+        baseline = self.options.baseline
+        if self.options.update_baseline or not baseline.exists():
+            return
+        if baseline.is_dir():
+            from ftguard.baseline import load_index
+
+            load_index(baseline)
+        else:
+            from ftguard.record import read_run
+
+            read_run(baseline)
 
     def _check_model(self) -> None:
         """Catch a missing model or adapter folder before any item runs (cheap checks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,13 @@ def write_run(record: RunRecord, path: Path) -> Path:
 def check_run(record: RunRecord, path: Path | str) -> None:
     """Raise RecordError naming ``path``, suite/task and item when ``record`` cannot be
     compared soundly: two suites of one name, two tasks of one name in a suite, two items of
-    one id in a task, a NaN or infinite per-item score or statistic."""
+    one id in a task, a NaN or infinite number (a score, statistic, metric, timing or
+    setting; only a log-likelihood may be -inf), or free-form settings nested too deep."""
+    _check_plain(path, "", {"config": record.config, "environment": record.environment})
+    bad_timings = [k for k, v in record.timings.items() if not math.isfinite(v)]
+    if bad_timings:
+        raise RecordError(f"{path}: timing(s) {', '.join(map(_short, bad_timings))} non-finite "
+                          "(NaN or infinite); records hold finite numbers only.")
     suites: set[str] = set()
     for suite in record.suites:
         if suite.name in suites:
@@ -193,12 +200,21 @@ def check_run(record: RunRecord, path: Path | str) -> None:
                               "suite once.", hint="Evaluate suites with different names (the "
                                                   "'name:' in suite.yaml), or split the run.")
         suites.add(suite.name)
+        _check_plain(path, f"{suite.name}: ", {"gate": suite.gate})
         tasks: set[str] = set()
         for task in suite.tasks:
             where = f"{path}: {suite.name}/{task.name}"
             if task.name in tasks:
                 raise RecordError(f"{where}: the task appears twice in suite {suite.name}.")
             tasks.add(task.name)
+            _check_plain(path, f"{suite.name}/{task.name}: ", {"settings": task.settings})
+            for name, metric in task.metrics.items():
+                odd = [k for k in ("value", "ci_low", "ci_high", "stderr")
+                       if not math.isfinite(getattr(metric, k) or 0.0)]
+                if odd:
+                    raise RecordError(f"{where}: metric {name!r} has a non-finite (NaN or "
+                                      f"infinite) {', '.join(odd)}; records hold finite "
+                                      "numbers only.", hint=_RERUN)
             ids: set[str] = set()
             for sample in task.samples:
                 if sample.id in ids:
@@ -207,50 +223,198 @@ def check_run(record: RunRecord, path: Path | str) -> None:
                                       hint="Give every JSONL row its own 'id'.")
                 ids.add(sample.id)
                 bad = [k for k, v in sample.scores.items() if not math.isfinite(v)] + [
-                    k for k, v in sample.stats.items() if not all(map(math.isfinite, v))]
+                    k for k, v in sample.stats.items() if not all(map(math.isfinite, v))] + [
+                    "loglikelihoods" for v in sample.loglikelihoods or ()
+                    if math.isnan(v) or v == math.inf][:1]
                 if bad:
                     raise RecordError(f"{where}: item {sample.id!r} has a non-finite (NaN or "
                                       f"infinite) value of {', '.join(sorted(set(bad)))}.",
-                                      hint="Re-run the evaluation; a metric that cannot be "
-                                           "computed for an item must not be recorded as NaN.")
+                                      hint=_RERUN)
+
+
+_RERUN = ("Re-run the evaluation; a metric that cannot be computed for an item must not be "
+          "recorded as NaN.")
+MAX_DEPTH = 100
+"""Deepest nesting of free-form settings (config, environment, gate, task settings)."""
+
+
+def _check_plain(path: Path | str, where: str, fields: dict[str, Any]) -> None:
+    """Free-form values hold finite numbers and nest at most :data:`MAX_DEPTH` levels (deeper
+    ones would exhaust Python's recursion limit in code that dumps or compares them)."""
+    stack: list[tuple[Any, str, int]] = [(v, k, 1) for k, v in fields.items()]
+    while stack:
+        value, key, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecordError(f"{path}: {where}{_short(key)} is non-finite ({value}); records "
+                              "hold finite numbers only.")
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise RecordError(f"{path}: {where}{_short(key)} is nested more than "
+                                  f"{MAX_DEPTH} levels deep.")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, f"{key}.{k}" if isinstance(value, dict) else f"{key}[{k}]",
+                          depth + 1) for k, v in items)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_run(path: Path) -> RunRecord:
     """Read a RunRecord; raise RecordError naming the file and the problem."""
-    return _run_from(_load_json(path, "run record", "`ftguard eval SUITE --out FILE`"), path)
+    text = _read_text(path, "run record", "`ftguard eval SUITE --out FILE`")
+    data, odd = _parse_json(text, path)
+    return _run_from(data, path, odd, text)
 
 
 def read_record(path: Path) -> RunRecord | Comparison:
     """Read a RunRecord or a Comparison, told apart by their keys (the file is read once)."""
-    data = _load_json(path, "file", "`ftguard eval --out` or `ftguard compare --out`")
+    text = _read_text(path, "file", "`ftguard eval --out` or `ftguard compare --out`")
+    data, odd = _parse_json(text, path)
     if isinstance(data, dict) and {"rows", "passed", "base", "tuned"} <= data.keys():
         return _comparison_from(data, path)
     if isinstance(data, dict) and {"model", "suites"} <= data.keys():
-        return _run_from(data, path)
+        return _run_from(data, path, odd, text)
     raise RecordError(f"{path}: neither an ftguard Comparison (keys rows, passed, base, tuned) "
                       "nor a RunRecord (keys model, suites).",
                       hint="Create one with `ftguard compare --out` or `ftguard eval --out`.")
 
 
 def _load_json(path: Path, what: str, how: str) -> Any:
+    """The JSON value in ``path`` (NaN and infinities read as floats); RecordError naming the
+    file (and line) when it cannot be read."""
+    return _parse_json(_read_text(path, what, how), path)[0]
+
+
+def _read_text(path: Path, what: str, how: str) -> str:
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecordError(f"{path}: no such {what}.", hint=f"Create one with {how}.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: cannot be read ({exc}).") from None
+        if not path.exists():
+            raise RecordError(f"{path}: no such {what}.", hint=f"Create one with {how}.")
+        if not path.is_file():  # a FIFO would block forever, a folder cannot be read
+            raise RecordError(f"{path}: not a regular file; give a JSON {what}.")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RecordError(f"{path}:{line}: is not UTF-8 text ({exc.reason}: byte "
+                          f"{raw[exc.start]:#04x}); ftguard writes records as UTF-8 JSON.",
+                          hint="The file may be damaged; write it again.") from None
+
+
+class _NonFinite(float):
+    """A ``NaN``, ``Infinity`` or ``-Infinity`` literal (json.loads accepts them); ``n`` counts
+    such literals before it in the file, to find its line."""
+
+    n: int
+    literal: str
+
+
+def _parse_json(text: str, path: Path) -> tuple[Any, list[_NonFinite]]:
+    odd: list[_NonFinite] = []
+
+    def constant(literal: str) -> _NonFinite:
+        value = _NonFinite(literal)
+        value.n, value.literal = len(odd), literal
+        odd.append(value)
+        return value
+
+    try:
+        return json.loads(text, parse_constant=constant), odd
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).",
                           hint="The file may be truncated; write it again.") from None
+    except RecursionError:
+        raise RecordError(f"{path}:{_line_deeper_than(text, MAX_DEPTH)}: not valid JSON (nested "
+                          "deeper than Python's JSON reader allows).",
+                          hint="ftguard never writes such a file; write it again.") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise RecordError(f"{path}: not valid JSON ({_short(str(exc), 120)}).") from None
 
 
-def _run_from(data: Any, path: Path) -> RunRecord:
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+
+
+def _line_deeper_than(text: str, limit: int) -> int:
+    """Line where brackets (outside strings) first nest deeper than ``limit``."""
+    depth = 0
+    for match in re.finditer(_STRING + r"|([\[{])|[\]}]", text):
+        if match.group(1):
+            depth += 1
+            if depth > limit:
+                return text.count("\n", 0, match.start()) + 1
+        elif match.group() in ("]", "}"):
+            depth -= 1
+    return 1
+
+
+def _line_of_literal(text: str, n: int) -> int:
+    """Line of the ``n``-th NaN/Infinity literal (outside strings) of ``text``."""
+    found = (m for m in re.finditer(_STRING + r"|(-?Infinity|NaN)", text) if m.group(1))
+    for i, match in enumerate(found):
+        if i == n:
+            return text.count("\n", 0, match.start()) + 1
+    return 1
+
+
+def _refuse_literals(data: Any, odd: list[_NonFinite], text: str, path: Path) -> None:
+    """A run record holds finite numbers, except a log-likelihood of -inf (a choice the model
+    gives no probability); refuse the first other NaN/Infinity literal, naming its line,
+    suite/task, item and key."""
+    wanted = {id(v) for v in odd}
+    first: tuple[_NonFinite, tuple[Any, ...]] | None = None
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        value, key = stack.pop()
+        if isinstance(value, dict | list):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, (*key, k)) for k, v in items)
+        elif id(value) in wanted and isinstance(value, _NonFinite):
+            allowed = (len(key) == 8 and key[::2] == ("suites", "tasks", "samples",
+                                                      "loglikelihoods")
+                       and value.literal == "-Infinity")
+            if not allowed and (first is None or value.n < first[0].n):
+                first = (value, key)
+    if first is None:
+        return
+    value, key = first
+    where, rest = "", key
+    if key[:1] == ("suites",) and len(key) >= 4 and key[2] == "tasks":
+        suite, task = _get(data, key[:2]), _get(data, key[:4])
+        where = f"{_short(_get(suite, ('name',)))}/{_short(_get(task, ('name',)))}: "
+        rest = key[4:]
+        if len(key) >= 6 and key[4] == "samples":
+            where += f"item {_short(repr(_get(data, (*key[:6], 'id'))))}: "
+            rest = key[6:]
+    dotted = ".".join(f"[{k}]" if isinstance(k, int) else _short(str(k), 40) for k in rest)
+    raise RecordError(f"{path}:{_line_of_literal(text, value.n)}: {where}non-finite value "
+                      f"{value.literal} of {dotted.replace('.[', '[')}; records hold finite "
+                      "numbers only.", hint=_RERUN)
+
+
+def _get(data: Any, key: tuple[Any, ...]) -> Any:
+    for k in key:
+        try:
+            data = data[k]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _run_from(data: Any, path: Path, odd: list[_NonFinite] | None = None,
+              text: str = "") -> RunRecord:
     if not isinstance(data, dict) or "schema_version" not in data:
         raise RecordError(f"{path}: not an ftguard run record (no 'schema_version').")
     if data["schema_version"] != SCHEMA_VERSION:
-        raise RecordError(f"{path}: run record schema {data['schema_version']} is not supported "
-                          f"by this ftguard (schema {SCHEMA_VERSION}).",
+        raise RecordError(f"{path}: run record schema {_short(data['schema_version'])} is not "
+                          f"supported by this ftguard (schema {SCHEMA_VERSION}).",
                           hint="Re-run the evaluation with this version of ftguard.")
+    if odd:
+        _refuse_literals(data, odd, text, path)
     _require_scores(data, path)
     try:
         record = RunRecord.model_validate(data)
@@ -262,27 +426,33 @@ def _run_from(data: Any, path: Path) -> RunRecord:
 
 def _require_scores(data: dict[str, Any], path: Path) -> None:
     """Every sample carries ``scores`` (possibly empty): paired statistics need them."""
-    for suite in data.get("suites") or []:
-        for task in (suite.get("tasks") or []) if isinstance(suite, dict) else []:
-            for sample in (task.get("samples") or []) if isinstance(task, dict) else []:
+    for suite in _list(data.get("suites")):
+        for task in _list(suite.get("tasks")) if isinstance(suite, dict) else []:
+            for sample in _list(task.get("samples")) if isinstance(task, dict) else []:
                 if isinstance(sample, dict) and "scores" not in sample:
                     raise RecordError(
-                        f"{path}: {suite.get('name')}/{task.get('name')}: item "
-                        f"{sample.get('id')!r} has no 'scores'; every sample must carry its "
-                        "per-item scores for paired statistics.",
+                        f"{path}: {_short(suite.get('name'))}/{_short(task.get('name'))}: item "
+                        f"{_short(repr(sample.get('id')))} has no 'scores'; every sample must carry "
+                        "its per-item scores for paired statistics.",
                         hint="Re-create the record with `ftguard eval --out`.")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _comparison_from(data: Any, path: Path) -> Comparison:
     try:
-        return Comparison.model_validate(data)
+        comparison = Comparison.model_validate(data)
     except ValidationError as exc:
         raise _invalid(path, "comparison", exc) from None
+    _check_plain(path, "", {"settings": comparison.settings})
+    return comparison
 
 
 def _invalid(path: Path, what: str, exc: ValidationError) -> RecordError:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
+    where = ".".join(_short(str(p), 40) for p in first["loc"])
     return RecordError(f"{path}: invalid {what} at '{where}': {first['msg']} "
                        f"({exc.error_count()} problem(s)).")
 

@@ -62,8 +62,10 @@ def test_bad_jsonl_line_names_file_and_line(run_cli, make_suite) -> None:
 
 def test_template_missing_field(run_cli, make_suite) -> None:
     root = make_suite(SMOKE_SUITE.replace("Review: {{ text }}", "Review: {{ review }}"))
-    _fails(run_cli("eval", root, "--model", "fake"), "data/cls.jsonl:1",
-           "'review' is undefined", "fields of this item: id, label, text")
+    err = _fails(run_cli("eval", root, "--model", "fake"), "suite.yaml:21 [tasks[2].prompt]",
+                 "'review' is undefined on 3 item(s)", "data/cls.jsonl (line(s) 1, 2, 3",
+                 "fields of line 1: id, label, text")
+    assert err.count("is undefined") == 1  # once, at the template, not once per item
 
 
 def test_template_syntax_error(run_cli, make_suite) -> None:

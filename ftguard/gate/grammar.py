@@ -10,30 +10,40 @@ from typing import Any
 from ftguard.errors import UsageError
 from ftguard.gate.rules import CONDITIONS, Rule
 
-_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+# Unambiguous (no nested quantifiers over the same digits), so matching stays linear.
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _SIGNED = r"[-+]?" + _NUMBER
 _GRAMMAR = ("Write [SELECTOR:]METRIC:CONDITION, e.g. 'acc:5%' (may not drop more than 5%), "
             "'general:headline:noninferior(2%)', 'legal/clause_type:accuracy:>=0.70', "
             "'legal:headline:improved', '*:headline:not-regressed'.")
-
+MAX_LENGTH = 500
+"""Longest rule text read (a rule is a few dozen characters)."""
 
 
 def parse_rule(expression: str, origin: str = "--fail-on") -> Rule:
     """Parse one ``[SELECTOR:]METRIC:CONDITION``; raise UsageError naming ``origin``."""
-    parts = str(expression).strip().split(":")
+    text = str(expression)
+    if len(text) > MAX_LENGTH:
+        raise UsageError(f"{_at(origin)}{_show(text)} is {len(text):,} characters long, not a "
+                         f"gate rule. {_GRAMMAR}")
+    parts = text.strip().split(":")
     if len(parts) == 2:
         parts = ["*", *parts]
     if len(parts) != 3 or not all(p.strip() for p in parts):
         raise _grammar_error(expression, origin)
     select, metric, condition = (p.strip() for p in parts)
-    if "[" in select:
-        raise UsageError(f"{_at(origin)}{expression!r}: slices (SELECTOR[field=value]) are not "
-                         "supported by this ftguard; select a suite, role or suite/task.")
+    _check_select(select, f"{_at(origin)}{_show(text)}")
     try:
         kind, value, relative = parse_condition(condition.replace(" ", ""))
     except ValueError:
         raise _grammar_error(expression, origin) from None
     return Rule(kind, select, metric, value, relative, origin)
+
+
+def _check_select(select: str, where: str) -> None:
+    if "[" in select:
+        raise UsageError(f"{where}: slices (SELECTOR[field=value]) are not supported by this "
+                         "ftguard; select a suite, role or suite/task.")
 
 
 def parse_condition(condition: str) -> tuple[str, float, bool]:
@@ -61,11 +71,18 @@ def _finite(value: float) -> float:
 
 
 def _at(origin: str) -> str:
-    return f"{origin} " if origin.startswith("--") else f"{origin}: gate rule "
+    """``--fail-on `` for a flag, ``gate.yaml:3: gate rule `` for a file's line."""
+    return f"{origin} " if re.fullmatch(r"--[a-z][a-z-]*", origin) else f"{origin}: gate rule "
+
+
+def _show(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (messages stay one paragraph)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _grammar_error(expression: object, origin: str) -> UsageError:
-    return UsageError(f"{_at(origin)}{expression!r} is not a gate rule. {_GRAMMAR}")
+    return UsageError(f"{_at(origin)}{_show(expression)} is not a gate rule. {_GRAMMAR}")
 
 
 _OLD_NAMES = {"no_regression": "not-regressed", "superiority": "improved",
@@ -78,8 +95,9 @@ def rule_from_mapping(item: dict[str, Any], origin: str) -> Rule:
     """A policy mapping ``{select, metric, rule, margin|min|max}``."""
     allowed = {"rule", "select", "metric", "margin", "min", "max"}
     if extra := set(item) - allowed:
-        raise UsageError(f"{origin}: unknown key(s) {', '.join(sorted(map(str, extra)))}; a "
-                         f"rule mapping has {', '.join(sorted(allowed))}.")
+        raise UsageError(f"{origin}: unknown key(s) "
+                         f"{', '.join(sorted(str(k)[:40] for k in extra))}; a rule mapping "
+                         f"has {', '.join(sorted(allowed))}.")
     name = item.get("rule")
     if not isinstance(name, str) or not name.strip():
         raise UsageError(f"{origin}: needs 'rule', one of {', '.join(CONDITIONS)}, or a whole "
@@ -88,14 +106,21 @@ def rule_from_mapping(item: dict[str, Any], origin: str) -> Rule:
     if name in _OLD_NAMES:
         raise UsageError(f"{origin}: rule {name!r} is not a condition name; write "
                          f"'{_OLD_NAMES[name]}' (the same name as in --fail-on).")
-    select = str(item.get("select", "*")).strip() or "*"
-    metric = str(item.get("metric", "headline")).strip() or "headline"
+    select = _name(item, "select", "*", origin)
+    metric = _name(item, "metric", "headline", origin)
+    _check_select(select, f"{origin}: select {_show(select)}")
     bounds = [k for k in ("margin", "min", "max") if k in item]
     if name not in CONDITIONS:  # a whole condition: noninferior(2%), 5%, >=0.7
         if bounds:
-            raise UsageError(f"{origin}: rule {name!r} already holds its bound; drop "
+            raise UsageError(f"{origin}: rule {_show(name)} already holds its bound; drop "
                              f"'{bounds[0]}'.")
-        return parse_rule(f"{select}:{metric}:{name}", origin)
+        try:
+            kind, value, relative = parse_condition(name.replace(" ", ""))
+        except ValueError:
+            raise UsageError(f"{origin}: rule {_show(name)} is not a gate rule condition; write "
+                             f"one of {', '.join(CONDITIONS)} (with margin, min or max), or a "
+                             "whole condition such as 'noninferior(2%)', '5%' or '>=0.7'.") from None
+        return Rule(kind, select, metric, value, relative, origin)
     wanted = _BOUND_KEY.get(name)
     if wanted is None:
         if bounds:
@@ -105,21 +130,37 @@ def rule_from_mapping(item: dict[str, Any], origin: str) -> Rule:
         got = f"got {', '.join(bounds)}" if bounds else "it has none"
         raise UsageError(f"{origin}: rule {name!r} needs '{wanted}' (and only it; {got}), e.g. "
                          f"{{rule: '{name}', {wanted}: {'2%' if wanted == 'margin' else 0.7}}}.")
-    raw = str(item[wanted]).strip()
+    bound = item[wanted]
+    raw = str(bound).strip() if isinstance(bound, str | int | float) and not isinstance(
+        bound, bool) else "?"
     condition = {"noninferior": f"noninferior({raw})", "max-drop": raw, ">=": f">={raw}",
                  "<=": f"<={raw}"}[name]
     try:
         kind, value, relative = parse_condition(condition.replace(" ", ""))
     except ValueError:
-        raise UsageError(f"{origin}: {wanted} {item[wanted]!r} must be a finite number"
-                         + (" (or N%)" if wanted == "margin" else "") + ".") from None
+        what = ("a finite number >= 0, or a percentage such as 2%" if wanted == "margin" else
+                "a finite number")
+        raise UsageError(f"{origin}: {wanted} {_show(bound)} must be {what}.") from None
     return Rule(kind, select, metric, value, relative, origin)
 
 
+def _name(item: dict[str, Any], key: str, default: str, origin: str) -> str:
+    """``select`` or ``metric`` of a mapping: a name without ':' (numbers are names too)."""
+    value = item.get(key, default)
+    what = "a suite, role or suite/task (globs allowed)" if key == "select" else "a metric name"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise UsageError(f"{origin}: {key} must be {what}, not {_show(value)}.")
+    text = str(value).strip() or default
+    if ":" in text or len(text) > MAX_LENGTH:
+        raise UsageError(f"{origin}: {key} {_show(text)} must be {what}, without ':'.")
+    return text
+
+
 def rule_from(item: Any, origin: str) -> Rule:
+    """A rule written as a string or as a policy mapping; UsageError naming ``origin``."""
     if isinstance(item, str):
         return parse_rule(item, origin)
     if isinstance(item, dict):
         return rule_from_mapping(item, origin)
     raise UsageError(f"{origin}: a gate rule is a string such as 'acc:5%' or a mapping "
-                     f"{{select, metric, rule, margin|min|max}}, not {item!r}.")
+                     f"{{select, metric, rule, margin|min|max}}, not {_show(item)}.")

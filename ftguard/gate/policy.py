@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftguard.errors import UsageError
-from ftguard.gate.grammar import parse_rule, rule_from
+from ftguard.gate.grammar import _show, parse_rule, rule_from
 from ftguard.gate.rules import ROLES, Rule
 
 if TYPE_CHECKING:
@@ -86,16 +86,37 @@ def load_policy(path: Path) -> PolicyFile:
     strict = data.get("strict_power")
     if strict is not None and not isinstance(strict, bool):
         raise UsageError(f"{where}: strict_power {strict!r} must be true or false.")
-    allow = data.get("allow_unchecked", [])
-    if isinstance(allow, str):
-        allow = [allow]
-    if not isinstance(allow, list):
-        raise UsageError(f"{where}: allow_unchecked must be a list of rules.")
     return PolicyFile(path, rules,
                       _alpha(data["alpha"], f"{where}: alpha") if "alpha" in data else None,
                       _correction(data["correction"], f"{where}: correction")
                       if "correction" in data else None, strict,
-                      tuple(_allowed(a, f"{where}: allow_unchecked") for a in allow))
+                      _file_allowed(data.get("allow_unchecked", []), rules, path, lines))
+
+
+def _file_allowed(allow: Any, rules: tuple[Rule, ...], path: Path,
+                  lines: dict[Any, int]) -> tuple[str, ...]:
+    """A policy file's ``allow_unchecked``: ``*`` or rules of the file, each checked with
+    the file and line it is written on."""
+    key: tuple[Any, ...] = ("allow_unchecked",)
+    items = [(allow, lines.get(key))] if isinstance(allow, str) else [
+        (a, lines.get((*key, i), lines.get(key))) for i, a in enumerate(allow)
+    ] if isinstance(allow, list) else None
+    if items is None:
+        raise UsageError(f"{path}:{lines.get(key, 1)}: allow_unchecked must be a list of the "
+                         "file's rules (or '*').")
+    texts = {r.text for r in rules}
+    out = []
+    for item, line in items:
+        origin = f"{path}:{line or '?'}"
+        if not isinstance(item, str):
+            raise UsageError(f"{origin}: allow_unchecked lists rules as strings, not "
+                             f"{_show(item)}.")
+        name = _allowed(item, origin)
+        if name != "*" and name not in texts:
+            raise UsageError(f"{origin}: allow_unchecked {_show(item)} is not a rule of this file; "
+                             f"its rules are: {', '.join(sorted(texts))}.")
+        out.append(name)
+    return tuple(out)
 
 
 def _allowed(text: Any, origin: str) -> str:
@@ -194,16 +215,17 @@ def resolve_policy(*, fail_on: Sequence[Rule] = (), policy: PolicyFile | None = 
         alpha=alpha if alpha is not None else file.alpha or 0.05,
         correction=correction or file.correction or "holm",
         strict_power=strict_power if strict_power is not None else bool(file.strict_power),
-        allow_unchecked=tuple(dict.fromkeys([*file.allow_unchecked,
-                                             *(_allowed(a, "--allow-unchecked")
-                                               for a in allow_unchecked)])),
+        allow_unchecked=(),
         source=source)
     texts = {r.text for r in chosen.rules}
-    for name in chosen.allow_unchecked:
+    flags = [_allowed(a, "--allow-unchecked") for a in allow_unchecked]
+    for name in flags:
         if name != "*" and name not in texts:
             raise UsageError(f"--allow-unchecked {name!r}: no such rule in the gate ({source}); "
                              f"its rules are: {', '.join(sorted(texts))}.")
-    return chosen
+    # The file's names were checked against its rules; they apply where those rules do.
+    from_file = [n for n in file.allow_unchecked if n == "*" or n in texts]
+    return replace(chosen, allow_unchecked=tuple(dict.fromkeys([*from_file, *flags])))
 
 
 def _alpha(value: Any, where: str) -> float:

@@ -26,6 +26,7 @@ import torch
 from ftguard.errors import UsageError
 from ftguard.merge.methods import MergeSpec, merge_tensor
 from ftguard.merge.safetensors_io import DTYPES, Entry, read_header, read_tensor
+from ftguard.models.safetensors_check import check_safetensors, check_weights
 
 _SHAPE_KEYS = ("model_type", "architectures", "hidden_size", "num_hidden_layers",
                "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size",
@@ -46,6 +47,8 @@ class TensorIndex:
     @classmethod
     def of(cls, folder: Path, what: str) -> TensorIndex:
         shards = sorted(folder.glob("*.safetensors"))
+        if shards:
+            check_weights(folder, what)
         if not shards:
             raise UsageError(f"{what} {folder}: no *.safetensors weights in it.",
                              hint="Merge models saved with "
@@ -161,7 +164,16 @@ class Inputs:
             base = self.base.get(name)
             return base, base
         base, tuned = self.tensors(name)
-        return base, merge_tensor(spec, name, base, tuned)
+        merged = merge_tensor(spec, name, base, tuned)
+        if merged.is_floating_point() and not bool(torch.isfinite(merged).all()):
+            bad = "the base" if not bool(torch.isfinite(base).all()) else (
+                "a fine-tune" if any(not bool(torch.isfinite(t).all()) for t in tuned)
+                else f"the merge ({spec.describe()})")
+            raise UsageError(f"merging tensor {name} gives NaN or infinite values (they come "
+                             f"from {bad}); nothing was written.",
+                             hint="Check the inputs' weights and the merge's numbers "
+                                  "(--weights, --lambda, --density).")
+        return base, merged
 
     def close(self) -> None:
         self.base.close()
@@ -189,7 +201,7 @@ def open_inputs(base: Path, tuned: Sequence[Path]) -> Inputs:
 def _config(folder: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"{what} {folder}: config.json cannot be read ({exc}).",
                          hint="Give a Hugging Face model folder.") from None
     return data if isinstance(data, dict) else {}
@@ -226,7 +238,7 @@ def _vocab(folder: Path) -> tuple[Any, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     model = data.get("model") or {}
     added = [(t.get("id"), t.get("content")) for t in data.get("added_tokens") or []]
@@ -247,7 +259,7 @@ def _open_adapter(path: Path, base: Path, index: TensorIndex) -> LoraAdapter:
 
     try:
         cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"{path}/adapter_config.json cannot be read ({exc}).",
                          hint="Give an adapter folder written by peft or ftguard train.") from None
     kind = str(cfg.get("peft_type", "")).upper()
@@ -266,6 +278,7 @@ def _open_adapter(path: Path, base: Path, index: TensorIndex) -> LoraAdapter:
     if not weights.is_file():
         raise UsageError(f"{path}: no adapter_model.safetensors.",
                          hint="ftguard merges safetensors adapters only.")
+    check_safetensors(weights, "MODEL")
     saved = load_file(str(weights))  # adapters are small
     parts: dict[str, dict[str, torch.Tensor]] = {}
     replaced: dict[str, torch.Tensor] = {}

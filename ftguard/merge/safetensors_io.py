@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,4 +112,6 @@ class StreamingWriter:
     def close(self) -> None:
         if self.next != len(self.order):
             raise ValueError(f"{len(self.order) - self.next} planned tensors were not written")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())  # on disk before the folder is renamed into place
         self.handle.close()

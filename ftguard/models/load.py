@@ -345,6 +345,10 @@ def _check_adapter(adapter: str | None, allow_pickle: bool) -> Path | None:
         if "adapter_model.bin" not in names:
             raise ModelError(f"--adapter {adapter}: no adapter weights found "
                              "(adapter_model.safetensors).")
+    else:
+        from ftguard.models.safetensors_check import check_safetensors
+
+        check_safetensors(path / "adapter_model.safetensors", "--adapter")
     return path
 
 

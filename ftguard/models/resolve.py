@@ -21,45 +21,57 @@ class ResolvedModel:
     """Local folder holding config, tokenizer and weights."""
 
 
-def resolve_model(spec: str | None, *, allow_pickle: bool = False) -> ResolvedModel:
-    """Resolve SPEC to a local folder; raise ModelError with a fix when it cannot be."""
+def resolve_model(spec: str | None, *, allow_pickle: bool = False,
+                  flag: str = "--model") -> ResolvedModel:
+    """Resolve SPEC to a local folder; raise ModelError (naming ``flag``) with a fix when it
+    cannot be. A local folder's safetensors files are checked to be complete."""
     if spec is None or spec == EMBEDDED_NAME:
         return ResolvedModel(EMBEDDED_NAME, embedded_model_dir())
     path = Path(spec).expanduser()
     if path.is_dir():
-        check_model_folder(path, allow_pickle=allow_pickle)
+        check_model_folder(path, allow_pickle=allow_pickle, flag=flag)
         return ResolvedModel(spec, path)
     if path.exists():
-        raise ModelError(f"--model {spec}: is a file, not a model folder.",
+        raise ModelError(f"{flag} {spec}: is a file, not a model folder.",
                          hint="Give the folder containing config.json and the weights.")
     if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
-        folder = _from_hub(spec, allow_pickle=allow_pickle)
-        check_model_folder(folder, allow_pickle=allow_pickle)
+        folder = _from_hub(spec, allow_pickle=allow_pickle, flag=flag)
+        check_model_folder(folder, allow_pickle=allow_pickle, flag=flag)
         return ResolvedModel(spec, folder)
-    raise ModelError(f"--model {spec}: no such folder, and it is not a hub id (owner/name).",
-                     hint=f"Give a local Hugging Face model folder, a hub id, or omit --model "
+    raise ModelError(f"{flag} {spec}: no such folder, and it is not a hub id (owner/name).",
+                     hint=f"Give a local Hugging Face model folder, a hub id, or omit {flag} "
                           f"to use the embedded {EMBEDDED_NAME}.")
 
 
-def check_model_folder(path: Path, *, allow_pickle: bool) -> None:
+def check_model_folder(path: Path, *, allow_pickle: bool, flag: str = "--model") -> None:
     if not (path / "config.json").is_file():
-        raise ModelError(f"--model {path}: not a Hugging Face model folder (no config.json).",
+        raise ModelError(f"{flag} {path}: not a Hugging Face model folder (no config.json).",
                          hint="Save the model with save_pretrained() or give another folder.")
+    from ftguard.json_file import read_json
+
+    config = read_json(path / "config.json", ModelError, what="model config (config.json)",
+                       hint="Save the model again with save_pretrained().", flag=flag)
+    if not isinstance(config, dict):
+        raise ModelError(f"{flag} {path}: config.json is not a JSON object.",
+                         hint="Save the model again with save_pretrained().")
     names = [p.name for p in path.iterdir()]
     if any(n.endswith(".safetensors") or n == "model.safetensors.index.json" for n in names):
+        from ftguard.models.safetensors_check import check_weights
+
+        check_weights(path, flag)
         return
     pickled = [n for n in names if n.endswith((".bin", ".pt", ".pth", ".ckpt"))]
     if pickled and not allow_pickle:
-        raise ModelError(f"--model {path}: has only pickle weights ({', '.join(sorted(pickled))}); "
+        raise ModelError(f"{flag} {path}: has only pickle weights ({', '.join(sorted(pickled))}); "
                          "ftguard loads safetensors by default because pickle files can run code.",
                          hint="Convert the model to safetensors, or pass --allow-pickle if you "
                               "trust the file.")
     if not pickled:
-        raise ModelError(f"--model {path}: no weights found (*.safetensors).",
+        raise ModelError(f"{flag} {path}: no weights found (*.safetensors).",
                          hint="The folder needs the weights saved by save_pretrained().")
 
 
-def _from_hub(repo_id: str, *, allow_pickle: bool) -> Path:
+def _from_hub(repo_id: str, *, allow_pickle: bool, flag: str) -> Path:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
     if allow_pickle:
@@ -72,11 +84,11 @@ def _from_hub(repo_id: str, *, allow_pickle: bool) -> Path:
         name = type(exc).__name__
         if offline or "Offline" in name or "LocalEntryNotFound" in name or "Connect" in name:
             raise OfflineError(
-                f"--model {repo_id}: looks like a hub id, but the Hugging Face hub cannot be "
+                f"{flag} {repo_id}: looks like a hub id, but the Hugging Face hub cannot be "
                 f"reached{' (HF_HUB_OFFLINE is set)' if offline else ''} and it is not in the "
                 "local cache.",
                 hint="Download it once while online (or copy its folder here) and pass the "
-                     "local folder to --model.") from None
-        raise ModelError(f"--model {repo_id}: cannot be fetched from the hub ({name}: {exc}).",
+                     f"local folder to {flag}.") from None
+        raise ModelError(f"{flag} {repo_id}: cannot be fetched from the hub ({name}: {exc}).",
                          hint="Check the id, or pass a local folder.") from None
     return Path(folder)

@@ -89,9 +89,11 @@ def is_train_record_file(path: Path) -> bool:
         return (path / TRAIN_RECORD).is_file()
     if path.name == TRAIN_RECORD:
         return True
+    if not path.is_file():
+        return False  # the generic reader reports the problem
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False  # the generic reader reports the problem
     return isinstance(data, dict) and "planned_steps" in data
 

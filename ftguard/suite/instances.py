@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +17,73 @@ from ftguard.suite.templates import TemplateError, compile_template, render
 Message = dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a task puts few-shot examples before the question; one object per task."""
+
+    chat: bool = False
+    """Examples become chat turns (``messages``) instead of text before the prompt."""
+    separator: str = ""
+    """Text between examples and before the question."""
+    delimiter: str = " "
+    """Text between an example's prompt and its answer."""
+
+
+_PLAIN = Layout()
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
-    """One scored item, fully rendered."""
+    """One scored item.
+
+    Its few-shot examples are kept as references to the examples' own rendered parts and
+    assembled into ``context`` / ``messages`` when asked for: a task of a million items
+    with five shots each holds each rendered prompt once, not six times.
+    """
 
     id: str
     """Unique id of the item within its task."""
     line: int
     """Line of the item in its data file."""
-    context: str
-    """Prompt text, few-shot examples included (used when ``messages`` is None)."""
-    messages: tuple[Message, ...] | None
-    """Chat turns, when the task uses the model's chat template."""
+    prompt: str
+    """The item's own rendered prompt, without few-shot examples (for reports)."""
     choices: tuple[str, ...]
     """Choice texts (choice) or labels (classify); empty for other kinds."""
     gold: int | None
     """Index of the correct choice or label."""
     references: tuple[str, ...]
     """Reference answers (generate)."""
-    prompt: str = ""
-    """The item's own rendered prompt, without few-shot examples (for reports)."""
+    shots: tuple[Instance, ...] = ()
+    """The few-shot examples asked before this item, in order (never the item itself)."""
+    layout: Layout = _PLAIN
+    """How ``shots`` and ``prompt`` are put together."""
+
+    @property
+    def answer(self) -> str:
+        """The answer shown when this item is a few-shot example."""
+        if self.gold is not None:
+            return self.choices[self.gold]
+        return self.references[0] if self.references else ""
+
+    @property
+    def context(self) -> str:
+        """Prompt text, few-shot examples included (used when ``messages`` is None)."""
+        if self.layout.chat or not self.shots:
+            return self.prompt
+        texts = [shot.prompt + self.layout.delimiter + shot.answer for shot in self.shots]
+        return self.layout.separator.join([*texts, self.prompt])
+
+    @property
+    def messages(self) -> tuple[Message, ...] | None:
+        """Chat turns, when the task uses the model's chat template."""
+        if not self.layout.chat:
+            return None
+        turns: list[Message] = []
+        for shot in self.shots:
+            turns += [{"role": "user", "content": shot.prompt},
+                      {"role": "assistant", "content": shot.answer}]
+        turns.append({"role": "user", "content": self.prompt})
+        return tuple(turns)
 
     @property
     def prompt_hash(self) -> str:
@@ -43,41 +91,41 @@ class Instance:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class _Parts:
-    prompt: str
-    choices: tuple[str, ...]
-    gold: int | None
-    references: tuple[str, ...]
-
-    def answer(self) -> str:
-        if self.gold is not None:
-            return self.choices[self.gold]
-        return self.references[0] if self.references else ""
-
-
 class _Renderer:
     """Renders one task's templates for a row; raises TemplateError with the reason."""
 
     def __init__(self, task: TaskSpec) -> None:
         self.task = task
+        few_shot = task.few_shot
+        self.layout = Layout(task.chat_template, few_shot.separator if few_shot else "",
+                             task.target_delimiter)
         self.prompt = compile_template(task.prompt)
         self.target = compile_template(task.target) if task.target is not None else None
         self.target_index = (compile_template(task.target_index)
                              if task.target_index is not None else None)
         self.choices = [compile_template(c) for c in task.choices or []]
 
-    def parts(self, fields: dict[str, Any]) -> _Parts:
+    def instance(self, row: Row) -> Instance:
+        """The row's instance; a TemplateError carries the task key (``.key``) at fault."""
+        fields = row.fields
+        self.key = "prompt"
         prompt = render(self.prompt, fields)
         kind = self.task.kind
+        choices: tuple[str, ...] = ()
+        gold, references = None, ()
         if kind == "perplexity":
             if not prompt.strip():
                 raise TemplateError("the text to score is empty")
-            return _Parts(prompt, (), None, ())
-        if kind == "generate":
-            return _Parts(prompt, (), None, self._references(fields))
-        choices = self._choices(fields) if kind == "choice" else tuple(self.task.labels or ())
-        return _Parts(prompt, choices, self._gold(fields, choices), ())
+        elif kind == "generate":
+            self.key = "target" if self.target is not None else "target_field"
+            references = self._references(fields)
+        else:
+            self.key = "choices" if self.choices else "choices_field"
+            choices = self._choices(fields) if kind == "choice" else tuple(self.task.labels or ())
+            self.key = "target_index" if self.target_index is not None else "target"
+            gold = self._gold(fields, choices)
+        return Instance(item_id(row, self.task.id_field), row.line, prompt, choices, gold,
+                        references, layout=self.layout)
 
     def _references(self, fields: dict[str, Any]) -> tuple[str, ...]:
         if self.target is not None:
@@ -136,55 +184,97 @@ def item_id(row: Row, id_field: str) -> str:
     return f"line-{row.line}" if value is None else str(value)
 
 
-def build_instances(task: TaskSpec, rows: list[Row], shots: list[Row] | None, *,
-                    data_name: str, shots_name: str | None) -> tuple[list[Instance], list[Problem]]:
-    """Render every row of a task; return the instances and every problem found.
+def build_instances(task: TaskSpec, rows: Iterable[Row], shots: Iterable[Row] | None, *,
+                    data_name: str, shots_name: str | None,
+                    locate: Locate | None = None) -> tuple[list[Instance], list[Problem]]:
+    """Render every row of a task; return the instances and every problem found (rendering
+    stops after :data:`MAX_PROBLEMS` items that fail).
 
     ``shots`` is the few-shot pool (a separate file), or None to draw from ``rows`` themselves
-    (never the item being asked).
+    (never the item being asked). Both are read once, in order, so an iterator that lets go
+    of each row once it is rendered keeps only the rendered items in memory. ``locate``
+    maps a task key (``prompt``) to its place in suite.yaml: a template that fails the same
+    way on many items is then one problem there, listing the items' lines.
     """
     renderer = _Renderer(task)
     problems: list[Problem] = []
-
-    def parts_of(rs: list[Row], name: str) -> dict[int, _Parts]:
-        out: dict[int, _Parts] = {}
-        for row in rs:
-            try:
-                out[row.line] = renderer.parts(row.fields)
-            except TemplateError as exc:
-                if len(problems) < 20:
-                    problems.append(Problem(name, row.line, f"task {task.name}", str(exc)))
-        return out
-
-    parts = parts_of(rows, data_name)
-    pool_rows = shots if shots is not None else rows
-    pool_parts = parts_of(shots, shots_name or data_name) if shots is not None else parts
+    pool = (_render_all(renderer, shots, shots_name or data_name, problems, locate)
+            if shots is not None else None)
+    instances = _render_all(renderer, rows, data_name, problems, locate)
     if problems:
         return [], problems
-    instances = []
-    for row in rows:
-        own = parts[row.line]
-        shot_parts: list[_Parts] = []
-        if task.few_shot and task.few_shot.k:
-            candidates = [r for r in pool_rows if shots is not None or r.line != row.line]
-            rng = random.Random(f"{task.few_shot.seed}:{item_id(row, task.id_field)}")
-            chosen = rng.sample(candidates, min(task.few_shot.k, len(candidates)))
-            shot_parts = [pool_parts[r.line] for r in chosen]
-        context, messages = _assemble(task, own, shot_parts)
-        instances.append(Instance(item_id(row, task.id_field), row.line, context, messages,
-                                  own.choices, own.gold, own.references, own.prompt))
+    if task.few_shot and task.few_shot.k:
+        draw = _Draw(task.few_shot.k, task.few_shot.seed, pool if pool is not None else instances,
+                     own=pool is None)
+        instances = [Instance(i.id, i.line, i.prompt, i.choices, i.gold, i.references,
+                              draw(i.id, index), i.layout) for index, i in enumerate(instances)]
     return instances, problems
 
 
-def _assemble(task: TaskSpec, own: _Parts,
-              shots: list[_Parts]) -> tuple[str, tuple[Message, ...] | None]:
-    if task.chat_template:
-        turns: list[Message] = []
-        for shot in shots:
-            turns += [{"role": "user", "content": shot.prompt},
-                      {"role": "assistant", "content": shot.answer()}]
-        turns.append({"role": "user", "content": own.prompt})
-        return own.prompt, tuple(turns)
-    separator = task.few_shot.separator if task.few_shot else ""
-    texts = [shot.prompt + task.target_delimiter + shot.answer() for shot in shots]
-    return separator.join([*texts, own.prompt]), None
+MAX_PROBLEMS = 20
+"""Items that fail to render before a task's rendering stops (a template that fails on every
+item of a large file would otherwise cost a jinja traceback per item)."""
+
+
+Locate = Callable[[str], tuple[str, int | None, str]]
+"""A task key -> (suite.yaml path, line, dotted key) of where the template is written."""
+
+
+def _render_all(renderer: _Renderer, rows: Iterable[Row], name: str,
+                problems: list[Problem], locate: Locate | None = None) -> list[Instance]:
+    out: list[Instance] = []
+    where = f"task {renderer.task.name}"
+    failed: dict[tuple[str, str], list[int]] = {}
+    examples: dict[tuple[str, str], str] = {}
+    for row in rows:
+        if sum(map(len, failed.values())) >= MAX_PROBLEMS:
+            problems.extend(_grouped(failed, examples, name, where, locate))
+            problems.append(Problem(name, None, where, f"{MAX_PROBLEMS} items failed to render, "
+                                    f"the rest from line {row.line} on were not checked; fix "
+                                    "these first."))
+            return out
+        try:
+            out.append(renderer.instance(row))
+        except TemplateError as exc:
+            stem, _, detail = str(exc).partition(" (fields of this item")
+            group = (renderer.key, stem)
+            failed.setdefault(group, []).append(row.line)
+            examples.setdefault(group, f"fields of line {row.line}{detail[:-1]}" if detail else "")
+    problems.extend(_grouped(failed, examples, name, where, locate))
+    return out
+
+
+def _grouped(failed: dict[tuple[str, str], list[int]], examples: dict[tuple[str, str], str],
+             name: str, where: str, locate: Locate | None) -> list[Problem]:
+    """One problem per (task key, reason) that several items share, at the template's line
+    in suite.yaml (with ``locate``); an item's own problem stays at its line."""
+    out = []
+    for (key, stem), lines in failed.items():
+        example = f"; {examples[(key, stem)]}" if examples[(key, stem)] else ""
+        if locate is None or len(lines) == 1:
+            out += [Problem(name, line, where, f"{stem}{example}") for line in lines]
+            continue
+        file, line, dotted = locate(key)
+        shown = ", ".join(map(str, lines[:8])) + (", ..." if len(lines) > 8 else "")
+        out.append(Problem(file, line, dotted, f"{key} template: {stem} on {len(lines)} "
+                                               f"item(s) of {name} (line(s) {shown}{example})."))
+    return out
+
+
+class _Draw:
+    """Each item's seeded draw of ``k`` examples from ``pool``; from its own task's items
+    (``own``), every item but the one asked. ``random.sample`` over the candidates'
+    positions picks what it would pick from the candidates themselves, in O(k) per item
+    rather than O(pool)."""
+
+    def __init__(self, k: int, seed: int, pool: list[Instance], own: bool) -> None:
+        self.k, self.seed, self.pool, self.own = k, seed, pool, own
+        self.positions = range(len(pool) - own)
+        self.rng = random.Random()
+
+    def __call__(self, item_id: str, index: int) -> tuple[Instance, ...]:
+        self.rng.seed(f"{self.seed}:{item_id}")
+        picks = self.rng.sample(self.positions, min(self.k, len(self.positions)))
+        if self.own:
+            picks = [j + 1 if j >= index else j for j in picks]
+        return tuple([self.pool[j] for j in picks])

@@ -33,6 +33,9 @@ class Interrupt:
     _previous: Any = None
 
     def install(self) -> None:
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a background job: keep it so
+            self._previous = None
+            return
         try:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not the main thread (e.g. a notebook worker): leave it alone
@@ -117,6 +120,8 @@ def make_callback(session: Session, trainer_ref: list[Any]) -> Any:
             stop = _evaluate(session, trainer_ref[0], state, last)
             control.should_save = True
             session.save_started = time.perf_counter()
+            if session.interrupt.requested and not (stop or last):
+                session.stop_reason = "interrupted"  # not a finished run: resumable, no export
             if stop or session.interrupt.requested:
                 control.should_training_stop = True
 

@@ -95,8 +95,9 @@ def load_source(path: str | Path, fmt: str, tokenizer: Any, data_cfg: DataConfig
         if status in counts:
             counts[status] += 1
     if problems:
-        raise DataError.from_problems(problems, hint="Fix the lines above; each line must hold "
-                                                     "one training row.")
+        hint = ("Fix the lines above; each line must hold one training row."
+                if any(p.line for p in problems) else None)
+        raise DataError.from_problems(problems, hint=hint)
     if not examples:
         raise DataError(f"{name}: all {len(rows)} examples were dropped (longer than "
                         f"data.max_length={data_cfg.max_length} with overlong: "
@@ -141,12 +142,21 @@ def iter_source(path: str | Path, fmt: str, tokenizer: Any, data_cfg: DataConfig
     resolved = fmt
     while True:
         yielded = 0
+        if not path.is_file():
+            raise DataError(f"{name}: {'is not a regular file' if path.exists() else 'no such file'}"
+                            "; training data is a JSONL file.")
         try:
-            handle = path.open(encoding="utf-8")
+            handle = path.open("rb")
         except OSError as exc:
             raise DataError(f"{name}: cannot be read ({exc.strerror}).") from None
         with handle:
-            for number, text in enumerate(handle, start=1):
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{name}:{number}: is not UTF-8 text ({exc.reason} at byte "
+                                    f"{exc.start + 1} of the line).",
+                                    hint="Save the file as UTF-8.") from None
                 if not text.strip():
                     continue
                 fields = _parse_line(text, name, number)
@@ -179,6 +189,9 @@ def _parse_line(text: str, name: str, number: int) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DataError(f"{name}:{number}: is not valid JSON ({exc.msg} at column {exc.colno}); "
                         "each line must hold one JSON object.") from None
+    except RecursionError:
+        raise DataError(f"{name}:{number}: is nested deeper than a JSON reader can follow; "
+                        "each line must hold one training row.") from None
     if not isinstance(value, dict):
         raise DataError(f"{name}:{number}: holds a JSON {type(value).__name__}, not an object; "
                         "each line must hold one training row.")

@@ -61,7 +61,8 @@ def extract(row: dict[str, Any], fmt: str, path: str,
 
     if fmt not in FORMATS:
         return None, problem(f"unknown row format {fmt!r}; use one of {', '.join(FORMATS)}.")
-    expected = ", ".join(repr(k) for k in KEYS[fmt])
+    expected = ", ".join(repr(k) + ("" if k in _REQUIRED[fmt] else " (optional)")
+                         for k in KEYS[fmt])
     for key in _REQUIRED[fmt]:
         if key not in row:
             return None, problem(f"missing key {key!r}: a {fmt} row needs {expected} "

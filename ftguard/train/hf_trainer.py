@@ -7,6 +7,10 @@ in the order ftguard planned (mixture draws, annealing, seeded shuffles), so the
 sequential unless length grouping was asked for. Everything else (accumulation, clipping,
 schedules, NEFTune, checkpoint save/resume, accelerate for several processes) is the
 Trainer's own, so ``accelerate launch`` scales a run unchanged.
+
+One more: a checkpoint is written into ``.checkpoint-N.tmp/`` beside the others and renamed
+to ``checkpoint-N`` once every process has written its part, so an interrupted save never
+leaves a ``checkpoint-N`` that ``--resume`` or the export would take as complete.
 """
 
 from __future__ import annotations
@@ -90,6 +94,15 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, collator: Any,
         loss_is_scaled_for_ga = False  # a per-micro-batch mean; the Trainer divides by GA
         tokens_seen = 0
 
+        _staging: str | None = None
+
+        def _get_output_dir(self, trial: Any) -> str:
+            return self._staging or super()._get_output_dir(trial)
+
+        def _save_checkpoint(self, model: Any, trial: Any) -> None:
+            save_checkpoint_atomically(self, lambda: super(FtguardTrainer, self)
+                                       ._save_checkpoint(model, trial))
+
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
             weights = inputs.pop("loss_weights")
@@ -110,3 +123,48 @@ def make_trainer(model: Any, args: Any, train_dataset: Any, collator: Any,
     trainer.remove_callback(PrinterCallback)  # ftguard prints its own progress line
     trainer.remove_callback(ProgressCallback)
     return trainer
+
+
+def save_checkpoint_atomically(trainer: Any, save: Any) -> None:
+    """Run the Trainer's checkpoint ``save`` into ``OUT/checkpoints/.checkpoint-N.tmp/`` and
+    rename the result to ``checkpoint-N`` (main process, after every process has written),
+    then keep the ``keep_checkpoints`` newest plus the best one."""
+    from pathlib import Path
+
+    from ftguard.atomic import move_dir_into_place, remove_tree
+
+    run_dir = Path(trainer.args.output_dir)
+    name = f"checkpoint-{trainer.state.global_step}"
+    staging = run_dir / f".{name}.tmp"
+    main = trainer.args.should_save
+    try:
+        if main:
+            remove_tree(staging)  # left by a process killed outright
+            staging.mkdir(parents=True)
+        trainer.accelerator.wait_for_everyone()
+        trainer._staging = str(staging)
+        try:
+            save()
+        finally:
+            trainer._staging = None
+        trainer.accelerator.wait_for_everyone()
+        if main:
+            move_dir_into_place(staging / name, run_dir / name)
+            _rotate(run_dir, trainer.args.save_total_limit, trainer.state.best_global_step)
+    finally:
+        if main:
+            remove_tree(staging)
+
+
+def _rotate(run_dir: Any, keep: int | None, best_step: int | None) -> None:
+    """Remove the oldest checkpoints beyond ``keep``, never the newest nor the best."""
+    from ftguard.atomic import remove_tree
+
+    steps = sorted(int(p.name.rsplit("-", 1)[1]) for p in run_dir.glob("checkpoint-*")
+                   if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit())
+    if not keep or len(steps) <= keep:
+        return
+    protected = {steps[-1], best_step}
+    removable = [s for s in steps if s not in protected]
+    for step in removable[:max(0, len(steps) - max(keep, len(protected & set(steps))))]:
+        remove_tree(run_dir / f"checkpoint-{step}")

@@ -85,12 +85,10 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
 
 
 def _adapter_config(adapter: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"--adapter {adapter}: adapter_config.json cannot be read ({exc}).",
-                         hint="Give the folder written by save_pretrained() of a PEFT "
-                              "model.") from None
+    from ftguard.json_file import read_json
+
+    data = read_json(adapter / "adapter_config.json", ModelError, what="PEFT adapter config",
+                     hint="Give the folder written by save_pretrained() of a PEFT model.")
     if not isinstance(data, dict):
         raise ModelError(f"--adapter {adapter}: adapter_config.json is not a JSON object.")
     return data

@@ -9,7 +9,6 @@ them by relative path. Writing is atomic like every other record.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -222,12 +221,10 @@ def read_train_record(path: str | Path) -> TrainRecord:
     path = Path(path)
     if path.is_dir():
         path = path / TRAIN_RECORD
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot be read ({exc.strerror}).") from None
-    except ValueError as exc:
-        raise RecordError(f"{path}: is not valid JSON ({exc}).") from None
+    from ftguard.json_file import read_json
+
+    data = read_json(path, RecordError, what="train record",
+                     hint="Give the train_record.json written by ftguard train.")
     try:
         return TrainRecord.model_validate(data)
     except ValidationError as exc:

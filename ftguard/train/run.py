@@ -65,6 +65,8 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
         _say(quiet, format_estimate(memory))
         for warning in data.warnings:
             _say(quiet, f"warning: {warning}")
+    if overwrite and not resume and state["is_main"] and out.is_dir():
+        _clear_out(out)
     out.mkdir(parents=True, exist_ok=True)
     base_info = _base_info(cfg, prepared)
     record = _start_record(cfg, out, resume, base_info, trainable, total, data.summary, memory,
@@ -76,77 +78,89 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
         if state["is_main"]:
             write_train_record(record, out / TRAIN_RECORD)
 
-    evaluator = _evaluator(cfg, suites, out, base_info, prepared)
-    if evaluator is not None and state["is_main"]:
-        t2 = time.perf_counter()
-        if not (resume and evaluator.load_base()):
-            _say(quiet, "evaluating the base model on " + ", ".join(s.name for s in suites))
-            point = evaluator.evaluate(model, 0, checkpoint=None,
-                                       val_loss=data.validation_loss(model), base=True)
-            record.checkpoints = [point]
-        timings["base_eval"] = round(time.perf_counter() - t2, 3)
-    save_record()
-
-    from ftguard.train.callbacks import Session, make_callback
-    from ftguard.train.hf_trainer import make_trainer, training_arguments
-    from ftguard.train.progress import TrainProgress
-
-    session = Session(cfg=cfg, record=record, save_record=save_record,
-                      validation_loss=data.validation_loss, evaluator=evaluator,
-                      is_main=state["is_main"],
-                      progress=TrainProgress(enabled=state["is_main"] and not quiet))
-    args = training_arguments(cfg, str(out / "checkpoints"), use_cpu=prepared.device.type == "cpu",
-                              dtype=prepared.dtype, streaming=data.streaming)
-    trainer_ref: list[Any] = []
-    trainer = make_trainer(model, args, data.train_dataset, data.collator,
-                           [make_callback(session, trainer_ref)], prepared.tokenizer)
-    trainer_ref.append(trainer)
-    record.planned_steps = _planned_steps(trainer, args, data)
-    checkpoint = _last_checkpoint(out) if resume else None
-    if resume and checkpoint is None:
-        _say(quiet, "no checkpoint to resume from; starting from the beginning")
-    session.interrupt.install()
-    session.progress.start(record.planned_steps)
-    t3 = time.perf_counter()
-    session.started = t3
+    save_record()  # from here on OUT holds a run that --resume continues
+    trainer: Any = None
+    final = False  # whether the record on disk is the run's last word
     try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    finally:
-        session.progress.stop()
-        session.interrupt.uninstall()
-    train_seconds = time.perf_counter() - t3 - session.eval_seconds - session.save_seconds
-    timings["train"] = round(train_seconds, 3)
-    timings["eval"] = round(session.eval_seconds, 3)
-    timings["checkpoints"] = round(session.save_seconds, 3)
-    record.steps = trainer.state.global_step
-    record.tokens_per_second = round(trainer.tokens_seen * args.world_size
-                                     / max(train_seconds, 1e-9), 1)
-    from ftguard.train.memory import peak_memory
-
-    record.peak_memory = peak_memory(prepared.device)
-    if session.stop_reason == "interrupted":
-        record.status = "interrupted"
-        record.stop_reason = "Ctrl-C; resume with --resume"
+        evaluator = _evaluator(cfg, suites, out, base_info, prepared)
+        if evaluator is not None and state["is_main"]:
+            t2 = time.perf_counter()
+            if not (resume and evaluator.load_base()
+                    and any(p.step == 0 for p in record.checkpoints)):
+                _say(quiet, "evaluating the base model on " + ", ".join(s.name for s in suites))
+                point = evaluator.evaluate(model, 0, checkpoint=None,
+                                           val_loss=data.validation_loss(model), base=True)
+                record.checkpoints = [point]
+            timings["base_eval"] = round(time.perf_counter() - t2, 3)
         save_record()
-        _say(quiet, f"interrupted at step {record.steps}; checkpoint saved. Continue with: "
-                    f"ftguard train {out / CONFIG_FILE} --resume")
+
+        from ftguard.train.callbacks import Session, make_callback
+        from ftguard.train.hf_trainer import make_trainer, training_arguments
+        from ftguard.train.progress import TrainProgress
+
+        session = Session(cfg=cfg, record=record, save_record=save_record,
+                          validation_loss=data.validation_loss, evaluator=evaluator,
+                          is_main=state["is_main"],
+                          progress=TrainProgress(enabled=state["is_main"] and not quiet))
+        args = training_arguments(cfg, str(out / "checkpoints"),
+                                  use_cpu=prepared.device.type == "cpu", dtype=prepared.dtype,
+                                  streaming=data.streaming)
+        trainer_ref: list[Any] = []
+        trainer = make_trainer(model, args, data.train_dataset, data.collator,
+                               [make_callback(session, trainer_ref)], prepared.tokenizer)
+        trainer_ref.append(trainer)
+        record.planned_steps = _planned_steps(trainer, args, data)
+        checkpoint = _last_checkpoint(out) if resume else None
+        if resume and checkpoint is None:
+            _say(quiet, "no checkpoint to resume from; starting from the beginning")
+        session.interrupt.install()
+        session.progress.start(record.planned_steps)
+        t3 = time.perf_counter()
+        session.started = t3
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        finally:
+            session.progress.stop()
+            session.interrupt.uninstall()
+        train_seconds = time.perf_counter() - t3 - session.eval_seconds - session.save_seconds
+        timings["train"] = round(train_seconds, 3)
+        timings["eval"] = round(session.eval_seconds, 3)
+        timings["checkpoints"] = round(session.save_seconds, 3)
+        record.steps = trainer.state.global_step
+        record.tokens_per_second = round(trainer.tokens_seen * args.world_size
+                                         / max(train_seconds, 1e-9), 1)
+        from ftguard.train.memory import peak_memory
+
+        record.peak_memory = peak_memory(prepared.device)
+        if session.stop_reason == "interrupted":
+            record.status = "interrupted"
+            record.stop_reason = "Ctrl-C; resume with --resume"
+            save_record()
+            final = True
+            _say(False, f"interrupted at step {record.steps}; checkpoint saved. Continue with: "
+                        f"ftguard train {out / CONFIG_FILE} --resume")
+            return record
+        if state["is_main"]:
+            t4 = time.perf_counter()
+            _export(cfg, out, record, trainer, prepared, evaluator is not None)
+            timings["save"] = round(time.perf_counter() - t4, 3)
+            record.status = "stopped_early" if session.stop_reason else "completed"
+            record.stop_reason = session.stop_reason
+            record.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            timings["total"] = round(time.perf_counter() - t0, 3)
+            record.timings = timings
+            from ftguard.report.render import write_report
+
+            write_report(record, out / "report.html")
+            save_record()  # last: a finished record means every artefact is in place
+            final = True
+            _say(quiet, _summary(record, out))
+        _barrier()
         return record
-    if state["is_main"]:
-        t4 = time.perf_counter()
-        _export(cfg, out, record, trainer, prepared, evaluator is not None)
-        timings["save"] = round(time.perf_counter() - t4, 3)
-        record.status = "stopped_early" if session.stop_reason else "completed"
-        record.stop_reason = session.stop_reason
-        record.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        timings["total"] = round(time.perf_counter() - t0, 3)
-        record.timings = timings
-        save_record()
-        from ftguard.report.render import write_report
-
-        write_report(record, out / "report.html")
-        _say(quiet, _summary(record, out))
-    _barrier()
-    return record
+    except KeyboardInterrupt:  # a second Ctrl-C, or SIGTERM: no new checkpoint
+        if state["is_main"] and not final:
+            _record_interruption(record, trainer, out, save_record)
+        raise
 
 
 # -- checks before anything is written ------------------------------------------------------
@@ -158,6 +172,9 @@ def _check_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder.")
+    from ftguard.atomic import check_output_dir
+
+    check_output_dir(out)  # its parent a writable folder
     used = out.is_dir() and any(out.iterdir())
     if resume:
         if not (out / TRAIN_RECORD).is_file():
@@ -168,7 +185,16 @@ def _check_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
         raise UsageError(f"--out {out}: the folder is not empty.",
                          hint="Pass --resume to continue the run saved there, --overwrite to "
                               "replace it, or choose another folder.")
-    if used and overwrite and _distributed_state()["is_main"]:
+    return out
+
+
+def _clear_out(out: Path) -> None:
+    """Remove an earlier run's outputs from OUT (``--overwrite``), once every input has been
+    checked; SIGINT and SIGTERM wait until none of it is left, so OUT never holds half of
+    the old run."""
+    from ftguard.atomic import signals_held
+
+    with signals_held():
         for name in ("adapter", "model", "checkpoints", "evals", TRAIN_RECORD, CONFIG_FILE,
                      "report.html"):
             target = out / name
@@ -176,7 +202,21 @@ def _check_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    return out
+
+
+def _record_interruption(record: TrainRecord, trainer: Any, out: Path,
+                         save_record: Any) -> None:
+    """After a second Ctrl-C or SIGTERM before the record was finished: mark it interrupted
+    and say how to resume (also with --quiet, like the graceful stop)."""
+    if trainer is not None:
+        record.steps = trainer.state.global_step
+    checkpoint = _last_checkpoint(out)
+    since = f"{checkpoint.name}" if checkpoint else "the start"
+    record.status, record.finished = "interrupted", None
+    record.stop_reason = f"stopped by a signal; --resume continues from {since}"
+    save_record()
+    _say(False, f"interrupted at step {record.steps}; --resume continues from {since}: "
+                f"ftguard train {out / CONFIG_FILE} --resume")
 
 
 def _load_suites(cfg: TrainConfig) -> list[Any]:

@@ -1,0 +1,115 @@
+"""Output paths, checked before any work starts.
+
+Every command that writes calls :func:`output_file` or :func:`output_dir` for each of its
+outputs first, so a run never ends (after minutes of evaluation) in an error about where
+its result should go, and never replaces something that is not a previous result: a
+folder, a FIFO or device, or one of the command's own inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ftguard.errors import UsageError
+
+
+def output_file(text: str | Path | None, flag: str, *,
+                inputs: Mapping[str, str | Path | None] | None = None) -> Path | None:
+    """The file ``flag`` names, checked: a regular file or nothing there yet, in a folder
+    that exists or can be made, and none of ``inputs`` (what -> path). None stays None."""
+    if text is None:
+        return None
+    path = _non_empty(text, flag, "a file path such as results/run.json")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot be checked ({exc.strerror}).") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{flag} {path}: is a folder; give the path of a file to write.",
+                             hint=f"For example {flag} {path / 'result'}"
+                                  f"{'.html' if path.suffix == '.html' else '.json'}.")
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{flag} {path}: is not a regular file (a FIFO, device or socket); "
+                             "results are written to a temporary file and renamed into place, "
+                             "which would replace it.", hint="Give the path of a regular file.")
+        for what, other in (inputs or {}).items():
+            if other is not None and _same(path, Path(other)):
+                raise UsageError(f"{flag} {path}: is also the {what}; writing the result there "
+                                 "would replace its own input.", hint="Choose another file.")
+    _writable_parent(path, flag)
+    return path
+
+
+def output_dir(text: str | Path | None, flag: str) -> Path | None:
+    """The folder ``flag`` names, checked: a folder or nothing there yet, whose parent exists
+    or can be made. Whether a non-empty folder may be replaced is the command's business."""
+    if text is None:
+        return None
+    path = _non_empty(text, flag, "a folder path such as runs/merged")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: is a file, not a folder.",
+                         hint="Give a new folder (it is created) or an existing one.")
+    _writable_parent(path, flag)
+    return path
+
+
+def distinct(outputs: Mapping[str, Path | None]) -> None:
+    """Refuse two outputs (flag -> path) that are the same file: one would replace the other."""
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        key = os.path.abspath(path)
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {flag} are the same file ({path}); the second "
+                             "write would replace the first.", hint="Give them different paths.")
+        seen[key] = flag
+
+
+def inside(path: Path, root: Path, what: str, *, hint: str) -> Path:
+    """``path`` with symlinks resolved, refused (UsageError naming ``what``) unless it lies
+    inside ``root`` (also resolved)."""
+    real, base = path.resolve(), root.resolve()
+    if real != base and base not in real.parents:
+        via = f" (it resolves to {real})" if real != path.absolute() else ""
+        raise UsageError(f"{what}: {path} is outside {root}{via}; paths here must stay inside "
+                         "their folder.", hint=hint)
+    return real
+
+
+def _non_empty(text: str | Path, flag: str, example: str) -> Path:
+    if not str(text).strip():
+        raise UsageError(f"{flag} is empty; give {example}.")
+    return Path(text).expanduser()
+
+
+def _writable_parent(path: Path, flag: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder we may write in."""
+    for ancestor in _ancestors(path):
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder.",
+                             hint="Choose a path whose folders are folders.")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: the folder {ancestor} is not writable.",
+                             hint="Choose a folder you may write in.")
+        return
+
+
+def _ancestors(path: Path) -> Iterable[Path]:
+    absolute = Path(os.path.abspath(path))
+    return absolute.parents
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
