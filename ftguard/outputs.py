@@ -9,11 +9,11 @@ folder, a FIFO or device, or one of the command's own inputs.
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ftguard.errors import UsageError
+from ftguard.atomic import check_output_dir, check_output_file
+from ftguard.errors import RecordError, UsageError
 
 
 def output_file(text: str | Path | None, flag: str, *,
@@ -23,26 +23,11 @@ def output_file(text: str | Path | None, flag: str, *,
     if text is None:
         return None
     path = _non_empty(text, flag, "a file path such as results/run.json")
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot be checked ({exc.strerror}).") from None
-    if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"{flag} {path}: is a folder; give the path of a file to write.",
-                             hint=f"For example {flag} {path / 'result'}"
-                                  f"{'.html' if path.suffix == '.html' else '.json'}.")
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{flag} {path}: is not a regular file (a FIFO, device or socket); "
-                             "results are written to a temporary file and renamed into place, "
-                             "which would replace it.", hint="Give the path of a regular file.")
-        for what, other in (inputs or {}).items():
-            if other is not None and _same(path, Path(other)):
-                raise UsageError(f"{flag} {path}: is also the {what}; writing the result there "
-                                 "would replace its own input.", hint="Choose another file.")
-    _writable_parent(path, flag)
+    _as_flag(check_output_file, path, flag)
+    for what, other in (inputs or {}).items():
+        if other is not None and _same(path, Path(other)):
+            raise UsageError(f"{flag} {path}: is also the {what}; writing the result there "
+                             "would replace its own input.", hint="Choose another file.")
     return path
 
 
@@ -52,11 +37,16 @@ def output_dir(text: str | Path | None, flag: str) -> Path | None:
     if text is None:
         return None
     path = _non_empty(text, flag, "a folder path such as runs/merged")
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path}: is a file, not a folder.",
-                         hint="Give a new folder (it is created) or an existing one.")
-    _writable_parent(path, flag)
+    _as_flag(check_output_dir, path, flag)
     return path
+
+
+def _as_flag(check: Callable[[Path], Path], path: Path, flag: str) -> None:
+    """The atomic writers' own check of ``path``, its message led by ``flag``."""
+    try:
+        check(path)
+    except RecordError as exc:
+        raise UsageError(f"{flag} {exc.message}", hint=exc.hint) from None
 
 
 def distinct(outputs: Mapping[str, Path | None]) -> None:
@@ -87,25 +77,6 @@ def _non_empty(text: str | Path, flag: str, example: str) -> Path:
     if not str(text).strip():
         raise UsageError(f"{flag} is empty; give {example}.")
     return Path(text).expanduser()
-
-
-def _writable_parent(path: Path, flag: str) -> None:
-    """The nearest existing ancestor of ``path`` must be a folder we may write in."""
-    for ancestor in _ancestors(path):
-        if not ancestor.exists():
-            continue
-        if not ancestor.is_dir():
-            raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder.",
-                             hint="Choose a path whose folders are folders.")
-        if not os.access(ancestor, os.W_OK | os.X_OK):
-            raise UsageError(f"{flag} {path}: the folder {ancestor} is not writable.",
-                             hint="Choose a folder you may write in.")
-        return
-
-
-def _ancestors(path: Path) -> Iterable[Path]:
-    absolute = Path(os.path.abspath(path))
-    return absolute.parents
 
 
 def _same(a: Path, b: Path) -> bool:
