@@ -90,17 +90,16 @@ def load_index(root: Path) -> BaselineIndex:
 
 def _entry_file(root: Path, entry: BaselineEntry, where: str) -> Path:
     """The RunRecord file of ``entry``: a file directly in ``root`` (symlinks resolved)."""
-    from ftguard.outputs import inside
-
     hint = ("Each entry's file is a RunRecord in the baseline folder itself; restore "
             f"{INDEX} from version control or accept the baseline again.")
     if Path(entry.file).name != entry.file or entry.file in ("", ".", ".."):
         raise RecordError(f"{where} {entry.file!r} is not a file name in {root}; the index may "
                           "only point at runs inside its own folder.", hint=hint)
-    try:
-        return inside(root / entry.file, root, where, hint=hint)
-    except UsageError as exc:
-        raise RecordError(exc.message, hint=hint) from None
+    real = (root / entry.file).resolve()
+    if real.parent != root.resolve():
+        raise RecordError(f"{where} {entry.file!r} resolves to {real}, outside {root}; the index "
+                          "may only point at runs inside its own folder.", hint=hint)
+    return real
 
 
 def accept(run_path: Path, root: Path, *, name: str | None = None, force: bool = False,

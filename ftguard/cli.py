@@ -310,9 +310,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if len(adapters) > 1 or getattr(args, "out_dir", None) or getattr(args, "include_base", False):
         return _eval_adapters(args, adapters)
     args.adapter = adapters[0] if adapters else None
-    output_file(args.out, "--out")
     suites = load_suites(args.suites)
-    check_not_suite_file(args.out, suites)
+    check_eval_out(args.out, suites)
     settings = run_settings(args)
     main = is_main()  # with accelerate launch, process 0 alone draws, prints and writes
     with ProgressBar(enabled=not args.no_progress and main) as bar:
@@ -518,16 +517,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_not_suite_file(out: str | None, suites: Sequence[Suite]) -> None:
-    """Refuse an ``--out`` that is one of the suites' own files (suite.yaml, data)."""
-    if out is None or not Path(out).exists():
-        return
-    for suite in suites:
-        files = [suite.root / "suite.yaml"] + [
-            suite.root / rel for task in suite.tasks
-            for rel in (task.spec.data, task.spec.few_shot and task.spec.few_shot.data) if rel]
-        output_file(out, "--out", inputs={f"suite {suite.name}'s file {f.name}": f
-                                          for f in files})
+def check_eval_out(out: str | None, suites: Sequence[Suite]) -> None:
+    """Check ``eval --out`` before evaluating (:func:`ftguard.outputs.output_file`), also
+    refusing one of the suites' own files (suite.yaml, data)."""
+    output_file(out, "--out", inputs={
+        f"suite {suite.name}'s file {rel}": suite.root / rel for suite in suites
+        for rel in ["suite.yaml", *(r for task in suite.tasks for r in (
+            task.spec.data, task.spec.few_shot and task.spec.few_shot.data) if r)]})
 
 
 def _read_train(path_text: str | None):  # -> TrainRecord | None

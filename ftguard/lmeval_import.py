@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.errors import DataError, RecordError, UsageError
-from ftguard.json_file import parse_json, read_json
+from ftguard.json_file import read_json
 from ftguard.lmeval_bridge import config_hash, samples_hash, task_result
 from ftguard.record import ModelInfo, RunRecord, SuiteResult
+from ftguard.suite.jsonl import lines, parse_line
 from ftguard.version import ftguard_version
 
 _MODEL_KEYS = ("model", "model_args", "model_num_parameters", "model_dtype", "model_revision",
@@ -96,13 +97,13 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: cannot be read ({exc.strerror}).") from None
     logs = []
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+        for number, raw in lines(handle):
+            log = parse_line(raw, number == 1)
+            if log is None:
                 continue
-            log = parse_json(line, str(path), DataError, what="lm-eval sample log", hint=hint,
-                             line=number)
-            if not isinstance(log, dict) or "doc_id" not in log or not isinstance(
-                    log.get("metrics"), list):
+            if isinstance(log, str):
+                raise DataError(f"{path}:{number}: {log}", hint=hint)
+            if "doc_id" not in log or not isinstance(log.get("metrics"), list):
                 raise DataError(f"{path}:{number}: not an lm-eval sample log (needs 'doc_id' "
                                 "and 'metrics').", hint=hint)
             logs.append(log)

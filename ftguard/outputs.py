@@ -62,17 +62,6 @@ def distinct(outputs: Mapping[str, Path | None]) -> None:
         seen[key] = flag
 
 
-def inside(path: Path, root: Path, what: str, *, hint: str) -> Path:
-    """``path`` with symlinks resolved, refused (UsageError naming ``what``) unless it lies
-    inside ``root`` (also resolved)."""
-    real, base = path.resolve(), root.resolve()
-    if real != base and base not in real.parents:
-        via = f" (it resolves to {real})" if real != path.absolute() else ""
-        raise UsageError(f"{what}: {path} is outside {root}{via}; paths here must stay inside "
-                         "their folder.", hint=hint)
-    return real
-
-
 def _non_empty(text: str | Path, flag: str, example: str) -> Path:
     if not str(text).strip():
         raise UsageError(f"{flag} is empty; give {example}.")

@@ -288,22 +288,10 @@ def _load_json(path: Path, what: str, how: str) -> Any:
 
 
 def _read_text(path: Path, what: str, how: str) -> str:
-    path = Path(path)
-    try:
-        if not path.exists():
-            raise RecordError(f"{path}: no such {what}.", hint=f"Create one with {how}.")
-        if not path.is_file():  # a FIFO would block forever, a folder cannot be read
-            raise RecordError(f"{path}: not a regular file; give a JSON {what}.")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise RecordError(f"{path}:{line}: is not UTF-8 text ({exc.reason}: byte "
-                          f"{raw[exc.start]:#04x}); ftguard writes records as UTF-8 JSON.",
-                          hint="The file may be damaged; write it again.") from None
+    from ftguard.json_file import read_text
+
+    return read_text(path, RecordError, what=what, hint=f"Create one with {how}, or write it "
+                                                         "again if it is damaged.")
 
 
 class _NonFinite(float):

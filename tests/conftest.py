@@ -190,34 +190,45 @@ tasks:
 """
 
 
+SMOKE_FILES: dict[str, Any] = {
+    "data/mc.jsonl": MC_ROWS,
+    "data/qa.jsonl": [{"id": "a1", "question": "What is the capital of France?",
+                       "answers": ["Paris"]},
+                      {"id": "a2", "question": "What colour is the sky?",
+                       "answers": ["blue", "light blue"]}],
+    "data/cls.jsonl": [{"id": "c1", "text": "I loved this film.", "label": "positive"},
+                       {"id": "c2", "text": "Dull and too long.", "label": "negative"},
+                       {"id": "c3", "text": "A wonderful story.", "label": "positive"}],
+    "data/ppl.jsonl": [{"id": "p1", "text": "The quick brown fox jumps over the lazy dog."},
+                       {"id": "p2", "text": "Either party may terminate this Agreement."}],
+}
+"""The data files of :data:`SMOKE_SUITE`."""
+
+
+def write_suite(root: Path, yaml: str = SMOKE_SUITE, files: dict[str, Any] | None = None) -> Path:
+    """A suite folder at ``root``: ``yaml`` as suite.yaml, :data:`SMOKE_FILES`, then ``files``
+    (name -> JSONL rows, text or bytes) on top."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "suite.yaml").write_text(yaml, encoding="utf-8")
+    for rel, content in {**SMOKE_FILES, **(files or {})}.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        elif isinstance(content, str):
+            target.write_text(content, encoding="utf-8")
+        else:
+            write_jsonl(target, content)
+    return root
+
+
 @pytest.fixture
 def make_suite(tmp_path: Path) -> Callable[..., Path]:
     """Write a suite folder; ``yaml`` replaces suite.yaml, ``files`` maps name -> rows/text."""
 
     def make(yaml: str = SMOKE_SUITE, files: dict[str, Any] | None = None,
              name: str = "suite") -> Path:
-        root = tmp_path / name
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "suite.yaml").write_text(yaml, encoding="utf-8")
-        default: dict[str, Any] = {
-            "data/mc.jsonl": MC_ROWS,
-            "data/qa.jsonl": [{"id": "a1", "question": "What is the capital of France?",
-                               "answers": ["Paris"]},
-                              {"id": "a2", "question": "What colour is the sky?",
-                               "answers": ["blue", "light blue"]}],
-            "data/cls.jsonl": [{"id": "c1", "text": "I loved this film.", "label": "positive"},
-                               {"id": "c2", "text": "Dull and too long.", "label": "negative"},
-                               {"id": "c3", "text": "A wonderful story.", "label": "positive"}],
-            "data/ppl.jsonl": [{"id": "p1", "text": "The quick brown fox jumps over the lazy dog."},
-                               {"id": "p2", "text": "Either party may terminate this Agreement."}],
-        }
-        for rel, content in {**default, **(files or {})}.items():
-            if isinstance(content, str):
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                (root / rel).write_text(content, encoding="utf-8")
-            else:
-                write_jsonl(root / rel, content)
-        return root
+        return write_suite(tmp_path / name, yaml, files)
 
     return make
 

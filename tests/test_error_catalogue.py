@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from catalogue import Bad, Case, Ctx, load_all
 
-from conftest import REPO, write_jsonl
+from conftest import REPO, suite_yaml, write_jsonl
 
 pytest_plugins = ["pytester"]
 
@@ -94,25 +94,13 @@ def test_bad_input(case: Case, tmp_path: Path, tiny_model: Path,
 _INSTALLED = any(ep.value == "ftguard.pytest_plugin"
                  for ep in importlib.metadata.entry_points(group="pytest11"))
 PLUGIN = () if _INSTALLED else ("-p", "ftguard.pytest_plugin")
-SUITE = """\
-name: smoke
-version: "1"
-role: general
-tasks:
-  - name: mc
-    kind: choice
-    data: data/mc.jsonl
-    prompt: "Question: {{ question }}\\nAnswer:"
-    choices_field: choices
-    target_index: "{{ answer }}"
-"""
 
 
 def _project(p: pytest.Pytester) -> None:
     rows = [{"id": f"q{i}", "question": f"Number {i}?", "choices": [f"a{i}", f"b{i}"],
              "answer": i % 2} for i in range(20)]
     write_jsonl(p.path / "suites" / "smoke" / "data" / "mc.jsonl", rows)
-    (p.path / "suites" / "smoke" / "suite.yaml").write_text(SUITE, encoding="utf-8")
+    (p.path / "suites" / "smoke" / "suite.yaml").write_text(suite_yaml("smoke"), encoding="utf-8")
 
 
 def _write(name: str, data: str | bytes) -> Any:

@@ -363,7 +363,7 @@ def test_bad_samples_line_is_exit_2(tmp_path: Path, run_cli) -> None:
     samples = tmp_path / "samples_t_2026-01-01T00-00-00.000000.jsonl"
     samples.write_text(json.dumps(_sample_log(0, 1.0)) + "\n{oops\n", encoding="utf-8")
     code, _, err = run_cli("import-lmeval", tmp_path, "--out", tmp_path / "run.json")
-    assert code == 2 and f"{samples}:2: not valid JSON" in err
+    assert code == 2 and f"{samples}:2: is not valid JSON" in err
 
 
 def test_missing_samples_is_exit_2(tmp_path: Path, run_cli) -> None:

@@ -26,7 +26,7 @@ import torch
 from ftguard.errors import UsageError
 from ftguard.merge.methods import MergeSpec, merge_tensor
 from ftguard.merge.safetensors_io import DTYPES, Entry, read_header, read_tensor
-from ftguard.models.safetensors_check import check_safetensors, check_weights
+from ftguard.models.safetensors_check import check_safetensors
 
 _SHAPE_KEYS = ("model_type", "architectures", "hidden_size", "num_hidden_layers",
                "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size",
@@ -47,8 +47,6 @@ class TensorIndex:
     @classmethod
     def of(cls, folder: Path, what: str) -> TensorIndex:
         shards = sorted(folder.glob("*.safetensors"))
-        if shards:
-            check_weights(folder, what)
         if not shards:
             raise UsageError(f"{what} {folder}: no *.safetensors weights in it.",
                              hint="Merge models saved with "
@@ -56,7 +54,7 @@ class TensorIndex:
         entries: dict[str, tuple[Path, Entry, int]] = {}
         for shard in shards:
             try:
-                header, start = read_header(shard)
+                header, start = read_header(shard, what)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"{what} {shard}: not a readable safetensors file ({exc}).",
                                  hint="Save the model again with save_pretrained().") from None

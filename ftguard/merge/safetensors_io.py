@@ -42,26 +42,21 @@ class Entry:
         return self.end - self.start
 
 
-def read_header(path: Path) -> tuple[dict[str, Entry], int]:
-    """The tensors of one safetensors file and where their bytes start; ValueError when the
-    file is not one."""
-    with path.open("rb") as handle:
-        raw = handle.read(8)
-        if len(raw) != 8:
-            raise ValueError("shorter than a safetensors header")
-        (size,) = struct.unpack("<Q", raw)
-        if size > 100 << 20:
-            raise ValueError(f"header of {size} bytes")
-        header = json.loads(handle.read(size))
+def read_header(path: Path, flag: str = "file") -> tuple[dict[str, Entry], int]:
+    """The tensors of one safetensors file and where their bytes start; ModelError (naming
+    ``flag``) when the file is damaged or cut off, ValueError for a dtype merging lacks."""
+    from ftguard.models.safetensors_check import check_safetensors
+
+    header, start = check_safetensors(path, flag)
     entries = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info["dtype"] not in DTYPES:
-            raise ValueError(f"tensor {name}: dtype {info['dtype']} is not supported")
-        start, end = info["data_offsets"]
-        entries[name] = Entry(info["dtype"], tuple(info["shape"]), int(start), int(end))
-    return entries, 8 + size
+        if info.get("dtype") not in DTYPES:
+            raise ValueError(f"tensor {name}: dtype {info.get('dtype')} is not supported")
+        begin, end = info["data_offsets"]
+        entries[name] = Entry(info["dtype"], tuple(info["shape"]), int(begin), int(end))
+    return entries, start
 
 
 def read_tensor(handle: BinaryIO, entry: Entry, data_start: int) -> torch.Tensor:

@@ -20,8 +20,9 @@ MAX_HEADER = 100 << 20
 _HINT = "The file is damaged or incomplete: download or save the model again."
 
 
-def check_safetensors(path: Path, flag: str) -> None:
-    """Raise ModelError unless ``path`` is a complete safetensors file."""
+def check_safetensors(path: Path, flag: str) -> tuple[dict[str, Any], int]:
+    """The JSON header of ``path`` and the offset its tensors' bytes start at; ModelError
+    (naming ``flag``) unless ``path`` is a complete safetensors file."""
     where = f"{flag} {path.parent}: {path.name}"
     try:
         size = path.stat().st_size
@@ -48,6 +49,7 @@ def check_safetensors(path: Path, flag: str) -> None:
         raise ModelError(f"{where} is {'cut off' if size < 8 + length + end else 'damaged'}: "
                          f"its header describes {8 + length + end} bytes, the file has {size}.",
                          hint=_HINT)
+    return header, 8 + length
 
 
 def _data_end(header: Any, where: str) -> int:

@@ -46,8 +46,8 @@ def read_jsonl(path: Path, display: str | None = None) -> tuple[list[Row], list[
     bad = 0
     with handle:
         try:
-            for number, raw in _lines(handle):
-                value = _parse(raw, number == 1)
+            for number, raw in lines(handle):
+                value = parse_line(raw, number == 1)
                 if isinstance(value, dict):
                     rows.append(Row(number, value))
                 elif value is not None:
@@ -64,7 +64,7 @@ def read_jsonl(path: Path, display: str | None = None) -> tuple[list[Row], list[
     return rows, problems
 
 
-def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """``(line number, bytes)`` of each line; lines end at \\n, \\r\\n or \\r, as in text mode."""
     number = 0
     for chunk in handle:
@@ -73,8 +73,9 @@ def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
             yield number, raw
 
 
-def _parse(raw: bytes, first: bool) -> dict[str, Any] | str | None:
-    """The line's object; a problem (str) when it is not one; None for a blank line."""
+def parse_line(raw: bytes, first: bool) -> dict[str, Any] | str | None:
+    """The line's object; a problem (str, to follow ``file:line: ``) when it is not one;
+    None for a blank line. ``first``: the file's first line (a byte order mark is dropped)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

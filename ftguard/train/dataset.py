@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftguard.errors import DataError, Problem
-from ftguard.suite.jsonl import read_jsonl
+from ftguard.suite.jsonl import lines, parse_line, read_jsonl
 from ftguard.train.config import DataConfig
 from ftguard.train.formats import detect_format, extract, render, use_chat_template
 from ftguard.train.mixing import shares
@@ -150,16 +149,12 @@ def iter_source(path: str | Path, fmt: str, tokenizer: Any, data_cfg: DataConfig
         except OSError as exc:
             raise DataError(f"{name}: cannot be read ({exc.strerror}).") from None
         with handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{name}:{number}: is not UTF-8 text ({exc.reason} at byte "
-                                    f"{exc.start + 1} of the line).",
-                                    hint="Save the file as UTF-8.") from None
-                if not text.strip():
+            for number, raw in lines(handle):
+                fields = parse_line(raw, number == 1)
+                if fields is None:
                     continue
-                fields = _parse_line(text, name, number)
+                if isinstance(fields, str):
+                    raise DataError(f"{name}:{number}: {fields}")
                 stats.rows += 1
                 if resolved == "auto":
                     found = detect_format(fields, name, number)
@@ -181,21 +176,6 @@ def iter_source(path: str | Path, fmt: str, tokenizer: Any, data_cfg: DataConfig
         if not yielded:
             raise DataError(f"{name}: no training example in the whole file (empty, or every "
                             "example dropped).", hint=_LENGTH_HINT)
-
-
-def _parse_line(text: str, name: str, number: int) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{name}:{number}: is not valid JSON ({exc.msg} at column {exc.colno}); "
-                        "each line must hold one JSON object.") from None
-    except RecursionError:
-        raise DataError(f"{name}:{number}: is nested deeper than a JSON reader can follow; "
-                        "each line must hold one training row.") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{name}:{number}: holds a JSON {type(value).__name__}, not an object; "
-                        "each line must hold one training row.")
-    return value
 
 
 @functools.cache

@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import MC_ROWS, SMOKE_SUITE, binary_run, write_jsonl
+from conftest import SMOKE_SUITE, binary_run, write_suite
 
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 """One JSON value nested deeper than any reader's recursion limit."""
+EMPTY_SAFETENSORS = b"\x02\x00\x00\x00\x00\x00\x00\x00{}"
+"""A complete safetensors file holding no tensor."""
+TRUNCATED_SAFETENSORS = b"\x10\x00\x00\x00\x00\x00\x00\x00{"
+"""A safetensors file cut off inside its 16-byte header."""
 
 
 @dataclass
@@ -107,31 +111,19 @@ class Ctx:
 
     def suite(self, yaml: str = SMOKE_SUITE, files: dict[str, Any] | None = None,
               name: str = "suite") -> Path:
-        """A suite folder: ``yaml`` as suite.yaml, the smoke data, ``files`` on top (rows,
-        text or bytes)."""
-        root = self.dir(name)
-        (root / "suite.yaml").write_text(yaml, encoding="utf-8")
-        default: dict[str, Any] = {
-            "data/mc.jsonl": MC_ROWS,
-            "data/qa.jsonl": [{"id": "a1", "question": "What is the capital of France?",
-                               "answers": ["Paris"]},
-                              {"id": "a2", "question": "What colour is the sky?",
-                               "answers": ["blue"]}],
-            "data/cls.jsonl": [{"id": "c1", "text": "I loved it.", "label": "positive"},
-                               {"id": "c2", "text": "Dull.", "label": "negative"}],
-            "data/ppl.jsonl": [{"id": "p1", "text": "The quick brown fox."},
-                               {"id": "p2", "text": "Either party may terminate."}],
-        }
-        for rel, content in {**default, **(files or {})}.items():
-            target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            elif isinstance(content, str):
-                target.write_text(content, encoding="utf-8")
-            else:
-                write_jsonl(target, content)
-        return root
+        """A suite folder (:func:`conftest.write_suite`): ``yaml`` as suite.yaml, the smoke
+        data, ``files`` on top (rows, text or bytes)."""
+        return write_suite(self.tmp / name, yaml, files)
+
+    def adapter(self, weights: bytes, config: str | None = None) -> Path:
+        """A LoRA adapter folder for the tiny model: ``weights`` as adapter_model.safetensors,
+        ``config`` (default: a valid one) as adapter_config.json."""
+        folder = self.dir("adapter")
+        (folder / "adapter_config.json").write_text(config or json.dumps({
+            "peft_type": "LORA", "base_model_name_or_path": str(self.tiny_model), "r": 4,
+            "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}))
+        (folder / "adapter_model.safetensors").write_bytes(weights)
+        return folder
 
     def run(self, name: str = "base.json", *, flips: int = 0,
             edit: Callable[[dict[str, Any]], Any] | None = None, raw: str | None = None) -> Path:

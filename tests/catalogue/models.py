@@ -3,7 +3,7 @@ train_merge.py)."""
 
 from __future__ import annotations
 
-from catalogue import Bad, Ctx, bad
+from catalogue import TRUNCATED_SAFETENSORS, Bad, Ctx, bad
 
 
 def _eval(c: Ctx, model: object, *extra: object) -> list[object]:
@@ -75,13 +75,7 @@ def _(c: Ctx) -> Bad:
 
 @bad("eval", "--adapter with a truncated adapter_model.safetensors")
 def _(c: Ctx) -> Bad:
-    import json
-
-    adapter = c.dir("adapter")
-    (adapter / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "base_model_name_or_path": str(c.tiny_model), "r": 4,
-        "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}))
-    (adapter / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    adapter = c.adapter(TRUNCATED_SAFETENSORS)
     return Bad(_eval(c, c.tiny_model, "--adapter", adapter), ["adapter_model.safetensors"])
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-from catalogue import DEEP_JSON, Bad, Ctx, bad
+from catalogue import DEEP_JSON, EMPTY_SAFETENSORS, TRUNCATED_SAFETENSORS, Bad, Ctx, bad
 from catalogue.suites import BOMB
 
-EMPTY_SAFETENSORS = b"\x02\x00\x00\x00\x00\x00\x00\x00{}"
-"""A complete safetensors file holding no tensor."""
 ROW = {"instruction": "Say hi.", "output": "hi"}
 
 
@@ -168,30 +166,20 @@ def _(c: Ctx) -> Bad:
 
 @bad("merge-adapter", "adapter_config.json of garbage")
 def _(c: Ctx) -> Bad:
-    adapter = c.dir("adapter")
-    (adapter / "adapter_config.json").write_text("{oops", encoding="utf-8")
-    (adapter / "adapter_model.safetensors").write_bytes(EMPTY_SAFETENSORS)
+    adapter = c.adapter(EMPTY_SAFETENSORS, config="{oops")
     return Bad(["merge-adapter", adapter, "--out", c.path("merged")], ["adapter_config.json"])
 
 
 @bad("merge-adapter", "truncated adapter_model.safetensors")
 def _(c: Ctx) -> Bad:
-    adapter = c.dir("adapter")
-    (adapter / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "base_model_name_or_path": str(c.tiny_model), "r": 4,
-        "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}))
-    (adapter / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    adapter = c.adapter(TRUNCATED_SAFETENSORS)
     return Bad(["merge-adapter", adapter, "--out", c.path("merged")],
                ["adapter_model.safetensors"])
 
 
 @bad("merge-adapter", "--out is a file")
 def _(c: Ctx) -> Bad:
-    adapter = c.dir("adapter")
-    (adapter / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "base_model_name_or_path": str(c.tiny_model), "r": 4,
-        "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}))
-    (adapter / "adapter_model.safetensors").write_bytes(b"\0" * 16)
+    adapter = c.adapter(EMPTY_SAFETENSORS)
     return Bad(["merge-adapter", adapter, "--out", c.text("merged", "x")], ["--out", "merged"])
 
 
