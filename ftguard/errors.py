@@ -6,7 +6,7 @@ the file, line, key or flag at fault and says how to fix it.
 
 ::
 
-    FtguardError                 exit 2, carries ``hint`` (how to fix it)
+    FtguardError                 exit 2, carries ``hint`` (how to fix it) and ``option``
     ├── UsageError               a bad flag or flag combination
     ├── SuiteError               a suite that cannot be loaded; ``problems`` lists them all
     ├── DataError                a data file (JSONL) that cannot be read or is inconsistent
@@ -17,18 +17,46 @@ the file, line, key or flag at fault and says how to fix it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
+"""The exit codes of every shell: pass, gate failed, usage / input / environment error."""
+
+_OPTION = re.compile(r"\{--([a-z0-9][a-z0-9-]*)\}")
+
+
+def cli_flag(option: str) -> str:
+    """How the ``ftguard`` command spells an option: ``model`` -> ``--model``."""
+    return f"--{option}"
 
 
 class FtguardError(Exception):
-    """Base of every user-facing error; ``str()`` is the full one-paragraph message."""
+    """Base of every user-facing error; ``str()`` is the full one-paragraph message.
 
-    exit_code = 2
+    Library code names an option it blames as ``{--NAME}`` in ``message`` / ``hint`` (and
+    the main one in ``option``); each shell words it with its own spelling
+    (:meth:`worded`): the CLI writes ``--model``, the pytest plugin ``--ftguard-model``.
+    """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 option: str | None = None) -> None:
         self.message = message
         self.hint = hint
-        super().__init__(message if not hint else f"{message} {hint}")
+        self.option = option
+        """The option at fault (``model``, ``adapter``, ...), when one is."""
+        super().__init__(self.worded())
+
+    def worded(self, flag: Callable[[str], str] = cli_flag) -> str:
+        """The message and hint with every ``{--NAME}`` spelled by ``flag(NAME)``."""
+        text = self.message if not self.hint else f"{self.message} {self.hint}"
+        return _OPTION.sub(lambda m: flag(m.group(1)), text)
+
+    def __str__(self) -> str:
+        return self.worded()
 
 
 class UsageError(FtguardError):
