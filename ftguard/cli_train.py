@@ -45,7 +45,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``train`` and ``merge-adapter`` on the main parser's subcommands."""
     train = commands.add_parser(
         "train", parents=[common], help="fine-tune (LoRA, QLoRA, full, prefix, prompt) and "
-                                        "evaluate checkpoints for gain and forgetting",
+                                        "evaluate checkpoints for gain and alignment tax",
         description="Train from CONFIG.yaml and/or flags (flags win). Writes OUT/adapter (or "
                     "OUT/model), OUT/train_record.json and the checkpoint RunRecords. Ctrl-C "
                     "saves a checkpoint; --resume continues it.")

@@ -272,9 +272,11 @@ def _previous_run(out: Path, cfg: TrainConfig) -> TrainRecord | None:
 
 
 def _compare(base: RunRecord, tuned: RunRecord) -> Comparison:
-    from ftguard.compare import compare
+    """The fine-tune judged as checkpoints and merging weights are (:func:`ftguard.judge.
+    judge`), under the resolved policy: the suites' gate: sections, else the default."""
+    from ftguard.judge import judge
 
-    return compare(base, tuned)  # the resolved policy: suites' gate: sections, else default
+    return judge(base, tuned, resamples=10_000, seed=1234).comparison
 
 
 def _write(comparison: Comparison, train: TrainRecord, out: Path,

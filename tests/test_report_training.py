@@ -1,4 +1,4 @@
-"""The report's Training section: loss curves, per-checkpoint gain/forgetting, the chosen one."""
+"""The report's Training section: loss curves, per-checkpoint gain/alignment tax, the chosen one."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ GATE_FAILURE = "general/knowledge acc: relative drop 6.0% exceeds 5%"
 
 def _record() -> TrainRecord:
     """A LoRA run stopped early at step 100 of 120: loss falls, validation loss turns up after
-    step 75, gain and forgetting both rise, step 75 is chosen and step 100 fails the gate."""
+    step 75, gain rises and the alignment tax falls, step 75 is chosen and step 100 fails the gate."""
     log = [LogPoint(step=s, epoch=s / 120, loss=round(2.5 * math.exp(-s / 40) + 0.9, 4),
                     lr=2e-4 * min(s / 10, 1.0) * (0.5 + 0.5 * math.cos(math.pi * s / 120)),
                     tokens=s * 512, elapsed=s * 0.4)
@@ -44,7 +44,7 @@ def _record() -> TrainRecord:
     checkpoints = [CheckpointEval(step=s, run=f"evals/step-{s:06d}.json",
                                   checkpoint=f"checkpoints/step-{s:06d}",
                                   headline={"legal/clauses/acc": 0.5 + g, "general/knowledge/acc": 0.7 - f},
-                                  target_score=0.5 + g, gain=g, forgetting=f,
+                                  target_score=0.5 + g, gain=g, alignment_tax=-f,
                                   gate_passed=s != 100, gate_failures=[GATE_FAILURE] if s == 100 else [],
                                   val_loss=v, seconds=12.5)
                    for s, g, f, v in zip(STEPS, GAIN, FORGETTING, (2.0, 1.6, 1.45, 1.5), strict=True)]
@@ -100,7 +100,8 @@ def test_training_report_draws_checkpoints_chosen_and_failing() -> None:
         xs = [float(p["cx"]) for p in points]
         assert xs == sorted(xs) and len(set(xs)) == 4
         ys = [float(p["cy"]) for p in points]
-        assert ys == sorted(ys, reverse=True)  # both rise: higher value = higher on the page
+        # gain rises and the alignment tax falls: higher value = higher on the page
+        assert ys == sorted(ys, reverse=series == "gain")
         failing = [int(p["data-step"]) for p in points if "fail" in p["class"].split()]
         assert failing == [100]
         chosen = [int(p["data-step"]) for p in points if "chosen" in p["class"].split()]
@@ -122,7 +123,7 @@ def test_training_report_draws_checkpoints_chosen_and_failing() -> None:
     rows = page.split('id="checkpoints"', 1)[1].split("</table>", 1)[0]
     trs = re.findall(r'<tr class="([^"]*)" data-step="(\d+)">', rows)
     assert [(c.strip(), int(s)) for c, s in trs] == [("", 25), ("", 50), ("chosen", 75), ("failed", 100)]
-    assert "+14.0%" in rows and "+6.0%" in rows and GATE_FAILURE in rows and "★ chosen" in rows
+    assert "+14.0%" in rows and "-6.0%" in rows and GATE_FAILURE in rows and "★ chosen" in rows
 
     assert "lora" in text and "100 of 120 planned" in text and "stopped_early" in text
     assert "validation loss rose for 2 evaluations" in text and "1,234 tokens/s" in text

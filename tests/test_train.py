@@ -160,7 +160,7 @@ def test_checkpoints_are_evaluated_and_the_chosen_one_exported(workspace: Path) 
         "eval.every_steps": 4, "eval.subset": 6, "eval.best": "target",
         "data.validation_fraction": 0.2, "optim.epochs": 8})
     out = workspace / "out-eval"
-    assert "gain versus forgetting" in (out / "report.html").read_text()
+    assert "gain versus alignment tax" in (out / "report.html").read_text()
     steps = [c.step for c in record.checkpoints]
     # 8 training rows (2 held out) x 8 epochs / 5 per step = 13 steps; every 4 and the last
     assert record.planned_steps == 13 and steps == [0, 4, 8, 12, 13]
@@ -172,7 +172,7 @@ def test_checkpoints_are_evaluated_and_the_chosen_one_exported(workspace: Path) 
         assert ids == [s.id for s in read_run(out / record.checkpoints[0].run)
                        .suites[0].tasks[0].samples]
     trained = [c for c in record.checkpoints if c.step > 0]
-    assert all(c.gate_passed is not None and c.forgetting is not None for c in trained)
+    assert all(c.gate_passed is not None and c.alignment_tax is not None for c in trained)
     assert all(c.val_loss is not None for c in record.checkpoints)
     best = max(trained, key=lambda c: (c.target_score, -c.step))
     assert record.best is not None and record.best.step == best.step
@@ -191,7 +191,8 @@ def _point(step: int, gain: float | None, forgetting: float | None, passed: bool
     from ftguard.train.record import CheckpointEval
 
     return CheckpointEval(step=step, run=f"evals/step-{step:06d}.json", gain=gain,
-                          forgetting=forgetting, gate_passed=passed, val_loss=val,
+                          alignment_tax=None if forgetting is None else -forgetting,
+                          gate_passed=passed, val_loss=val,
                           target_score=gain)
 
 
@@ -207,7 +208,7 @@ def test_best_checkpoint_rules_on_a_constructed_case() -> None:
     assert choose_best(points, "last").step == 400
     failing = [points[0], *(p.model_copy(update={"gate_passed": False}) for p in points[1:])]
     chosen = choose_best(failing, "target_passing_gate")
-    assert chosen.step == 100 and "forgot least" in chosen.reason
+    assert chosen.step == 100 and "least alignment tax" in chosen.reason
     assert choose_best(points[:1], "target") is None
 
 

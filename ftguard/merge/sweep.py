@@ -20,10 +20,11 @@ from pathlib import Path
 
 from ftguard.engine.runner import Reporter, RunSettings
 from ftguard.gate import Policy
+from ftguard.judge import least_taxed, ranked
 from ftguard.merge.live import LiveMerge
 from ftguard.merge.methods import MergeSpec
 from ftguard.merge.sweep_record import SweepPoint, SweepRecord, write_sweep
-from ftguard.record import Comparison, RunRecord, target_score, write_comparison
+from ftguard.record import Comparison, RunRecord, write_comparison
 from ftguard.suite import Suite
 
 FULL_TRIES = 2
@@ -73,13 +74,14 @@ def run_sweep(live: LiveMerge, plan: SweepPlan, models: Sequence[str],
         record.points.append(point)
         write_sweep(record, plan.records / "sweep.json")
         say(f"lambda {lam:g}: {_summary(point)}")
-    ranked = rank(record.points)
-    shown: Comparison | None = comparisons[max(record.points, key=_score).lam]
-    if not ranked:
+    passing = rank(record.points)
+    best = ranked(record.points, distance=_lam, passing_only=False)[0]
+    shown: Comparison | None = comparisons[best.lam]
+    if not passing:
         record.reason = ("no merging weight passes the general-capability gate on the sample; "
                          + _least_taxed(record.points))
     base_full: RunRecord | None = None
-    for point in ranked[:FULL_TRIES]:
+    for point in passing[:FULL_TRIES]:
         if base_full is None:
             say("evaluating the base model on the whole suites")
             base_full = _evaluate(plan, live.restore(), plan.full, reporter, "base.json")
@@ -89,11 +91,11 @@ def run_sweep(live: LiveMerge, plan: SweepPlan, models: Sequence[str],
         say(f"lambda {point.lam:g} (full): {_summary(full)}")
         if full.gate_passed:
             record.chosen = point.lam
-            record.reason = (f"best target gain among the {len(ranked)} of {len(record.points)} "
+            record.reason = (f"best target gain among the {len(passing)} of {len(record.points)} "
                              "merging weights that pass the general gate on the sample, and "
                              "it passes every gate rule on the whole suites")
             break
-    if ranked and record.chosen is None:
+    if passing and record.chosen is None:
         tried = ", ".join(f"{p.lam:g}" for p in record.full)
         record.reason = (f"the best merging weights on the sample ({tried}) fail the gate on "
                          "the whole suites")
@@ -105,7 +107,7 @@ def run_sweep(live: LiveMerge, plan: SweepPlan, models: Sequence[str],
 
 def rank(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     """The points whose gate passes, best target gain first; ties go to the smaller λ."""
-    return sorted((p for p in points if p.gate_passed), key=lambda p: (-_score(p), p.lam))
+    return ranked(points, distance=_lam)
 
 
 def run_name(lam: float, stage: str) -> str:
@@ -114,34 +116,24 @@ def run_name(lam: float, stage: str) -> str:
 
 def _point(plan: SweepPlan, live: LiveMerge, lam: float, base: RunRecord, stage: str,
            reporter: Reporter | None) -> tuple[SweepPoint, Comparison]:
-    from ftguard.compare import compare
+    """Evaluate λ and judge it against the base: on the whole suites under every rule of the
+    resolved policy; on the sample, only rows of general suites that a rule fails count (the
+    target is what the sweep maximises, judged on the whole suites)."""
+    from ftguard.judge import judge
 
     started = time.perf_counter()
     settings = plan.subset if stage == "subset" else plan.full
     run = _evaluate(plan, live.apply(replace(plan.spec, lam=lam)), settings, reporter,
                     run_name(lam, stage))
-    comparison = compare(base, run, plan.policy(run), seed=settings.seed,
-                         resamples=SUBSET_RESAMPLES if stage == "subset" else 10_000)
-    failures = gate_failures(comparison, stage)
-    gain, tax = comparison.gain, comparison.alignment_tax
+    judged = judge(base, run, plan.policy(run), seed=settings.seed,
+                   resamples=SUBSET_RESAMPLES if stage == "subset" else 10_000,
+                   general_only=stage == "subset")
     return SweepPoint(
         lam=lam, stage=stage, run=run_name(lam, stage),  # type: ignore[arg-type]
-        target_score=target_score(run),
-        gain=gain.value if gain else None,
-        gain_ci=(gain.ci_low, gain.ci_high) if gain and gain.ci_low is not None else None,  # type: ignore[arg-type]
-        alignment_tax=tax.value if tax else None,
-        tax_ci=(tax.ci_low, tax.ci_high) if tax and tax.ci_low is not None else None,  # type: ignore[arg-type]
-        gate_passed=not failures, gate_failures=failures,
-        seconds=round(time.perf_counter() - started, 3)), comparison
-
-
-def gate_failures(comparison: Comparison, stage: str) -> list[str]:
-    """Why a merging weight fails: on the whole suites, the comparison's own verdict (every
-    rule of the resolved policy); on the sample, only rows of general suites that a rule
-    fails (the target is what the sweep maximises, judged on the whole suites)."""
-    if stage == "subset":
-        return [r.reason for r in comparison.rows if r.role == "general" and r.failed]
-    return [] if comparison.passed else list(comparison.failures) or ["the gate failed"]
+        target_score=judged.target_score, gain=judged.gain, gain_ci=judged.gain_ci,
+        alignment_tax=judged.alignment_tax, tax_ci=judged.tax_ci,
+        gate_passed=judged.passed, gate_failures=judged.failures,
+        seconds=round(time.perf_counter() - started, 3)), judged.comparison
 
 
 def _evaluate(plan: SweepPlan, backend: object, settings: RunSettings,
@@ -152,16 +144,14 @@ def _evaluate(plan: SweepPlan, backend: object, settings: RunSettings,
                     reporter=reporter, cache=True, out=plan.records / name)
 
 
-def _score(point: SweepPoint) -> float:
-    value = point.gain if point.gain is not None else point.target_score
-    return float("-inf") if value is None else value
+def _lam(point: SweepPoint) -> float:
+    return point.lam
 
 
 def _least_taxed(points: Sequence[SweepPoint]) -> str:
-    taxed = [p for p in points if p.alignment_tax is not None]
-    if not taxed:
+    best = least_taxed(points, distance=_lam)
+    if best is None or best.alignment_tax is None:
         return "no general suite was evaluated"
-    best = max(taxed, key=lambda p: (p.alignment_tax, -p.lam))
     return (f"the least alignment tax was {best.alignment_tax:+.1%} at lambda {best.lam:g}; "
             "try smaller merging weights")
 

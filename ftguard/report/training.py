@@ -3,7 +3,7 @@
 ``find_train_record`` locates the ``train_record.json`` an evaluated model came from (the
 adapter or model folder sits in the training output folder); ``training_context`` turns a
 TrainRecord into what ``_training.html.j2`` draws: loss, learning-rate and per-checkpoint
-gain/forgetting curves as inline SVG, the checkpoint table with the chosen one highlighted,
+gain/alignment-tax curves as inline SVG, the checkpoint table with the chosen one highlighted,
 and a summary of the run. Every string in the record is untrusted; the template escapes it.
 """
 
@@ -126,7 +126,7 @@ def _checkpoint_row(c: CheckpointEval, chosen: int | None) -> dict[str, Any]:
     gate = "n/a" if c.gate_passed is None else "pass" if c.gate_passed else "fail"
     return {"step": c.step, "run": c.run, "checkpoint": c.checkpoint or "",
             "target_score": _fmt(c.target_score, ".4g"), "gain": _fmt(c.gain, "+.1%"),
-            "forgetting": _fmt(c.forgetting, "+.1%"), "val_loss": _fmt(c.val_loss, ".4g"),
+            "alignment_tax": _fmt(c.alignment_tax, "+.1%"), "val_loss": _fmt(c.val_loss, ".4g"),
             "gate": gate, "failures": list(c.gate_failures), "chosen": c.step == chosen,
             "seconds": f"{c.seconds:.1f}", "headline": dict(c.headline)}
 
@@ -219,8 +219,8 @@ def _checkpoint_chart(checkpoints: Sequence[CheckpointEval], span: int,
     failing = {c.step: c for c in cps if c.gate_passed is False}
     series = [{"name": "gain (target suites)", "cls": "gain", "dots": True,
                "data": [(c.step, c.gain) for c in cps if c.gain is not None]},
-              {"name": "forgetting (general suites)", "cls": "forgetting", "dots": True,
-               "data": [(c.step, c.forgetting) for c in cps if c.forgetting is not None]}]
+              {"name": "alignment tax (general suites)", "cls": "forgetting", "dots": True,
+               "data": [(c.step, c.alignment_tax) for c in cps if c.alignment_tax is not None]}]
     series = [s for s in series if _finite(s["data"])]
     if not series:
         return None

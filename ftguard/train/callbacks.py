@@ -169,8 +169,9 @@ def _should_stop(session: Session, val: float | None) -> bool:
             return True
     if rule.watch == "gate" and session.record.checkpoints:
         point = session.record.checkpoints[-1]
-        if point.forgetting is not None and point.forgetting > rule.max_forgetting:
-            session.stop_reason = (f"general ability fell {point.forgetting:.1%} at step "
+        lost = -point.alignment_tax if point.alignment_tax is not None else None
+        if lost is not None and lost > rule.max_forgetting:
+            session.stop_reason = (f"general ability fell {lost:.1%} at step "
                                    f"{point.step} (limit {rule.max_forgetting:.1%})")
             return True
         if point.gate_passed is False:
@@ -219,8 +220,8 @@ def _checkpoint_line(point: Any) -> str:
         parts.append(f"val loss {point.val_loss:.4f}")
     if point.gain is not None:
         parts.append(f"gain {point.gain:+.1%}")
-    if point.forgetting is not None:
-        parts.append(f"forgetting {point.forgetting:+.1%}")
+    if point.alignment_tax is not None:
+        parts.append(f"alignment tax {point.alignment_tax:+.1%}")
     if point.gate_passed is not None:
         parts.append("gate pass" if point.gate_passed else "gate FAIL")
     return "  ".join(parts)

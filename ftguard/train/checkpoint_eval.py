@@ -2,10 +2,12 @@
 
 Each evaluation goes through the same engine as ``ftguard eval`` and is written as a full
 RunRecord under ``OUT/evals/step-NNNNNN.json``; step 0 is the base model before training.
-Every later checkpoint is compared with it by :func:`ftguard.compare.compare` under the
+Every later checkpoint is judged against it by :func:`ftguard.judge.judge` under the
 policy every surface resolves (:func:`ftguard.gate.resolve_policy`: the suites' own gate
 rules, else the default: no headline may regress significantly), which gives its gain
-(target suites), forgetting (general suites) and whether the gate passes. :func:`choose_best` then picks the checkpoint to export.
+(target suites), alignment tax (general suites) and whether the gate passes.
+:func:`choose_best` then picks the checkpoint to export, ranking them as the merge sweep
+ranks merging weights (:func:`ftguard.judge.ranked`).
 """
 
 from __future__ import annotations
@@ -109,33 +111,33 @@ class CheckpointEvaluator:
         return result
 
     def _judge(self, run: RunRecord, result: CheckpointEval) -> None:
-        from ftguard.compare import compare
+        from ftguard.judge import judge
 
         assert self.base_run is not None
         # the policy every surface resolves: the suites' gate: sections, else the default
-        comparison = compare(self.base_run, run, resamples=2000, seed=self.settings.seed)
-        result.gain = comparison.gain.value if comparison.gain else None
-        tax = comparison.alignment_tax
-        result.forgetting = -tax.value if tax else None
-        result.gate_failures = list(comparison.failures)
-        result.gate_passed = comparison.passed
+        judged = judge(self.base_run, run, resamples=2000, seed=self.settings.seed)
+        result.gain = judged.gain
+        result.alignment_tax = judged.alignment_tax
+        result.gate_failures = judged.failures
+        result.gate_passed = judged.passed
 
 
 def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpoint | None:
     """The checkpoint to export under ``rule``; None when there is no trained checkpoint.
 
     ``target_passing_gate``: highest gain (target score without a base run) among the
-    checkpoints whose gate passes; when none passes, the one that forgot least.
+    checkpoints whose gate passes; when none passes, the one with the least alignment tax.
     ``target``: highest gain. ``val_loss``: lowest validation loss. ``last``: the last one.
     Ties go to the earlier checkpoint (fewer steps away from the base).
     """
+    from ftguard.judge import least_taxed, ranked
+
     trained = [c for c in checkpoints if c.step > 0]
     if not trained:
         return None
 
-    def score(c: CheckpointEval) -> float:
-        value = c.gain if c.gain is not None else c.target_score
-        return float("-inf") if value is None else value
+    def steps(c: CheckpointEval) -> float:
+        return c.step
 
     if rule == "last":
         best = trained[-1]
@@ -150,17 +152,18 @@ def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpo
         return BestCheckpoint(step=best.step, rule=rule,
                               reason="no validation loss was computed; the last checkpoint")
     if rule == "target_passing_gate":
-        passing = [c for c in trained if c.gate_passed is not False]
+        passing = ranked(trained, distance=steps)
         if not passing:
-            best = min(trained, key=lambda c: (c.forgetting or 0.0, c.step))
+            best = least_taxed(trained, distance=steps) or trained[0]
             return BestCheckpoint(step=best.step, rule=rule, reason=(
-                "no checkpoint passed the gate; exported the one that forgot least "
-                f"({_pct(best.forgetting)} forgetting)"))
-        best = max(passing, key=lambda c: (score(c), -c.step))
+                "no checkpoint passed the gate; exported the one with the least alignment "
+                f"tax ({_pct(best.alignment_tax)})"))
+        best = passing[0]
         return BestCheckpoint(step=best.step, rule=rule, reason=(
             f"best target score among the {len(passing)} of {len(trained)} checkpoints that "
-            f"pass the gate (gain {_pct(best.gain)}, forgetting {_pct(best.forgetting)})"))
-    best = max(trained, key=lambda c: (score(c), -c.step))
+            f"pass the gate (gain {_pct(best.gain)}, alignment tax "
+            f"{_pct(best.alignment_tax)})"))
+    best = ranked(trained, distance=steps, passing_only=False)[0]
     return BestCheckpoint(step=best.step, rule=rule,
                           reason=f"best target score (gain {_pct(best.gain)})")
 

@@ -190,7 +190,7 @@ class EvalConfig(_Strict):
     """Per-task overrides of ``subset``, keyed ``task`` or ``suite/task`` (e.g.
     ``{clause_type: 1.0}`` scores a cheap classification task in full)."""
     base: bool = True
-    """Evaluate the base model first, so each checkpoint has a gain and a forgetting."""
+    """Evaluate the base model first, so each checkpoint has a gain and an alignment tax."""
     cache_base: bool = False
     """Answer the base evaluation from the response cache where it can (as ``ftguard eval
     --cache`` does): a base already evaluated on these items is not evaluated again."""

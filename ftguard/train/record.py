@@ -1,7 +1,7 @@
 """The TrainRecord: what one ``ftguard train`` run did, written as ``train_record.json``.
 
 It holds everything the report draws (loss and learning-rate curves, validation loss,
-per-checkpoint gain and forgetting, the chosen checkpoint) and what a reviewer needs to
+per-checkpoint gain and alignment tax, the chosen checkpoint) and what a reviewer needs to
 trust the run (resolved config, data hashes and counts, memory, timings). Checkpoint
 evaluations are full RunRecords stored beside it under ``evals/``; this record points to
 them by relative path. Writing is atomic like every other record.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ftguard.errors import RecordError
 from ftguard.record import ModelInfo, write_json_atomic
@@ -135,8 +135,10 @@ class CheckpointEval(_Model):
     """Mean headline of the target suites, oriented so that higher is better."""
     gain: float | None = None
     """Mean relative change of target headlines vs the base (positive = better)."""
-    forgetting: float | None = None
-    """Mean relative drop of general headlines vs the base (positive = worse)."""
+    alignment_tax: float | None = None
+    """Mean relative change of general headlines vs the base (negative = ability lost), as
+    :attr:`ftguard.record.Comparison.alignment_tax`. Records written before it read their
+    ``forgetting`` (the same quantity, positive = worse) into it."""
     gate_passed: bool | None = None
     """Whether the gate passes against the base (None without a base run)."""
     gate_failures: list[str] = Field(default_factory=list)
@@ -145,6 +147,17 @@ class CheckpointEval(_Model):
     """Validation loss at this step, when computed."""
     seconds: float = 0.0
     """Time the evaluation took."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forgetting(cls, data: Any) -> Any:
+        """Train records written before ``alignment_tax`` kept ``forgetting`` = -tax."""
+        if isinstance(data, dict) and "forgetting" in data:
+            data = dict(data)
+            forgetting = data.pop("forgetting")
+            if "alignment_tax" not in data and isinstance(forgetting, (int, float)):
+                data["alignment_tax"] = -forgetting
+        return data
 
 
 class BestCheckpoint(_Model):

@@ -15,7 +15,7 @@ Output folder::
     OUT/train_record.json        losses, schedule, checkpoint evaluations, timings, memory
     OUT/evals/step-N.json        RunRecords of the checkpoint evaluations (0 = base)
     OUT/checkpoints/             Trainer checkpoints (resumable), the best one kept
-    OUT/report.html              loss curves, gain/forgetting per checkpoint (self-contained)
+    OUT/report.html              loss curves, gain/alignment tax per checkpoint (self-contained)
 """
 
 from __future__ import annotations
