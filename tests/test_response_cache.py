@@ -97,7 +97,7 @@ def test_one_changed_item_asks_the_model_for_that_item_only(make_suite: Callable
 
 def test_answers_are_keyed_by_model_and_generation_settings(make_suite: Callable[..., Path],
                                                             home: Path) -> None:
-    from ftguard.response_cache import ResponseCache, model_scope, request_key
+    from ftguard.cache.responses import ResponseCache, model_scope, request_key
 
     one, two = model_scope(FakeBackend(1).info), model_scope(FakeBackend(2).info)
     ll = LoglikelihoodRequest("Question: 2+2?\nAnswer:", " 4")
