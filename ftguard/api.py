@@ -11,18 +11,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ftguard.cache.memo import RequestMemo
 from ftguard.engine.distributed import world
 from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display_path, run_suite
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
-from ftguard.models.memo import RequestMemo
+from ftguard.models.wrappers import unwrap
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
 from ftguard.suite import Suite, find_suites, load_suite
 from ftguard.version import ftguard_version, git_revision, package_version
 
 if TYPE_CHECKING:
-    from ftguard.models.cached import CachedBackend
+    from ftguard.cache.backend import CachedBackend
 
 _PACKAGES = ("ftguard", "torch", "transformers", "peft", "bitsandbytes", "accelerate",
              "sacrebleu", "rouge-score", "numpy")
@@ -76,11 +77,21 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     Suites are loaded and validated before the model, so a bad suite fails in milliseconds.
     Pass ``backend`` to reuse a loaded model; otherwise ``load`` says what to load. With
     ``cache`` a suite already evaluated with the same model fingerprint, suite content and
-    settings is reused (:mod:`ftguard.result_cache`); when every suite is, no model is loaded.
+    settings is reused (:mod:`ftguard.cache.results`); when every suite is, no model is loaded.
     The other suites' model answers go through the response cache
-    (:mod:`ftguard.response_cache`): only requests never answered by this model reach it, the
+    (:mod:`ftguard.cache.responses`): only requests never answered by this model reach it, the
     model is loaded on the first such request, and an interrupted run resumes from there.
     """
+    return _evaluate(suites, load=load, backend=backend, settings=settings, out=out,
+                     reporter=reporter, cache=cache, shard=shard)
+
+
+def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
+              backend: Backend | None, settings: RunSettings | None, out: str | Path | None,
+              reporter: Reporter | None, cache: bool, shard: bool = False,
+              info: ModelInfo | None = None) -> RunRecord:
+    """:func:`evaluate`; ``info`` is what ``load`` describes when the caller described it
+    already (it is not described again)."""
     started = time.perf_counter()
     loaded = [s for item in suites
               for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
@@ -88,7 +99,12 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     check_task_subset(settings.task_subset, loaded)
     load = load or LoadOptions()
     timings: dict[str, float] = {}
-    info = backend.info if backend is not None else describe_model(load) if cache else None
+    if backend is not None:
+        info = backend.info
+    elif cache:
+        info = info or describe_model(load)
+    else:
+        info = None
     cached = _cached(info, loaded, settings) if cache and info is not None else {}
     if backend is not None:
         _seed(settings.seed, backend)
@@ -119,7 +135,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
             results.append(run_suite(suite, _for_suite(backend, suite), settings, reporter,
                                      timings))
             if cache:
-                from ftguard import result_cache
+                from ftguard.cache import results as result_cache
 
                 result_cache.put(backend.info.fingerprint, suite, settings, results[-1])
     finally:
@@ -184,8 +200,9 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
 
     def run(backend: Backend | None, adapter: str | None) -> RunRecord:
         options = replace(load, adapter=adapter)
-        record = evaluate(loaded, load=options, backend=backend, settings=settings,
-                          reporter=reporter, cache=cache)
+        record = _evaluate(loaded, load=options, backend=backend, settings=settings, out=None,
+                           reporter=reporter, cache=cache,
+                           info=infos[adapter] if adapter is not None else base_info)
         if out_dir is not None:
             write_run(record, Path(out_dir) / f"{stems[adapter]}.json")
         return record
@@ -227,9 +244,9 @@ def _all_cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> 
 def _response_cached(backend: Backend | None, load: LoadOptions, info: ModelInfo, seed: int,
                      timings: dict[str, float]) -> CachedBackend:
     """``backend`` (or the model ``load`` describes, loaded on the first cache miss) behind
-    the response cache (:mod:`ftguard.response_cache`)."""
-    from ftguard.models.cached import CachedBackend
-    from ftguard.response_cache import ResponseCache
+    the response cache (:mod:`ftguard.cache.responses`)."""
+    from ftguard.cache.backend import CachedBackend
+    from ftguard.cache.responses import ResponseCache
 
     def load_on_first_miss() -> Backend:
         t0 = time.perf_counter()
@@ -243,21 +260,16 @@ def _response_cached(backend: Backend | None, load: LoadOptions, info: ModelInfo
 
 
 def _for_suite(backend: Backend, suite: Suite) -> Backend:
-    """lm_eval tasks drive the Hugging Face model themselves: they get the real backend."""
-    from ftguard.engine.distributed import ShardedBackend
-    from ftguard.models.cached import CachedBackend
-
+    """lm_eval tasks drive the Hugging Face model themselves: they get the real backend, not
+    the wrappers (lm-eval runs whole in every process), loaded if the response cache had not
+    needed it yet."""
     if not any(t.spec.kind == "lm_eval" for t in suite.tasks):
         return backend
-    if isinstance(backend, ShardedBackend):  # lm-eval runs whole in every process
-        backend = backend.inner
-    if isinstance(backend, RequestMemo):
-        backend = backend.inner
-    return backend.inner if isinstance(backend, CachedBackend) else backend
+    return unwrap(backend, load=True)
 
 
 def _cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> dict[str, SuiteResult]:
-    from ftguard import result_cache
+    from ftguard.cache import results as result_cache
 
     found = {}
     for suite in suites:
@@ -279,13 +291,13 @@ def environment(device: str) -> dict[str, object]:
     }
 
 
-def _server_stats(backend: object) -> dict[str, object] | None:
-    """Requests and retries of a server backend (``--backend openai``) under the wrappers."""
-    for _ in range(4):
-        client = getattr(backend, "client", None)
-        if client is not None and hasattr(client, "stats"):
-            return dict(client.stats.as_dict())
-        backend = getattr(backend, "inner", None) or getattr(backend, "_inner", None)
+def _server_stats(backend: Backend | None) -> dict[str, object] | None:
+    """Requests and retries of a server backend (``--backend openai``) under the wrappers;
+    None when the response cache answered everything (the backend was never loaded, and
+    :func:`unwrap` does not load it just to read its counts)."""
+    client = getattr(unwrap(backend), "client", None) if backend is not None else None
+    if client is not None and hasattr(client, "stats"):
+        return dict(client.stats.as_dict())
     return None
 
 

@@ -229,7 +229,7 @@ def test_answers_cached_without_the_flag_are_reused_as_unknown(make_suite, run_c
                            "--out", tmp_path / "new.json")
     assert code == 0, err
     # rewrite every cached generation as an older ftguard stored it: the text alone
-    from ftguard.response_cache import _checksum
+    from ftguard.cache.responses import _checksum
 
     with sqlite3.connect(home / "responses.sqlite") as db:
         rows = db.execute("SELECT key, kind, value FROM responses WHERE kind = 'generate'")
@@ -253,7 +253,7 @@ def test_answers_cached_without_the_flag_are_reused_as_unknown(make_suite, run_c
 
 
 def test_cache_values_round_trip_the_flag() -> None:
-    from ftguard.response_cache import decode_value, encode_value
+    from ftguard.cache.responses import decode_value, encode_value
 
     for flag in (True, False, None):
         value = decode_value("generate", encode_value("generate", Generation("a b", flag)))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from conftest import MC_ROWS, MC_TASK, suite_yaml, write_jsonl
 from ftguard import evaluate
+from ftguard.cache.memo import RequestMemo
 from ftguard.models.base import GenerateRequest, LoglikelihoodRequest, Progress
 from ftguard.models.fake import FakeBackend
-from ftguard.models.memo import RequestMemo
 
 
 class CountingBackend(FakeBackend):

@@ -97,7 +97,7 @@ def test_one_changed_item_asks_the_model_for_that_item_only(make_suite: Callable
 
 def test_answers_are_keyed_by_model_and_generation_settings(make_suite: Callable[..., Path],
                                                             home: Path) -> None:
-    from ftguard.response_cache import ResponseCache, model_scope, request_key
+    from ftguard.cache.responses import ResponseCache, model_scope, request_key
 
     one, two = model_scope(FakeBackend(1).info), model_scope(FakeBackend(2).info)
     ll = LoglikelihoodRequest("Question: 2+2?\nAnswer:", " 4")
@@ -235,3 +235,33 @@ def test_killed_run_resumes_with_identical_results(make_suite: Callable[..., Pat
         if want.get("loglikelihoods") is not None:  # fp32 sums: batch padding moves the last bit
             assert got["loglikelihoods"] == pytest.approx(want["loglikelihoods"], rel=1e-6,
                                                           abs=1e-6)
+
+
+def test_a_run_answered_from_the_responses_alone_loads_no_model(
+        make_suite: Callable[..., Path], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftguard import api
+    from ftguard.cache.backend import CachedBackend
+    from ftguard.cache.memo import RequestMemo
+    from ftguard.cache.responses import ResponseCache
+    from ftguard.models.load import LoadOptions
+    from ftguard.models.wrappers import unwrap
+
+    suite, load = make_suite(), LoadOptions(model="fake:3")
+    first = api.evaluate([suite], load=load, cache=True)
+    assert "model_load" in first.timings
+
+    def refuse(options: LoadOptions) -> None:
+        raise AssertionError("the model was loaded although every answer was cached")
+
+    monkeypatch.setattr(api, "load_backend", refuse)
+    shutil.rmtree(home / "results")
+    second = api.evaluate([suite], load=load, cache=True)
+    assert "model_load" not in second.timings and "server_requests" not in second.config
+    assert _suites(second) == _suites(first)
+    # unwrap stops at a lazy wrapper that never loaded; with load=True it loads it
+    real = FakeBackend(3)
+    lazy = CachedBackend(lambda: real, ResponseCache(home / "r.sqlite"), real.info)
+    memo = RequestMemo(lazy)
+    assert unwrap(memo) is lazy and not lazy.loaded
+    assert unwrap(memo, load=True) is real and unwrap(memo) is real
+    lazy.close()

@@ -29,6 +29,7 @@ from ftguard.models.base import (
     RollingRequest,
     RollingResult,
 )
+from ftguard.models.wrappers import Wrapper
 
 Q = TypeVar("Q")
 R = TypeVar("R")
@@ -78,7 +79,7 @@ def _group() -> Any:
     return dist
 
 
-class ShardedBackend:
+class ShardedBackend(Wrapper):
     """``inner``'s answers to this process's share of every request batch, gathered."""
 
     def __init__(self, inner: Backend) -> None:

@@ -9,9 +9,9 @@ from ftguard.models.base import (
                                  RollingRequest,
                                  RollingResult,
 )
-from ftguard.models.embedded import EMBEDDED_NAME, embedded_model_dir, ftguard_home
+from ftguard.models.embedded import EMBEDDED_NAME, embedded_model_dir
 from ftguard.models.load import LoadOptions, load_backend
 
 __all__ = ["EMBEDDED_NAME", "Backend", "GenerateRequest", "Generation", "LoadOptions", "LoglikelihoodRequest",
            "LoglikelihoodResult", "RollingRequest", "RollingResult", "embedded_model_dir",
-           "ftguard_home", "load_backend"]
+           "load_backend"]

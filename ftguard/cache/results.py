@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ftguard.cache.home import ftguard_home
 from ftguard.engine.runner import RunSettings
 from ftguard.engine.subsets import subset_for
-from ftguard.models.embedded import ftguard_home
 from ftguard.record import SuiteResult, write_json_atomic
 from ftguard.suite import Suite
 from ftguard.version import ftguard_version

@@ -1,6 +1,6 @@
 """Model responses remembered per request (``ftguard eval --cache``): one SQLite file.
 
-Where :mod:`ftguard.result_cache` reuses whole suites, this cache reuses single model
+Where :mod:`ftguard.cache.results` reuses whole suites, this cache reuses single model
 answers, so a suite with one changed item costs one item, and an evaluation killed half-way
 resumes from what it had finished. A response is reused only when everything that decides it
 is the same: the model fingerprint (weights, adapter, tokenizer, dtype, quantisation), the
@@ -62,7 +62,7 @@ _SQL_CHUNK = 500  # stays below SQLite's host-parameter limit
 
 def default_path() -> Path:
     """``$FTGUARD_HOME/responses.sqlite``."""
-    from ftguard.models.embedded import ftguard_home
+    from ftguard.cache.home import ftguard_home
 
     return ftguard_home() / FILE_NAME
 

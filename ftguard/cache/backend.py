@@ -1,7 +1,7 @@
 """A backend that answers from the response cache and asks the real model only what it lacks.
 
 ``CachedBackend`` implements the :class:`~ftguard.models.base.Backend` protocol over a
-:class:`~ftguard.response_cache.ResponseCache`. Each call splits its requests into hits and
+:class:`~ftguard.cache.responses.ResponseCache`. Each call splits its requests into hits and
 misses; the inner backend sees only the misses (each distinct request once), in chunks of
 ``chunk_size`` whose answers are stored as they arrive, so an evaluation killed half-way
 resumes where it stopped. The inner backend is created on the first miss: a fully cached
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ftguard.cache.responses import ResponseCache, chat_key, model_scope, request_key
 from ftguard.errors import ModelError
 from ftguard.models.base import (
     Backend,
@@ -28,8 +29,8 @@ from ftguard.models.base import (
     RollingRequest,
     RollingResult,
 )
+from ftguard.models.wrappers import Wrapper
 from ftguard.record import ModelInfo
-from ftguard.response_cache import ResponseCache, chat_key, model_scope, request_key
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -38,7 +39,7 @@ DEFAULT_CHUNK = 64
 """Requests per inner call: answers are stored after each chunk (what a kill -9 can lose)."""
 
 
-class CachedBackend:
+class CachedBackend(Wrapper):
     """Backend answering from ``cache``; ``inner`` is a loaded backend or a factory for one."""
 
     def __init__(self, inner: Backend | Callable[[], Backend], cache: ResponseCache,
@@ -61,11 +62,12 @@ class CachedBackend:
 
     # -- the inner backend -------------------------------------------------------------------
 
-    @property
+    @property  # type: ignore[override]
     def loaded(self) -> bool:
+        """Whether the real backend exists (False while every answer came from the cache)."""
         return self._inner is not None
 
-    @property
+    @property  # type: ignore[override]
     def inner(self) -> Backend:
         """The real backend, created on first use."""
         if self._inner is None:

@@ -23,12 +23,13 @@ from ftguard.models.base import (
     RollingRequest,
     RollingResult,
 )
+from ftguard.models.wrappers import Wrapper
 
 Q = TypeVar("Q", bound=Hashable)
 R = TypeVar("R")
 
 
-class RequestMemo:
+class RequestMemo(Wrapper):
     """``inner`` with answers remembered for the lifetime of this object."""
 
     def __init__(self, inner: Backend) -> None:
