@@ -19,6 +19,7 @@ import numpy as np
 from ftguard.compare import compare
 from ftguard.record import MetricResult, ModelInfo, RunRecord, SampleResult, SuiteResult, TaskResult
 from ftguard.report import write_report
+from ftguard.train.record import discover_train_record
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = {
@@ -76,7 +77,8 @@ def _runs() -> tuple[RunRecord, RunRecord]:
 def main() -> int:
     comparison = compare(*_runs(), resamples=2000, seed=1234)
     comparison = comparison.model_copy(update={"created": "2026-11-23T12:00:00+00:00"})
-    out = write_report(comparison, ROOT / "reports" / "example.html")
+    out = write_report(comparison, ROOT / "reports" / "example.html",
+                       train=discover_train_record(comparison.tuned))
     print(f"wrote {out} ({out.stat().st_size} bytes)")
     chromium = shutil.which("chromium")
     if not chromium:

@@ -474,7 +474,7 @@ def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (import
     if args.html:
         from ftguard.report import write_report
 
-        write_report(comparison, Path(args.html), train=_read_train(args.train))
+        write_report(comparison, Path(args.html), train=_read_train(args.train, comparison))
     print(render_comparison(comparison, args.format))
     return comparison
 
@@ -504,15 +504,14 @@ def policy_factory(args: argparse.Namespace) -> Callable[[RunRecord], Policy]:
 def cmd_report(args: argparse.Namespace) -> int:
     from ftguard.record import read_record
     from ftguard.report.render import write_report
-    from ftguard.report.training import is_train_record_file
-    from ftguard.train.record import read_train_record
+    from ftguard.train.record import is_train_record_file, read_train_record
 
     source = Path(args.input)
     distinct({"--out": output_file(args.out, "--out", inputs={"input": source,
                                                               "--train record": args.train}),
               "--train": Path(args.train) if args.train else None})
     record = read_train_record(source) if is_train_record_file(source) else read_record(source)
-    path = write_report(record, Path(args.out), train=_read_train(args.train))
+    path = write_report(record, Path(args.out), train=_read_train(args.train, record))
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -526,10 +525,15 @@ def check_eval_out(out: str | None, suites: Sequence[Suite]) -> None:
             task.spec.data, task.spec.few_shot and task.spec.few_shot.data) if r)]})
 
 
-def _read_train(path_text: str | None):  # -> TrainRecord | None
-    from ftguard.train.record import read_train_record
+def _read_train(path_text: str | None, obj: object = None):  # -> TrainRecord | None
+    """The ``--train`` record; without one, for a Comparison ``obj``, the one found beside its
+    tuned model's adapter or model folder (:func:`ftguard.train.record.discover_train_record`)."""
+    from ftguard.record import Comparison
+    from ftguard.train.record import discover_train_record, read_train_record
 
-    return read_train_record(Path(path_text)) if path_text else None
+    if path_text:
+        return read_train_record(Path(path_text))
+    return discover_train_record(obj.tuned) if isinstance(obj, Comparison) else None
 
 
 def _read_side(path_text: str):  # -> RunRecord

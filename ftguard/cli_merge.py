@@ -192,6 +192,7 @@ def _sweep_and_write(args: argparse.Namespace, spec: MergeSpec, lambdas: Sequenc
     from ftguard.models.load import load_backend
     from ftguard.progress import ProgressBar
     from ftguard.report import write_report
+    from ftguard.train.record import discover_train_record
 
     def say(line: str) -> None:
         print(f"[merge] {line}", file=sys.stderr, flush=True)
@@ -210,7 +211,8 @@ def _sweep_and_write(args: argparse.Namespace, spec: MergeSpec, lambdas: Sequenc
         record.out = str(out)
         write_sweep(record, args.records / "sweep.json")
     if result.comparison is not None:
-        write_report(result.comparison, args.report, sweep=record)
+        write_report(result.comparison, args.report, sweep=record,
+                     train=discover_train_record(result.comparison.tuned))
     print(render_sweep(record))
     say(f"wrote {args.records}/sweep.json, {args.records}/comparison.json and {args.report}")
     return 0 if record.chosen is not None else 1

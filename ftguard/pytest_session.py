@@ -568,6 +568,7 @@ class GateSession:
 
     def _write_report(self) -> None:
         from ftguard.report.render import write_report
+        from ftguard.train.record import discover_train_record
 
         assert self.options.report is not None and self.run is not None
         comparisons = list({id(o.comparison): o.comparison for o in self.outcomes.values()
@@ -579,7 +580,8 @@ class GateSession:
                                   "only: no baseline to compare with)")
             for i, comparison in enumerate(comparisons):
                 target = path if i == 0 else path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
-                self.notes.append(f"wrote {_shown(write_report(comparison, target))}")
+                train = discover_train_record(comparison.tuned)
+                self.notes.append(f"wrote {_shown(write_report(comparison, target, train=train))}")
         except OSError as exc:
             warnings.warn(pytest.PytestWarning(f"ftguard: cannot write the report {path}: "
                                                f"{exc}"), stacklevel=2)

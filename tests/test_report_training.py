@@ -14,7 +14,7 @@ from ftguard.compare import compare
 from ftguard.errors import UsageError
 from ftguard.record import ModelInfo, RunRecord, write_run
 from ftguard.report import render_report, write_report
-from ftguard.report.training import find_train_record, training_context
+from ftguard.report.training import training_context
 from ftguard.train.record import (
     BestCheckpoint,
     CheckpointEval,
@@ -24,6 +24,8 @@ from ftguard.train.record import (
     MemoryEstimate,
     TrainRecord,
     ValidationPoint,
+    discover_train_record,
+    find_train_record,
     write_train_record,
 )
 
@@ -168,12 +170,16 @@ def test_comparison_picks_up_the_train_record_beside_the_adapter(tmp_path: Path)
     write_train_record(_record(), out / "train_record.json")
     base, tuned = _runs(out / "adapter")
     assert find_train_record(tuned.model) == out / "train_record.json"
-    page = render_report(compare(base, tuned, resamples=200))
+    comparison = compare(base, tuned, resamples=200)
+    assert 'id="training"' not in render_report(comparison)  # the renderer reads no files
+    page = render_report(comparison, train=discover_train_record(comparison.tuned))
     assert 'id="training"' in page and 'id="checkpoint-chart"' in page and "FAIL" in page
     assert page.count("<h1>") == 1  # the section, not a second page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
 
-    plain = render_report(compare(*_runs(None), resamples=200))
+    plain = compare(*_runs(None), resamples=200)
+    assert discover_train_record(plain.tuned) is None
+    plain = render_report(plain, train=discover_train_record(plain.tuned))
     assert 'id="training"' not in plain
 
 
@@ -266,7 +272,9 @@ def test_training_report_in_headless_chromium(tmp_path: Path, chromium: str) -> 
     (out / "adapter").mkdir(parents=True)
     write_train_record(_record(), out / "train_record.json")
     alone = write_report(_record(), tmp_path / "train.html")
-    both = write_report(compare(*_runs(out / "adapter"), resamples=200), tmp_path / "cmp.html")
+    comparison = compare(*_runs(out / "adapter"), resamples=200)
+    both = write_report(comparison, tmp_path / "cmp.html",
+                        train=discover_train_record(comparison.tuned))
     for report in (alone, both):
         shot = tmp_path / f"{report.stem}.png"
         done = _browser(chromium, tmp_path, report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2400")

@@ -19,6 +19,7 @@ from ftguard.atomic import write_text_atomic
 from ftguard.errors import UsageError
 from ftguard.gate import format_ci
 from ftguard.record import AggregateChange, Comparison, ComparisonRow, RunRecord
+from ftguard.report.charts import bars
 from ftguard.version import ftguard_version
 
 if TYPE_CHECKING:
@@ -55,12 +56,12 @@ def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord 
     """The HTML report of a Comparison (gate report), a RunRecord (results report) or a
     TrainRecord (training report).
 
-    A Comparison gets a Training section from ``train``, or else from the train_record.json
-    found beside the tuned model's adapter or model folder (``find_train_record``), and a
-    Merge sweep section from ``sweep``.
+    A Comparison gets a Training section from ``train`` and a Merge sweep section from
+    ``sweep``. Nothing is read from disk: the caller finds the train record (for example
+    ``ftguard.train.record.discover_train_record(comparison.tuned)``) and passes it.
     """
     # lazy: ftguard.train may pull in training code that a gate report never needs
-    from ftguard.report.training import discover_train_record, training_context
+    from ftguard.report.training import training_context
     from ftguard.train.record import TrainRecord
 
     if train is not None and not isinstance(obj, Comparison):
@@ -75,7 +76,6 @@ def render_report(obj: Comparison | RunRecord | TrainRecord, train: TrainRecord 
     if isinstance(obj, Comparison):
         from ftguard.report.sweep import sweep_context
 
-        train = train if train is not None else discover_train_record(obj.tuned)
         return _env().get_template("comparison.html.j2").render(
             **_comparison_context(obj), train=training_context(train) if train else None,
             sweep=sweep_context(sweep) if sweep else None)
@@ -138,14 +138,6 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
     }
 
 
-def _scale(values: list[float]) -> tuple[float, float]:
-    lo, hi = min([0.0, *values]), max([0.0, *values])
-    if hi - lo < 1e-12:
-        lo, hi = -1.0, 1.0
-    pad = (hi - lo) * 0.08
-    return lo - pad, hi + pad
-
-
 def _aggregate_chart(c: Comparison) -> dict[str, Any] | None:
     """Gain vs alignment tax (mean relative change) with CIs, as horizontal bars."""
     items: list[tuple[str, AggregateChange, str]] = []
@@ -157,7 +149,7 @@ def _aggregate_chart(c: Comparison) -> dict[str, Any] | None:
         items += [(f"forgetting: {s}", a, "general") for s, a in c.forgetting.items()]
     if not items:
         return None
-    return _bars([(label, a.value, a.value if a.ci_low is None else a.ci_low,
+    return bars([(label, a.value, a.value if a.ci_low is None else a.ci_low,
                    a.value if a.ci_high is None else a.ci_high, _agg_class(a), kind,
                    f"{a.value:+.1%}" + ("" if a.ci_low is not None else " (CI unbounded)"))
                   for label, a, kind in items], percent=True)
@@ -177,7 +169,7 @@ def _delta_chart(rows: list[ComparisonRow]) -> dict[str, Any] | None:
     rows = [r for r in rows if r.comparable]
     if not rows:
         return None
-    bars = []
+    items = []
     for r in rows:
         sign = 1.0 if r.higher_is_better else -1.0  # drawn so that right = better
         # an unbounded end (too few items) is drawn to the edge of the other rows' scale
@@ -189,46 +181,8 @@ def _delta_chart(rows: list[ComparisonRow]) -> dict[str, Any] | None:
         mark = "**" if (r.p_adjusted or 1.0) < 0.01 else "*" if r.verdict in (
             "improved", "regressed") else ""
         label = f"{r.suite}/{r.task} {r.metric}" + ("" if r.higher_is_better else " (lower=better)")
-        bars.append((label, sign * r.delta, lo, hi, r.verdict, r.role, f"{r.delta:+.4g}{mark}"))
-    return _bars(bars, percent=False)
-
-
-def _bars(items: list[tuple[str, float, float, float, str, str, str]], *, percent: bool,
-          signed: bool = True) -> dict[str, Any]:
-    """Geometry of a horizontal bar chart with CI whiskers and a zero line."""
-    width, label_w, value_w, row_h, top = 760, 260, 90, 26, 24
-    plot_w = width - label_w - value_w
-    lo, hi = _scale([v for item in items for v in item[1:4]])
-
-    def x(v: float) -> float:
-        return round(label_w + (v - lo) / (hi - lo) * plot_w, 1)
-
-    out = []
-    for i, (label, value, ci_low, ci_high, verdict, role, text) in enumerate(items):
-        y = top + i * row_h
-        x0, x1 = sorted((x(0.0), x(value)))
-        out.append({"label": label, "y": y, "mid": y + row_h / 2, "bar_x": x0,
-                    "bar_w": max(round(x1 - x0, 1), 1.0), "ci_x1": x(ci_low), "ci_x2": x(ci_high),
-                    "cls": verdict, "role": role, "text": text, "value_x": width - value_w + 8})
-    spec = ("+" if signed else "") + (".0%" if percent else ".2g")
-    ticks = [{"x": x(t), "label": format(t, spec)}
-             for t in _ticks(lo, hi)]
-    height = top + len(items) * row_h + 28
-    return {"width": width, "height": height, "bars": out, "zero_x": x(0.0), "top": top - 6,
-            "bottom": height - 22, "ticks": ticks, "row_h": row_h, "label_w": label_w}
-
-
-def _ticks(lo: float, hi: float) -> list[float]:
-    import math
-
-    span = hi - lo
-    step = 10 ** math.floor(math.log10(span / 4))
-    for mult in (1, 2, 5, 10):
-        if span / (step * mult) <= 6:
-            step *= mult
-            break
-    start = math.ceil(lo / step)
-    return [round(k * step, 12) for k in range(start, math.floor(hi / step) + 1)]
+        items.append((label, sign * r.delta, lo, hi, r.verdict, r.role, f"{r.delta:+.4g}{mark}"))
+    return bars(items, percent=False)
 
 
 # -- run record -----------------------------------------------------------------------------
@@ -248,5 +202,5 @@ def _run_context(r: RunRecord) -> dict[str, Any]:
                           t["role"], t["role"], f"{m.value:.4g}"))
     return {"r": r, "title": f"{r.model.spec} — ftguard results", "tasks": tasks,
             "version": r.ftguard_version or ftguard_version(), "renderer_version": ftguard_version(),
-            "metrics_chart": _bars(items, percent=False, signed=False) if items else None,
+            "metrics_chart": bars(items, percent=False, signed=False) if items else None,
             "shown_samples": SHOWN_SAMPLES}

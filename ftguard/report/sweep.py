@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftguard.merge.sweep_record import SweepPoint, SweepRecord
-from ftguard.report.training import _lines, _mark_points
+from ftguard.report.charts import lines, mark_points
 
 
 def sweep_context(record: SweepRecord) -> dict[str, Any]:
@@ -50,8 +50,8 @@ def _chart(points: list[SweepPoint], chosen: float | None) -> dict[str, Any] | N
     lams = [p.lam for p in points]
     pad = (max(lams) - min(lams)) * 0.05 or 0.1
     marks = [(chosen, f"chosen: lambda {chosen:g}")] if chosen is not None else []
-    chart = _lines(series, start=min(lams) - pad, span=max(lams) + pad, height=280,
-                   percent=True, zero=True, marks=marks, y_label="relative change vs base",
-                   x_name="lambda")
-    return _mark_points(chart, {p.lam: p.gate_failures for p in points if not p.gate_passed},
-                        chosen)
+    chart = lines(series, start=min(lams) - pad, span=max(lams) + pad, height=280,
+                  percent=True, zero=True, marks=marks, y_label="relative change vs base",
+                  x_name="lambda")
+    return mark_points(chart, {p.lam: p.gate_failures for p in points if not p.gate_passed},
+                       chosen)

@@ -1,101 +1,23 @@
 """The report's Training section: what ``ftguard train`` did to produce the candidate.
 
-``find_train_record`` locates the ``train_record.json`` an evaluated model came from (the
-adapter or model folder sits in the training output folder); ``training_context`` turns a
-TrainRecord into what ``_training.html.j2`` draws: loss, learning-rate and per-checkpoint
-gain/alignment-tax curves as inline SVG, the checkpoint table with the chosen one highlighted,
-and a summary of the run. Every string in the record is untrusted; the template escapes it.
+``training_context`` turns a TrainRecord into what ``_training.html.j2`` draws: loss,
+learning-rate and per-checkpoint gain/alignment-tax curves as inline SVG, the checkpoint table
+with the chosen one highlighted, and a summary of the run. Every string in the record is
+untrusted; the template escapes it. (Finding the record beside an evaluated model is
+``ftguard.train.record.discover_train_record``; the report reads no files.)
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from ftguard.errors import RecordError
-from ftguard.record import ModelInfo
-from ftguard.train.record import TRAIN_RECORD, CheckpointEval, TrainRecord, read_train_record
+from ftguard.report.charts import lines, mark_points, place_legend
+from ftguard.train.record import CheckpointEval, TrainRecord
 
 MAX_CURVE_POINTS = 2000
 """Points drawn per loss / learning-rate curve; longer logs are thinned evenly."""
-
-_WIDTH = 760
-
-
-# -- finding the record -----------------------------------------------------------------------
-
-
-def find_train_record(info: ModelInfo) -> Path | None:
-    """The train_record.json that produced ``info``'s adapter (else its model folder), or None.
-
-    Looks in the folder's parent (``OUT/adapter`` -> ``OUT/train_record.json``) and in the
-    folder itself. A record in the parent counts only when its exported output is that folder
-    (or has its name: the output folder may have moved). Missing, unreadable or invalid
-    records give None: a report never fails because of a file it was not asked to read.
-    """
-    found = _discover(info)
-    return found[0] if found else None
-
-
-def discover_train_record(info: ModelInfo) -> TrainRecord | None:
-    """The TrainRecord ``find_train_record`` finds, read; None when there is none."""
-    found = _discover(info)
-    return found[1] if found else None
-
-
-def _discover(info: ModelInfo) -> tuple[Path, TrainRecord] | None:
-    for folder_text in (info.adapter, info.path):
-        if not folder_text:
-            continue
-        folder = Path(folder_text)
-        for candidate, beside in ((folder.parent / TRAIN_RECORD, True), (folder / TRAIN_RECORD, False)):
-            record = _try_read(candidate)
-            if record is not None and (not beside or _exported_to(record, candidate.parent, folder)):
-                return candidate, record
-    return None
-
-
-def _try_read(path: Path) -> TrainRecord | None:
-    try:
-        if not path.is_file():
-            return None
-        return read_train_record(path)
-    except (RecordError, OSError, ValueError):
-        return None
-
-
-def _exported_to(record: TrainRecord, out: Path, folder: Path) -> bool:
-    """Whether ``folder`` is the output (or a checkpoint) this record's run wrote into ``out``."""
-    exported = [record.output] + [c.checkpoint for c in record.checkpoints]
-    if record.output is None:
-        return True
-    for rel in filter(None, exported):
-        try:
-            if (out / rel).resolve() == folder.resolve():
-                return True
-        except (OSError, RuntimeError):
-            pass
-    return Path(record.output).name == folder.name
-
-
-def is_train_record_file(path: Path) -> bool:
-    """Whether ``ftguard report PATH`` should read PATH as a TrainRecord: a training output
-    folder, a file named train_record.json, or JSON holding ``planned_steps``."""
-    path = Path(path)
-    if path.is_dir():
-        return (path / TRAIN_RECORD).is_file()
-    if path.name == TRAIN_RECORD:
-        return True
-    if not path.is_file():
-        return False  # the generic reader reports the problem
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False  # the generic reader reports the problem
-    return isinstance(data, dict) and "planned_steps" in data
 
 
 # -- context for the template -----------------------------------------------------------------
@@ -200,17 +122,17 @@ def _loss_chart(r: TrainRecord, span: int, chosen: int | None) -> dict[str, Any]
     series = [{"name": "training loss", "cls": "train", "data": train, "dots": False},
               {"name": "validation loss", "cls": "val", "data": val, "dots": True}]
     marks = [(chosen, f"chosen: step {chosen}")] if chosen is not None else []
-    return _place_legend(_lines([s for s in series if _finite(s["data"])], span=span, height=260,
-                                percent=False, zero=False, marks=marks, y_label="loss"))
+    return place_legend(lines([s for s in series if _finite(s["data"])], span=span, height=260,
+                               percent=False, zero=False, marks=marks, y_label="loss"))
 
 
 def _lr_chart(r: TrainRecord, span: int) -> dict[str, Any] | None:
     lr = _thin([(p.step, p.lr) for p in r.log])
     if not _finite(lr):
         return None
-    return _lines([{"name": "learning rate", "cls": "lr", "data": lr, "dots": False}], span=span,
-                  height=150, percent=False, zero=True, marks=[], y_label="learning rate",
-                  legend=False)
+    return lines([{"name": "learning rate", "cls": "lr", "data": lr, "dots": False}], span=span,
+                 height=150, percent=False, zero=True, marks=[], y_label="learning rate",
+                 legend=False)
 
 
 def _checkpoint_chart(checkpoints: Sequence[CheckpointEval], span: int,
@@ -225,107 +147,9 @@ def _checkpoint_chart(checkpoints: Sequence[CheckpointEval], span: int,
     if not series:
         return None
     marks = [(chosen, f"chosen: step {chosen}")] if chosen is not None else []
-    chart = _lines(series, span=span, height=280, percent=True, zero=True, marks=marks,
-                   y_label="relative change vs base")
-    return _mark_points(chart, {step: c.gate_failures for step, c in failing.items()}, chosen)
-
-
-def _mark_points(chart: dict[str, Any], failing: dict[float, list[str]],
-                 chosen: float | None) -> dict[str, Any]:
-    """Hollow red points where the gate fails (``failing``: x -> why), a larger one at the
-    chosen x, and the legend laid out."""
-    for s in chart["series"]:
-        for pt in s["points"]:
-            if pt["step"] in failing:
-                why = failing[pt["step"]]
-                pt["cls"] += " fail"
-                pt["title"] += "; gate FAILS" + (": " + "; ".join(why) if why else "")
-            if pt["step"] == chosen:
-                pt["cls"] += " chosen"
-                pt["r"] = 5.5
-    if failing:
-        chart["legend"].append({"name": "fails the gate", "cls": "fail", "dot": True})
-    return _place_legend(chart)
-
-
-def _lines(series: list[dict[str, Any]], *, span: float, height: int, percent: bool, zero: bool,
-           marks: list[tuple[float, str]], y_label: str, legend: bool = True,
-           start: float = 0.0, x_name: str = "step") -> dict[str, Any]:
-    """Geometry of a line chart over optimiser steps (x from ``start`` to ``span``; another
-    x, such as the merging weight, with ``x_name``: its ticks are then not only integers)."""
-    from ftguard.report.render import _scale, _ticks  # render imports this module lazily
-
-    left, right, top, bottom = 64, _WIDTH - 16, 30, height - 30
-    values = [v for s in series for _, v in s["data"] if math.isfinite(v)]
-    lo, hi = _scale(values) if zero else _padded(values)
-    width = (span - start) or 1.0
-
-    def x(step: float) -> float:
-        return round(left + (step - start) / width * (right - left), 1)
-
-    def y(v: float) -> float:
-        return round(bottom - (v - lo) / (hi - lo) * (bottom - top), 1)
-
-    out = []
-    for s in series:
-        path, pen_down, points = [], False, []
-        for step, v in s["data"]:
-            if not math.isfinite(v):
-                pen_down = False  # a gap where the loss was NaN/inf
-                continue
-            path.append(f"{'L' if pen_down else 'M'}{x(step)} {y(v)}")
-            pen_down = True
-            if s["dots"]:
-                text = format(v, "+.1%") if percent else format(v, ".4g")
-                points.append({"x": x(step), "y": y(v), "step": step, "r": 3.5,
-                               "cls": f"pt {s['cls']}",
-                               "title": f"{x_name} {step:g}: {s['name']} {text}"})
-        out.append({"name": s["name"], "cls": s["cls"], "path": " ".join(path), "points": points})
-    x_ticks = [t for t in _ticks(start, float(span)) if t == int(t) or x_name != "step"]
-    y_ticks = _ticks(lo, hi)
-    y_spec = _tick_spec(y_ticks, percent)
-    return {
-        "width": _WIDTH, "height": height, "left": left, "right": right, "top": top,
-        "bottom": bottom, "y_label": y_label,
-        "x_name": x_name,
-        "x_ticks": [{"x": x(t), "label": f"{t:g}"} for t in x_ticks],
-        "y_ticks": [{"y": y(t), "label": format(t, y_spec)} for t in y_ticks],
-        "series": out,
-        "zero_y": y(0.0) if zero and lo < 0 < hi else None,
-        "marks": [{"x": x(step), "step": step, "label": label, "anchor": "end" if x(step) > right - 120 else "start"}
-                  for step, label in marks if start <= step <= span],
-        "legend": [{"name": s["name"], "cls": s["cls"], "dot": bool(s["points"])} for s in out]
-        if legend else [],
-    }
-
-
-def _place_legend(chart: dict[str, Any]) -> dict[str, Any]:
-    """Lay the legend out in one row above the plot, right-aligned (no overlap with data)."""
-    x = chart["right"]
-    for item in reversed(chart["legend"]):
-        x -= 34 + round(6.6 * len(item["name"]))
-        item["x"] = x
-    return chart
-
-
-def _padded(values: list[float]) -> tuple[float, float]:
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
-        pad = abs(hi) * 0.1 or 1.0
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.08
-    return lo - pad, hi + pad
-
-
-def _tick_spec(ticks: list[float], percent: bool) -> str:
-    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(ticks[0]) if ticks else 1.0
-    if percent:
-        decimals = max(0, -math.floor(math.log10(step * 100))) if step > 0 else 0
-        return f"+.{decimals}%"
-    if step > 0 and (step < 1e-3 or step >= 1e5):
-        return ".1e"
-    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
-    return f".{decimals}f"
+    chart = lines(series, span=span, height=280, percent=True, zero=True, marks=marks,
+                  y_label="relative change vs base")
+    return mark_points(chart, {step: c.gate_failures for step, c in failing.items()}, chosen)
 
 
 def _finite(data: Sequence[tuple[int, float]]) -> bool:

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ftguard.errors import ModelError, UsageError
+from ftguard.errors import ModelError, RecordError, UsageError
 from ftguard.models.load import (
     DTYPES,
     LoadOptions,
@@ -28,7 +28,7 @@ from ftguard.models.load import (
     _load_tokenizer,
 )
 from ftguard.models.resolve import resolve_model
-from ftguard.train.record import TRAIN_RECORD
+from ftguard.train.record import TRAIN_RECORD, read_train_data
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ def _trained_with_qlora(adapter: Path) -> bool:
     """Whether a train record beside the adapter (or in its parent) says method qlora."""
     for folder in (adapter, adapter.parent):
         try:
-            record = json.loads((folder / TRAIN_RECORD).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = read_train_data(folder / TRAIN_RECORD)
+        except RecordError:
             continue
         if isinstance(record, dict):
             return record.get("method") == "qlora"

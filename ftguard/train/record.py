@@ -4,7 +4,9 @@ It holds everything the report draws (loss and learning-rate curves, validation 
 per-checkpoint gain and alignment tax, the chosen checkpoint) and what a reviewer needs to
 trust the run (resolved config, data hashes and counts, memory, timings). Checkpoint
 evaluations are full RunRecords stored beside it under ``evals/``; this record points to
-them by relative path. Writing is atomic like every other record.
+them by relative path. Writing is atomic like every other record. The file is read only
+here (``read_train_record``); ``discover_train_record`` finds the one an evaluated model's
+adapter or model folder came from.
 """
 
 from __future__ import annotations
@@ -229,15 +231,21 @@ def write_train_record(record: TrainRecord, path: str | Path) -> Path:
     return write_json_atomic(record.model_dump(mode="json"), Path(path))
 
 
+def read_train_data(path: str | Path) -> Any:
+    """The parsed JSON of the train_record.json at ``path``, not yet validated; RecordError
+    when it cannot be read or is not JSON. The one place a train record's file is read."""
+    from ftguard.json_file import read_json
+
+    return read_json(Path(path), RecordError, what="train record",
+                     hint="Give the train_record.json written by ftguard train.")
+
+
 def read_train_record(path: str | Path) -> TrainRecord:
     """Read a train_record.json (or the folder holding one); raise RecordError when invalid."""
     path = Path(path)
     if path.is_dir():
         path = path / TRAIN_RECORD
-    from ftguard.json_file import read_json
-
-    data = read_json(path, RecordError, what="train record",
-                     hint="Give the train_record.json written by ftguard train.")
+    data = read_train_data(path)
     try:
         return TrainRecord.model_validate(data)
     except ValidationError as exc:
@@ -245,3 +253,77 @@ def read_train_record(path: str | Path) -> TrainRecord:
         where = ".".join(str(p) for p in first["loc"])
         raise RecordError(f"{path}: not a train record ({where}: {first['msg']}).",
                           hint="Give the train_record.json written by ftguard train.") from None
+
+
+def is_train_record_file(path: Path) -> bool:
+    """Whether ``ftguard report PATH`` should read PATH as a TrainRecord: a training output
+    folder, a file named train_record.json, or JSON holding ``planned_steps``."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / TRAIN_RECORD).is_file()
+    if path.name == TRAIN_RECORD:
+        return True
+    if not path.is_file():
+        return False  # the generic reader reports the problem
+    try:
+        data = read_train_data(path)
+    except RecordError:
+        return False  # the generic reader reports the problem
+    return isinstance(data, dict) and "planned_steps" in data
+
+
+# -- finding the record of an evaluated model --------------------------------------------------
+
+
+def find_train_record(info: ModelInfo) -> Path | None:
+    """The train_record.json that produced ``info``'s adapter (else its model folder), or None.
+
+    Looks in the folder's parent (``OUT/adapter`` -> ``OUT/train_record.json``) and in the
+    folder itself. A record in the parent counts only when its exported output is that folder
+    (or has its name: the output folder may have moved). Missing, unreadable or invalid
+    records give None: a report never fails because of a file it was not asked to read.
+    """
+    found = _discover(info)
+    return found[0] if found else None
+
+
+def discover_train_record(info: ModelInfo) -> TrainRecord | None:
+    """The TrainRecord ``find_train_record`` finds, read; None when there is none. What a
+    Comparison's report shows as its Training section when no record is given."""
+    found = _discover(info)
+    return found[1] if found else None
+
+
+def _discover(info: ModelInfo) -> tuple[Path, TrainRecord] | None:
+    for folder_text in (info.adapter, info.path):
+        if not folder_text:
+            continue
+        folder = Path(folder_text)
+        for candidate, beside in ((folder.parent / TRAIN_RECORD, True), (folder / TRAIN_RECORD, False)):
+            record = _try_read(candidate)
+            if record is not None and (not beside or _exported_to(record, candidate.parent, folder)):
+                return candidate, record
+    return None
+
+
+def _try_read(path: Path) -> TrainRecord | None:
+    try:
+        if not path.is_file():
+            return None
+        return read_train_record(path)
+    except (RecordError, OSError, ValueError):
+        return None
+
+
+def _exported_to(record: TrainRecord, out: Path, folder: Path) -> bool:
+    """Whether ``folder`` is the output (or a checkpoint) this record's run wrote into ``out``."""
+    exported = [record.output] + [c.checkpoint for c in record.checkpoints]
+    if record.output is None:
+        return True
+    for rel in filter(None, exported):
+        try:
+            if (out / rel).resolve() == folder.resolve():
+                return True
+        except (OSError, RuntimeError):
+            pass
+    return Path(record.output).name == folder.name
