@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ftguard.engine.runner import RunSettings
+from ftguard.engine.settings import RunSettings
 from ftguard.engine.subsets import subset_for
 from ftguard.models.embedded import ftguard_home
 from ftguard.record import SuiteResult, write_json_atomic

@@ -315,7 +315,7 @@ def _memory_estimate(cfg: TrainConfig, model: Any, prepared: Any, data: Any) -> 
 def _evaluator(cfg: TrainConfig, suites: list[Any], out: Path, base: Any, prepared: Any) -> Any:
     if not suites:
         return None
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
     from ftguard.models.load import _max_length
     from ftguard.train.checkpoint_eval import CheckpointEvaluator
 
