@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ftguard.api import evaluate, load_suites
     from ftguard.compare import compare
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
     from ftguard.errors import FtguardError
     from ftguard.gate import load_policy, parse_rule, resolve_policy
     from ftguard.models.load import LoadOptions
     from ftguard.record import RunRecord, read_run, write_run
 
 _HOMES = {"evaluate": "ftguard.api", "load_suites": "ftguard.api",
-          "RunSettings": "ftguard.engine.runner", "FtguardError": "ftguard.errors",
+          "RunSettings": "ftguard.engine.settings", "FtguardError": "ftguard.errors",
           "LoadOptions": "ftguard.models.load", "RunRecord": "ftguard.record",
           "read_run": "ftguard.record", "write_run": "ftguard.record",
           "compare": "ftguard.compare", "resolve_policy": "ftguard.gate",

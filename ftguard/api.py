@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from ftguard.cache.memo import RequestMemo
 from ftguard.engine.distributed import world
-from ftguard.engine.runner import Reporter, RunSettings, SilentReporter, display_path, run_suite
+from ftguard.engine.runner import display_path, run_suite
+from ftguard.engine.settings import Reporter, RunSettings, SilentReporter
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend

@@ -20,7 +20,7 @@ from ftguard.outputs import distinct, output_dir, output_file
 from ftguard.version import ftguard_version
 
 if TYPE_CHECKING:
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
     from ftguard.gate import Policy
     from ftguard.record import RunRecord
     from ftguard.suite import Suite
@@ -398,7 +398,7 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
 
 
 def cmd_import_lmeval(args: argparse.Namespace) -> int:
-    from ftguard.lmeval_import import import_lmeval
+    from ftguard.lmeval.importer import import_lmeval
     from ftguard.record import write_run
     from ftguard.tables import render_results
 
@@ -542,7 +542,7 @@ def _read_side(path_text: str):  # -> RunRecord
 
     path = Path(path_text)
     if path.is_dir() or (path.is_file() and path.name.startswith("results")):
-        from ftguard.lmeval_import import import_lmeval
+        from ftguard.lmeval.importer import import_lmeval
 
         return import_lmeval(path)
     return read_run(path)
@@ -592,7 +592,7 @@ def _batch_size(text: str) -> int | None:
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
     """RunSettings from ``--limit``, ``--subset`` (repeated) and ``--seed``."""
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
 
     default: int | float | None = None
     per_task: dict[str, int | float] = {}

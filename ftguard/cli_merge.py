@@ -14,7 +14,7 @@ from ftguard.outputs import output_dir, output_file
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
     from ftguard.gate import Policy
     from ftguard.merge.inputs import Inputs
     from ftguard.merge.methods import MergeSpec
@@ -237,7 +237,7 @@ def _sweep_settings(args: argparse.Namespace) -> tuple[RunSettings, RunSettings]
     from dataclasses import replace
 
     from ftguard.cli import run_settings
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
 
     sample = run_settings(argparse.Namespace(subset=args.subset, limit=None, seed=1234))
     if sample.subset is None:

@@ -194,7 +194,7 @@ def _evaluate(suites: list[Suite], tuned_dir: Path | None, path: Path,
     import contextlib
 
     from ftguard.api import evaluate
-    from ftguard.engine.runner import RunSettings
+    from ftguard.engine.settings import RunSettings
     from ftguard.models.load import LoadOptions
 
     method = options.method if tuned_dir is not None else None

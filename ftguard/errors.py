@@ -125,3 +125,11 @@ class OfflineError(ModelError):
 
 class RecordError(FtguardError):
     """A RunRecord cannot be read or written."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when empty), cut to 300 characters:
+    what an ftguard error quotes of the library exception it wraps."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) < 300 else line[:297] + "..."

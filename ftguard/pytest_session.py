@@ -530,7 +530,7 @@ class GateSession:
 
     def _evaluate_and_compare(self) -> None:
         from ftguard.api import evaluate
-        from ftguard.engine.runner import RunSettings
+        from ftguard.engine.settings import RunSettings
 
         try:
             self.run = evaluate(list(self.selected.values()), load=self.load_options(),

@@ -304,7 +304,7 @@ def test_import_needs_no_lmeval() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, ftguard, ftguard.lmeval_import, ftguard.lmeval_bridge; "
+    code = ("import sys, ftguard, ftguard.lmeval.importer, ftguard.lmeval.bridge; "
             "sys.exit('lm_eval' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
@@ -376,7 +376,7 @@ def test_missing_samples_is_exit_2(tmp_path: Path, run_cli) -> None:
 
 def test_filters_and_corpus_metrics_mapping() -> None:
     """Several filters name metrics ``metric,filter``; non-mean metrics keep the value only."""
-    from ftguard.lmeval_bridge import task_result
+    from ftguard.lmeval.bridge import task_result
 
     results = {"results": {"g": {"exact_match,strict": 0.5, "exact_match,flex": 1.0,
                                  "bleu,strict": 12.5, "exact_match_stderr,strict": 0.5}},

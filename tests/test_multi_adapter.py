@@ -12,7 +12,7 @@ import pytest
 
 from conftest import MC_TASK, suite_yaml
 from ftguard.api import evaluate, evaluate_adapters
-from ftguard.engine.runner import RunSettings
+from ftguard.engine.settings import RunSettings
 from ftguard.models.load import LoadOptions
 from ftguard.record import RunRecord, read_run
 

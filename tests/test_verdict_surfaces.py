@@ -220,7 +220,7 @@ def test_every_surface_gives_the_same_verdict(scenario: Scenario, pytester: pyte
     # the demo's judgement and checkpoint choice in ftguard train (the default policy)
     if not scenario.strict:
         from ftguard.demo import _compare
-        from ftguard.engine.runner import RunSettings
+        from ftguard.engine.settings import RunSettings
         from ftguard.train.checkpoint_eval import CheckpointEvaluator
 
         assert _compare(base, tuned).passed is scenario.passed

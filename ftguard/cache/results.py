@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ftguard.cache.home import ftguard_home
-from ftguard.engine.runner import RunSettings
+from ftguard.engine.settings import RunSettings
 from ftguard.engine.subsets import subset_for
 from ftguard.record import SuiteResult, write_json_atomic
 from ftguard.suite import Suite

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from ftguard.engine.settings import Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
@@ -25,41 +25,6 @@ from ftguard.models.base import (
 )
 from ftguard.record import MetricResult, SampleResult, SuiteResult, TaskResult
 from ftguard.suite import Instance, Suite, Task
-
-
-class Reporter(Protocol):
-    """Receives progress; the CLI draws a bar, the library default stays silent."""
-
-    def start(self, label: str, total: int) -> Progress: ...
-
-    def done(self, label: str) -> None: ...
-
-
-class SilentReporter:
-    def start(self, label: str, total: int) -> Progress:
-        return lambda n: None
-
-    def done(self, label: str) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Evaluation settings that apply to every task."""
-
-    limit: int | None = None
-    """Score only the first N items of each task."""
-    subset: int | float | None = None
-    """Score a fixed random subset of each task, N items or a fraction 0 < F < 1 of them:
-    the same items for the same task and seed, so runs of different models stay paired, and
-    a smaller subset is part of a larger one."""
-    task_subset: Mapping[str, int | float] = field(default_factory=dict)
-    """Per-task overrides of ``subset``, keyed ``task`` or ``suite/task`` (e.g. a cheap
-    scoring task in full, 1.0, beside sampled generation tasks)."""
-    seed: int = 1234
-    """Seed of bootstrap confidence intervals (and of torch)."""
-    resamples: int = 1000
-    """Bootstrap resamples for corpus metrics' confidence intervals."""
 
 
 def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: Reporter,
@@ -89,7 +54,7 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
              label: str) -> TaskResult:
     spec = task.spec
     if spec.kind == "lm_eval":  # lm-eval runs it on this backend's model
-        from ftguard.lmeval_bridge import run_lmeval_task
+        from ftguard.lmeval.bridge import run_lmeval_task
 
         return run_lmeval_task(task, backend, settings, reporter, label)
     instances = _select(task, settings)

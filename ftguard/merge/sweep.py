@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ftguard.engine.runner import Reporter, RunSettings
+from ftguard.engine.settings import Reporter, RunSettings
 from ftguard.gate import Policy
 from ftguard.judge import least_taxed, ranked
 from ftguard.merge.live import LiveMerge

@@ -2,11 +2,13 @@
 
 Importing this package is cheap: sacrebleu and rouge-score load on first use.
 
-- :mod:`.base` / :mod:`.registry` -- what a metric is; ``get_metric``, ``METRICS``.
+- :mod:`.base` / :mod:`.registry` -- what a metric is, the ``mean_metric`` /
+  ``corpus_metric`` decorators that register one; ``get_metric``, ``METRICS``.
 - :mod:`.score` -- per-kind scoring of one sample: ``score_generate`` & co.
 - :mod:`.aggregate` -- task value + CI: ``aggregate`` -> ``MetricValue``.
-- family modules hold the definitions: :mod:`.qa` (SQuAD EM/F1), :mod:`.rouge`,
-  :mod:`.bleu_chrf`, :mod:`.choice`, :mod:`.classification`, :mod:`.perplexity`.
+- family modules hold the definitions, each a decorator beside its function: :mod:`.qa`
+  (SQuAD EM/F1), :mod:`.rouge`, :mod:`.json_format`, :mod:`.bleu_chrf`, :mod:`.choice`,
+  :mod:`.classification`, :mod:`.perplexity`.
 """
 
 from __future__ import annotations

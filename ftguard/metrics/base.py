@@ -1,5 +1,9 @@
 """What a metric is: a name, a direction, the task kinds it applies to, how it aggregates.
 
+A family module defines each of its metrics next to its function with :func:`mean_metric`
+(on the per-sample scorer) or :func:`corpus_metric` (on the ``corpus_fn``);
+:mod:`ftguard.metrics.registry` collects them.
+
 A *mean* metric has one score per sample and the task value is their mean. A *corpus*
 metric keeps per-sample sufficient statistics (a fixed-length vector per sample); the task
 value is ``corpus_fn`` applied to their sum, which is what lets bootstrap resampling work on
@@ -10,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
 Kind = Literal["generate", "choice", "classify", "perplexity"]
 Aggregation = Literal["mean", "corpus"]
 CorpusFn = Callable[[np.ndarray], np.ndarray]
+F = TypeVar("F", bound=Callable[..., object])
 
 
 @dataclass(frozen=True)
@@ -46,3 +51,48 @@ class Metric:
         if (self.aggregation == "corpus") != (self.corpus_fn is not None):
             raise ValueError(f"metric {self.name!r}: corpus_fn is required exactly for "
                              "corpus aggregation")
+
+
+_REGISTERED: list[tuple[str, Metric]] = []
+"""(defining module, metric), in registration order."""
+_PARAMETRISED: set[str] = set()
+
+
+def mean_metric(name: str, *, higher_is_better: bool, kind: Kind, binary: bool,
+                description: str,
+                bounds: tuple[float, float] | None = (0.0, 1.0)) -> Callable[[F], F]:
+    """Register the mean metric ``name``, defined next to the decorated per-sample function
+    (returned unchanged). Decorators stacked on one function register bottom-up."""
+    def register(fn: F) -> F:
+        _register(fn, Metric(name, higher_is_better, (kind,), "mean", binary, description,
+                             bounds=bounds))
+        return fn
+    return register
+
+
+def corpus_metric(name: str, *, higher_is_better: bool, kind: Kind, description: str,
+                  parametrised: bool = False) -> Callable[[CorpusFn], CorpusFn]:
+    """Register the corpus metric ``name`` whose ``corpus_fn`` is the decorated function;
+    a ``parametrised`` one takes a label argument (``precision[LABEL]``)."""
+    def register(fn: CorpusFn) -> CorpusFn:
+        _register(fn, Metric(name, higher_is_better, (kind,), "corpus", False, description, fn))
+        if parametrised:
+            _PARAMETRISED.add(name)
+        return fn
+    return register
+
+
+def _register(fn: Callable[..., object], metric: Metric) -> None:
+    if any(m.name == metric.name for _, m in _REGISTERED):
+        raise ValueError(f"metric {metric.name!r} is registered twice")
+    _REGISTERED.append((fn.__module__, metric))
+
+
+def registered(module: str) -> list[Metric]:
+    """The metrics the module called ``module`` registered, in registration order."""
+    return [m for owner, m in _REGISTERED if owner == module]
+
+
+def parametrised() -> frozenset[str]:
+    """Base names of the registered metrics that take a label argument."""
+    return frozenset(_PARAMETRISED)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ftguard.metrics.base import corpus_metric
+
 BLEU_MAX_ORDER = 4
 BLEU_STATS = 2 + 2 * BLEU_MAX_ORDER
 """[hyp_len, closest_ref_len, correct_1..4, total_1..4]."""
@@ -60,6 +62,8 @@ def chrf_stats(prediction: str, references: list[str]) -> list[float]:
     return _segment_stats(_chrf(), prediction, references)
 
 
+@corpus_metric("bleu", higher_is_better=True, kind="generate",
+               description="sacrebleu corpus BLEU (13a, exp smoothing), 0-100")
 def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
     """Corpus BLEU (0-100) of summed statistics, shape ``(..., 10)`` -> ``(...)``."""
     s = np.asarray(stats, dtype=np.float64)
@@ -80,6 +84,8 @@ def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
     return np.where(defined, score, 0.0)
 
 
+@corpus_metric("chrf", higher_is_better=True, kind="generate",
+               description="sacrebleu corpus chrF (char order 6, beta 2), 0-100")
 def chrf_from_stats(stats: np.ndarray) -> np.ndarray:
     """Corpus chrF (0-100) of summed statistics, shape ``(..., 18)`` -> ``(...)``."""
     s = np.asarray(stats, dtype=np.float64)

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ftguard.metrics.base import mean_metric
 
+
+# stacked decorators register bottom-up: acc first
+@mean_metric("acc_norm", higher_is_better=True, kind="choice", binary=True,
+             description="as acc, log-likelihood divided by the choice's length in "
+                         "characters (lm-eval)")
+@mean_metric("acc", higher_is_better=True, kind="choice", binary=True,
+             description="argmax of summed continuation log-likelihood is the gold choice")
 def predict_choice(loglikelihoods: Sequence[float], choices: Sequence[str], *,
                    normalize: bool) -> int:
     """Index of the chosen answer; ``normalize`` divides by ``len(choice)`` (acc_norm)."""

@@ -17,7 +17,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ftguard.metrics.base import corpus_metric, mean_metric
 
+
+@mean_metric("accuracy", higher_is_better=True, kind="classify", binary=True,
+             description="most likely label is the gold label")
 def predict_label(loglikelihoods: Sequence[float]) -> int:
     """Index of the most likely label; ties go to the first (``np.argmax``)."""
     if len(loglikelihoods) == 0:
@@ -40,6 +44,8 @@ def label_stats(pred: int, gold: int, label: int) -> list[float]:
     return [is_pred * is_gold, is_pred, is_gold]
 
 
+@corpus_metric("macro_f1", higher_is_better=True, kind="classify",
+               description="unweighted mean F1 over labels seen in gold or predictions")
 def macro_f1_from_stats(stats: np.ndarray) -> np.ndarray:
     """Macro-F1 over the labels seen in gold or predictions; ``(..., 3K)`` -> ``(...)``.
 
@@ -53,6 +59,8 @@ def macro_f1_from_stats(stats: np.ndarray) -> np.ndarray:
         return np.where(n_seen > 0, f1.sum(axis=-1) / n_seen, 0.0)
 
 
+@corpus_metric("precision", higher_is_better=True, kind="classify", parametrised=True,
+               description="precision of one label (precision[LABEL]); 0 if never predicted")
 def precision_from_stats(stats: np.ndarray) -> np.ndarray:
     """tp / predicted, 0 when the label is never predicted; ``(..., 3)`` -> ``(...)``."""
     s = np.asarray(stats, dtype=np.float64)
@@ -60,6 +68,8 @@ def precision_from_stats(stats: np.ndarray) -> np.ndarray:
         return np.where(s[..., 1] > 0, s[..., 0] / s[..., 1], 0.0)
 
 
+@corpus_metric("recall", higher_is_better=True, kind="classify", parametrised=True,
+               description="recall of one label (recall[LABEL]); 0 if never gold")
 def recall_from_stats(stats: np.ndarray) -> np.ndarray:
     """tp / gold, 0 when the label never occurs in gold; ``(..., 3)`` -> ``(...)``."""
     s = np.asarray(stats, dtype=np.float64)

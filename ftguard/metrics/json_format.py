@@ -17,6 +17,8 @@ import json
 import re
 from typing import Any
 
+from ftguard.metrics.base import mean_metric
+
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL | re.IGNORECASE)
 
 
@@ -33,6 +35,8 @@ def parse_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+@mean_metric("json_valid", higher_is_better=True, kind="generate", binary=True,
+             description="the answer is a JSON object and nothing else (code fence allowed)")
 def json_valid(prediction: str) -> float:
     return 1.0 if parse_object(prediction) is not None else 0.0
 
@@ -45,6 +49,8 @@ def _same(got: Any, want: Any) -> bool:
     return type(got) is type(want) and got == want
 
 
+@mean_metric("json_field_match", higher_is_better=True, kind="generate", binary=False,
+             description="share of the expected JSON fields the answer has exactly")
 def json_field_match(prediction: str, references: list[str]) -> float:
     got = parse_object(prediction)
     best = 0.0

@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from ftguard.metrics.base import corpus_metric
+
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -41,18 +43,24 @@ def _ratio(stats: np.ndarray, denominator: int) -> np.ndarray:
     return s[..., 0] / s[..., denominator]
 
 
+@corpus_metric("perplexity", higher_is_better=False, kind="perplexity",
+               description="token perplexity exp(sum NLL / sum tokens)")
 def perplexity_from_stats(stats: np.ndarray) -> np.ndarray:
     """Token perplexity ``exp(sum nll / sum tokens)``; ``(..., 4)`` -> ``(...)``."""
     with np.errstate(over="ignore"):
         return np.exp(_ratio(stats, 1))
 
 
+@corpus_metric("word_perplexity", higher_is_better=False, kind="perplexity",
+               description="exp(sum NLL / sum words), words as lm-eval counts them")
 def word_perplexity_from_stats(stats: np.ndarray) -> np.ndarray:
     """Word perplexity ``exp(sum nll / sum words)``; ``(..., 4)`` -> ``(...)``."""
     with np.errstate(over="ignore"):
         return np.exp(_ratio(stats, 2))
 
 
+@corpus_metric("bits_per_byte", higher_is_better=False, kind="perplexity",
+               description="sum NLL / sum UTF-8 bytes / ln 2")
 def bits_per_byte_from_stats(stats: np.ndarray) -> np.ndarray:
     """Bits per UTF-8 byte ``sum nll / sum bytes / ln 2``; ``(..., 4)`` -> ``(...)``."""
     return _ratio(stats, 3) / math.log(2)

@@ -11,6 +11,8 @@ import re
 import string
 from collections import Counter
 
+from ftguard.metrics.base import mean_metric
+
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
@@ -21,12 +23,16 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+@mean_metric("exact_match", higher_is_better=True, kind="generate", binary=True,
+             description="SQuAD v1.1 normalised exact match, max over references")
 def exact_match(prediction: str, references: list[str]) -> float:
     """1.0 when the normalised prediction equals any normalised reference."""
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(ref) for ref in references))
 
 
+@mean_metric("exact_match_strict", higher_is_better=True, kind="generate", binary=True,
+             description="prediction equals a reference after strip()")
 def exact_match_strict(prediction: str, references: list[str]) -> float:
     """1.0 when the prediction equals any reference after stripping outer whitespace."""
     pred = prediction.strip()
@@ -45,6 +51,8 @@ def token_f1(prediction: str, reference: str) -> float:
     return (2 * precision * recall) / (precision + recall)
 
 
+@mean_metric("f1", higher_is_better=True, kind="generate", binary=False,
+             description="SQuAD v1.1 token F1, max over references")
 def f1(prediction: str, references: list[str]) -> float:
     """SQuAD token F1, max over references."""
     return max(token_f1(prediction, ref) for ref in references)

@@ -10,65 +10,20 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ftguard.metrics import bleu_chrf, classification, perplexity
-from ftguard.metrics.base import Metric
+from ftguard.metrics import bleu_chrf, choice, classification, json_format, perplexity, qa, rouge
+from ftguard.metrics.base import Metric, parametrised, registered
 
-_GEN, _CHOICE, _CLS, _PPL = ("generate",), ("choice",), ("classify",), ("perplexity",)
+_FAMILIES = (qa, rouge, json_format, bleu_chrf, choice, classification, perplexity)
+"""The metric families, in registry order; each defines its metrics with a decorator
+(:func:`ftguard.metrics.base.mean_metric`, :func:`~ftguard.metrics.base.corpus_metric`)."""
 
-
-def _mean(name: str, kinds: tuple[str, ...], description: str, *, binary: bool) -> Metric:
-    return Metric(name, True, kinds, "mean", binary, description, bounds=(0.0, 1.0))
-
-
-_DEFINITIONS: tuple[Metric, ...] = (
-    _mean("exact_match", _GEN, "SQuAD v1.1 normalised exact match, max over references",
-          binary=True),
-    _mean("exact_match_strict", _GEN, "prediction equals a reference after strip()",
-          binary=True),
-    _mean("f1", _GEN, "SQuAD v1.1 token F1, max over references", binary=False),
-    _mean("rouge1", _GEN, "ROUGE-1 F-measure (rouge-score, stemmer), max over references",
-          binary=False),
-    _mean("rouge2", _GEN, "ROUGE-2 F-measure (rouge-score, stemmer), max over references",
-          binary=False),
-    _mean("rougeL", _GEN, "ROUGE-L F-measure (rouge-score, stemmer), max over references",
-          binary=False),
-    _mean("rougeLsum", _GEN, "summary-level ROUGE-L F-measure, sentences split on newlines",
-          binary=False),
-    _mean("json_valid", _GEN, "the answer is a JSON object and nothing else (code fence allowed)",
-          binary=True),
-    _mean("json_field_match", _GEN, "share of the expected JSON fields the answer has exactly",
-          binary=False),
-    Metric("bleu", True, _GEN, "corpus", False,
-           "sacrebleu corpus BLEU (13a, exp smoothing), 0-100", bleu_chrf.bleu_from_stats),
-    Metric("chrf", True, _GEN, "corpus", False,
-           "sacrebleu corpus chrF (char order 6, beta 2), 0-100", bleu_chrf.chrf_from_stats),
-    _mean("acc", _CHOICE, "argmax of summed continuation log-likelihood is the gold choice",
-          binary=True),
-    _mean("acc_norm", _CHOICE, "as acc, log-likelihood divided by the choice's length in "
-          "characters (lm-eval)", binary=True),
-    _mean("accuracy", _CLS, "most likely label is the gold label", binary=True),
-    Metric("macro_f1", True, _CLS, "corpus", False,
-           "unweighted mean F1 over labels seen in gold or predictions",
-           classification.macro_f1_from_stats),
-    Metric("precision", True, _CLS, "corpus", False,
-           "precision of one label (precision[LABEL]); 0 if never predicted",
-           classification.precision_from_stats),
-    Metric("recall", True, _CLS, "corpus", False,
-           "recall of one label (recall[LABEL]); 0 if never gold",
-           classification.recall_from_stats),
-    Metric("perplexity", False, _PPL, "corpus", False,
-           "token perplexity exp(sum NLL / sum tokens)", perplexity.perplexity_from_stats),
-    Metric("word_perplexity", False, _PPL, "corpus", False,
-           "exp(sum NLL / sum words), words as lm-eval counts them",
-           perplexity.word_perplexity_from_stats),
-    Metric("bits_per_byte", False, _PPL, "corpus", False,
-           "sum NLL / sum UTF-8 bytes / ln 2", perplexity.bits_per_byte_from_stats),
-)
+_DEFINITIONS: tuple[Metric, ...] = tuple(m for family in _FAMILIES
+                                         for m in registered(family.__name__))
 
 METRICS: dict[str, Metric] = {m.name: m for m in _DEFINITIONS}
 """Every metric by base name."""
 
-PARAMETRISED: frozenset[str] = frozenset({"precision", "recall"})
+PARAMETRISED: frozenset[str] = parametrised()
 """Base names that take a label argument: ``precision[LABEL]``."""
 
 KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from ftguard.metrics.base import mean_metric
+
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
@@ -20,6 +22,15 @@ def _scorer(rouge_types: tuple[str, ...]) -> Any:
     return RougeScorer(list(rouge_types), use_stemmer=True)
 
 
+# stacked decorators register bottom-up: rouge1 first
+@mean_metric("rougeLsum", higher_is_better=True, kind="generate", binary=False,
+             description="summary-level ROUGE-L F-measure, sentences split on newlines")
+@mean_metric("rougeL", higher_is_better=True, kind="generate", binary=False,
+             description="ROUGE-L F-measure (rouge-score, stemmer), max over references")
+@mean_metric("rouge2", higher_is_better=True, kind="generate", binary=False,
+             description="ROUGE-2 F-measure (rouge-score, stemmer), max over references")
+@mean_metric("rouge1", higher_is_better=True, kind="generate", binary=False,
+             description="ROUGE-1 F-measure (rouge-score, stemmer), max over references")
 def rouge_fmeasures(prediction: str, references: list[str],
                     rouge_types: tuple[str, ...]) -> dict[str, float]:
     """F-measure per ROUGE type; with several references the best one per type

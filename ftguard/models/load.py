@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ftguard.errors import ModelError, UsageError
+from ftguard.errors import UsageError
 from ftguard.models.base import Backend
-from ftguard.models.fingerprint import model_fingerprint
-from ftguard.models.resolve import resolve_model
+from ftguard.models.hf_load import (
+    HFPlan,
+    apply_adapter,
+    check_adapter,
+    hf_info,
+    hf_plan,
+    load_model,
+    load_tokenizer,
+    max_length,
+)
+from ftguard.models.registry import BACKENDS, backend_for, model_backend, named
 from ftguard.record import ModelInfo
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-BACKENDS = ("hf", "openai")
-_FAKE = re.compile(r"^fake(?::(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,7 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise UsageError(f"--backend {self.backend}: choose one of {', '.join(BACKENDS)}.")
-        if self.backend == "openai":
-            _check_server_options(self)
+        named(self.backend).check(self)
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype {self.dtype}: unknown dtype; choose one of "
                              f"{', '.join(DTYPES)}.")
@@ -75,71 +78,14 @@ class LoadOptions:
                              "or 'auto'.")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    resolved: Any
-    adapter: Path | None
-    device: Any
-    dtype: Any
-    quant: str | None
-
-
-def _plan(options: LoadOptions) -> _Plan:
-    resolved = resolve_model(options.model, allow_pickle=options.allow_pickle)
-    adapter = _check_adapter(options.adapter, options.allow_pickle)
-    device = _device(options.device)
-    quant = "nf4" if options.load_in_4bit else "int8" if options.load_in_8bit else None
-    return _Plan(resolved, adapter, device, _dtype(options.dtype, device), quant)
-
-
-def _info(plan: _Plan) -> ModelInfo:
-    return ModelInfo(spec=plan.resolved.spec, backend="hf", path=str(plan.resolved.path),
-                     adapter=str(plan.adapter) if plan.adapter else None, device=str(plan.device),
-                     dtype=plan.quant or str(plan.dtype).removeprefix("torch."),
-                     fingerprint=model_fingerprint(plan.resolved.path, adapter_dir=plan.adapter,
-                                                   dtype=str(plan.dtype), quantization=plan.quant))
-
-
 def describe_model(options: LoadOptions) -> ModelInfo:
     """What :func:`load_backend` would load, fingerprint included, without loading it."""
-    if options.backend == "openai":
-        from ftguard.models.openai import describe_server
-
-        return describe_server(_client(options), options.model)[0]
-    fake = _FAKE.match(options.model or "")
-    if fake:
-        from ftguard.models.fake import FakeBackend
-
-        return FakeBackend(int(fake.group(1) or 0)).info
-    return _info(_plan(options))
+    return backend_for(options).describe(options)
 
 
 def load_backend(options: LoadOptions) -> Backend:
     """Resolve, load and fingerprint the model; raise ModelError with a fix on failure."""
-    if options.backend == "openai":
-        from ftguard.models.openai import OpenAIBackend, describe_server
-        from ftguard.models.openai_text import OpenAITextBackend, has_tokenize
-
-        client = _client(options)
-        info, entry = describe_server(client, options.model)
-        if not has_tokenize(client, info.spec):  # generation only, see openai_text
-            return OpenAITextBackend(client, info)
-        return OpenAIBackend(client, info, entry, tokenizer_dir=options.tokenizer)
-    fake = _FAKE.match(options.model or "")
-    if fake:
-        from ftguard.models.fake import FakeBackend
-
-        return FakeBackend(int(fake.group(1) or 0))
-    plan = _plan(options)
-    tokenizer = _load_tokenizer(plan.resolved.path, options.trust_remote_code)
-    model = _load_model(plan.resolved.path, plan.device, plan.dtype, plan.quant, options)
-    if plan.adapter is not None:
-        model = _apply_adapter(model, plan.adapter, plan.resolved.path)
-    model.eval()
-    from ftguard.models.hf import HFBackend
-
-    return HFBackend(model, tokenizer, _info(plan), batch_size=options.batch_size,
-                     max_length=_max_length(model, tokenizer))
+    return backend_for(options).load(options)
 
 
 @dataclass
@@ -184,12 +130,12 @@ def describe_adapters(options: LoadOptions, adapters: Sequence[str]) -> dict[str
 
 
 def _adapter_plan(options: LoadOptions,
-                  adapters: Sequence[str]) -> tuple[_Plan, dict[str, ModelInfo]]:
-    if _FAKE.match(options.model or ""):
+                  adapters: Sequence[str]) -> tuple[HFPlan, dict[str, ModelInfo]]:
+    if model_backend(options.model) == "fake":
         raise UsageError(f"--model {options.model}: the fake backend takes no adapters.",
                          hint="Pass a Hugging Face model folder or hub id with --model.")
-    plan = _plan(replace(options, adapter=None))
-    return plan, {a: _info(replace(plan, adapter=_check_adapter(a, options.allow_pickle)))
+    plan = hf_plan(replace(options, adapter=None))
+    return plan, {a: hf_info(replace(plan, adapter=check_adapter(a, options.allow_pickle)))
                   for a in adapters}
 
 
@@ -198,194 +144,15 @@ def load_adapters(options: LoadOptions, adapters: Sequence[str]) -> AdapterSet:
     ``PeftModel.from_pretrained``, the others with ``load_adapter``. ``options.adapter`` is
     ignored. An adapter for another base raises the same ModelError as ``--adapter``."""
     plan, infos = _adapter_plan(options, adapters)
-    tokenizer = _load_tokenizer(plan.resolved.path, options.trust_remote_code)
-    model = _load_model(plan.resolved.path, plan.device, plan.dtype, plan.quant, options)
+    tokenizer = load_tokenizer(plan.resolved.path, options.trust_remote_code)
+    model = load_model(plan.resolved.path, plan.device, plan.dtype, plan.quant, options)
     names = {}
     for i, adapter in enumerate(adapters):
         names[adapter] = f"adapter{i}"
-        model = _apply_adapter(model, Path(str(infos[adapter].adapter)), plan.resolved.path,
+        model = apply_adapter(model, Path(str(infos[adapter].adapter)), plan.resolved.path,
                                name=names[adapter])
     model.eval()
-    return AdapterSet(model, tokenizer, _info(plan), infos, options.batch_size,
-                      _max_length(model, tokenizer), names)
+    return AdapterSet(model, tokenizer, hf_info(plan), infos, options.batch_size,
+                      max_length(model, tokenizer), names)
 
 
-def _check_server_options(options: LoadOptions) -> None:
-    """The options that make no sense with a server, and the ones it needs."""
-    if not options.base_url:
-        raise UsageError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1).")
-    if not re.match(r"^https?://[^/\s]+", options.base_url):
-        raise UsageError(f"--base-url {options.base_url}: give an http(s) URL such as "
-                         "http://127.0.0.1:8000/v1.")
-    local = [flag for flag, on in (("--adapter", options.adapter),
-                                   ("--load-in-4bit", options.load_in_4bit),
-                                   ("--load-in-8bit", options.load_in_8bit),
-                                   ("--dtype", options.dtype != "auto"),
-                                   ("--device", options.device != "auto")) if on]
-    if local:
-        raise UsageError(f"{local[0]} applies to models loaded in-process; with --backend "
-                         "openai the server decides.",
-                         hint="Serve adapters with vLLM's --enable-lora --lora-modules "
-                              "NAME=PATH and pass --model NAME.")
-    if options.max_concurrency < 1 or not options.request_timeout > 0 or options.max_retries < 0:
-        raise UsageError("--max-concurrency must be at least 1, --request-timeout positive "
-                         "and --max-retries at least 0.")
-    if options.api_key_env and options.api_key_env not in os.environ:
-        raise UsageError(f"--api-key-env {options.api_key_env}: that environment variable "
-                         "is not set.", hint=f"export {options.api_key_env}=... first.")
-
-
-def _client(options: LoadOptions) -> Any:
-    from ftguard.models.openai_client import ServerClient
-
-    key = os.environ.get(options.api_key_env) if options.api_key_env else None
-    return ServerClient(str(options.base_url), api_key=key, timeout=options.request_timeout,
-                        max_concurrency=options.max_concurrency, retries=options.max_retries)
-
-
-def _device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        from ftguard.engine.distributed import local_device
-
-        return torch.device(local_device() or ("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {name}: not a device name; use auto, cpu, cuda or "
-                         "cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine.",
-                         hint="Use --device cpu (or auto).")
-    return device
-
-
-def _dtype(name: str, device: Any) -> Any:
-    import torch
-
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32  # bf16 matmul on CPUs without AMX is hundreds of times slower
-    return getattr(torch, name)
-
-
-def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"--model {path}: the tokenizer cannot be loaded ({_first_line(exc)}).",
-                         hint="The folder needs tokenizer files saved by save_pretrained().") from None
-
-
-def _load_model(path: Path, device: Any, dtype: Any, quant: str | None,
-                options: LoadOptions) -> Any:
-    return load_causal_lm(path, device=device, dtype=dtype,
-                          quantization_config=_bnb_config(quant, dtype) if quant else None,
-                          allow_pickle=options.allow_pickle,
-                          trust_remote_code=options.trust_remote_code)
-
-
-def load_causal_lm(path: Path, *, device: Any, dtype: Any, quantization_config: Any = None,
-                   allow_pickle: bool = False, trust_remote_code: bool = False) -> Any:
-    """``AutoModelForCausalLM.from_pretrained`` with ftguard's safety defaults (safetensors
-    only, no remote code) and its errors turned into a ModelError with a fix."""
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # ftguard draws its own progress
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-    if not allow_pickle:
-        kwargs["use_safetensors"] = True
-    if quantization_config is not None:
-        kwargs["quantization_config"] = quantization_config
-        kwargs["device_map"] = {"": device}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except ImportError as exc:
-        raise ModelError(f"loading {path} needs a missing package ({_first_line(exc)}).",
-                         hint="Install it into this environment and retry.") from None
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelError(f"--model {path}: cannot be loaded ({_first_line(exc)}).",
-                         hint="Check that the folder holds a causal language model.") from None
-    return model if quantization_config is not None else model.to(device)
-
-
-def _bnb_config(quant: str, dtype: Any) -> Any:
-    try:
-        import bitsandbytes  # noqa: F401
-        from transformers import BitsAndBytesConfig
-    except ImportError:
-        raise ModelError("--load-in-4bit/--load-in-8bit need bitsandbytes, which is not "
-                         "installed.", hint="pip install bitsandbytes") from None
-    if quant == "nf4":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                  bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
-    return BitsAndBytesConfig(load_in_8bit=True)
-
-
-def _check_adapter(adapter: str | None, allow_pickle: bool) -> Path | None:
-    if adapter is None:
-        return None
-    path = Path(adapter).expanduser()
-    if not path.is_dir():
-        raise ModelError(f"--adapter {adapter}: no such folder.",
-                         hint="Give the folder written by save_pretrained() of a PEFT model.")
-    if not (path / "adapter_config.json").is_file():
-        raise ModelError(f"--adapter {adapter}: not a PEFT adapter (no adapter_config.json).")
-    names = [p.name for p in path.iterdir()]
-    if "adapter_model.safetensors" not in names:
-        if "adapter_model.bin" in names and not allow_pickle:
-            raise ModelError(f"--adapter {adapter}: has only pickle weights (adapter_model.bin).",
-                             hint="Re-save it with safetensors, or pass --allow-pickle if you "
-                                  "trust the file.")
-        if "adapter_model.bin" not in names:
-            raise ModelError(f"--adapter {adapter}: no adapter weights found "
-                             "(adapter_model.safetensors).")
-    else:
-        from ftguard.models.safetensors_check import check_safetensors
-
-        check_safetensors(path / "adapter_model.safetensors", "--adapter")
-    return path
-
-
-def _apply_adapter(model: Any, adapter: Path, base_path: Path, *, name: str = "default") -> Any:
-    """``model`` with ``adapter`` attached as ``name``: wrapped by ``PeftModel.from_pretrained``,
-    or added with ``load_adapter`` when it already is a PeftModel."""
-    from peft import PeftModel
-
-    try:
-        declared = json.loads((adapter / "adapter_config.json").read_text()).get(
-            "base_model_name_or_path")
-    except (OSError, ValueError):
-        declared = None
-    try:
-        if isinstance(model, PeftModel):
-            model.load_adapter(adapter, adapter_name=name, is_trainable=False)
-            return model
-        return PeftModel.from_pretrained(model, adapter, adapter_name=name, is_trainable=False)
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(
-            f"--adapter {adapter}: does not match the base model {base_path} "
-            f"({_first_line(exc)}). The adapter was trained on "
-            f"{declared or 'an unrecorded base model'}.",
-            hint="Pass that base model with --model, or an adapter trained on this one.") from None
-
-
-def _max_length(model: Any, tokenizer: Any) -> int:
-    config = model.config
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    return limit if isinstance(limit, int) and 0 < limit < 10**9 else 2048
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line if len(line) < 300 else line[:297] + "..."

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftguard.engine.runner import RunSettings
+from ftguard.engine.settings import RunSettings
 from ftguard.record import ModelInfo, RunRecord, read_run, target_score, write_run
 from ftguard.suite import Suite
 from ftguard.train.record import BestCheckpoint, CheckpointEval

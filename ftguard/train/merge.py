@@ -19,14 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.errors import ModelError, RecordError, UsageError
-from ftguard.models.load import (
-    DTYPES,
-    LoadOptions,
-    _apply_adapter,
-    _check_adapter,
-    _load_model,
-    _load_tokenizer,
-)
+from ftguard.models.hf_load import apply_adapter, check_adapter, load_model, load_tokenizer
+from ftguard.models.load import DTYPES, LoadOptions
 from ftguard.models.resolve import resolve_model
 from ftguard.train.record import TRAIN_RECORD, read_train_data
 
@@ -51,7 +45,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
     """
     if dtype not in DTYPES:
         raise UsageError(f"--dtype {dtype}: unknown dtype; choose one of {', '.join(DTYPES)}.")
-    adapter_dir = _check_adapter(str(adapter), allow_pickle)
+    adapter_dir = check_adapter(str(adapter), allow_pickle)
     assert adapter_dir is not None
     config = _adapter_config(adapter_dir)
     _check_mergeable(adapter_dir, config)
@@ -68,9 +62,9 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
                           dtype="float32", allow_pickle=allow_pickle,
                           trust_remote_code=trust_remote_code)
     tokenizer_dir = adapter_dir if _has_tokenizer(adapter_dir) else base
-    tokenizer = _load_tokenizer(tokenizer_dir, trust_remote_code)
-    peft_model = _apply_adapter(_load_model(base, torch.device("cpu"), torch.float32, None,
-                                            options), adapter_dir, base)
+    tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code)
+    peft_model = apply_adapter(load_model(base, torch.device("cpu"), torch.float32, None,
+                                           options), adapter_dir, base)
     try:
         merged = peft_model.merge_and_unload()
     except (AttributeError, NotImplementedError, ValueError) as exc:

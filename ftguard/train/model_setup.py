@@ -78,13 +78,13 @@ def prepare_model(cfg: TrainConfig) -> Prepared:
     """Load the base model and tokenizer and attach the trainable part for ``cfg.method``."""
     from transformers import set_seed
 
-    from ftguard.models.load import _device, _dtype, _load_tokenizer
+    from ftguard.models.hf_load import load_tokenizer, resolve_device, resolve_dtype
 
     set_seed(cfg.seed)  # adapter initialisation draws from the global RNG
     resolved = resolve_model(cfg.model, allow_pickle=cfg.allow_pickle)
-    device = _device(cfg.device)
-    dtype = _dtype(cfg.dtype, device)  # float32 on CPU, bf16 on GPUs that support it
-    tokenizer = _load_tokenizer(resolved.path, cfg.trust_remote_code)
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)  # float32 on CPU, bf16 on GPUs that support it
+    tokenizer = load_tokenizer(resolved.path, cfg.trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     quant = cfg.qlora.quant_type if cfg.method == "qlora" else None
@@ -104,7 +104,7 @@ def prepare_model(cfg: TrainConfig) -> Prepared:
 
 
 def _load_base(cfg: TrainConfig, path: Path, device: Any, dtype: Any, quant: str | None) -> Any:
-    from ftguard.models.load import load_causal_lm
+    from ftguard.models.hf_load import load_causal_lm
 
     model = load_causal_lm(path, device=device, dtype=dtype,
                            quantization_config=_bnb_4bit(cfg, dtype) if quant else None,

@@ -315,8 +315,8 @@ def _memory_estimate(cfg: TrainConfig, model: Any, prepared: Any, data: Any) -> 
 def _evaluator(cfg: TrainConfig, suites: list[Any], out: Path, base: Any, prepared: Any) -> Any:
     if not suites:
         return None
-    from ftguard.engine.runner import RunSettings
-    from ftguard.models.load import _max_length
+    from ftguard.engine.settings import RunSettings
+    from ftguard.models.hf_load import max_length
     from ftguard.train.checkpoint_eval import CheckpointEvaluator
 
     return CheckpointEvaluator(suites, out, base, prepared.tokenizer,
@@ -324,7 +324,7 @@ def _evaluator(cfg: TrainConfig, suites: list[Any], out: Path, base: Any, prepar
                                                     task_subset=cfg.eval.task_subset,
                                                     seed=cfg.seed),
                                batch_size=cfg.eval.batch_size,
-                               max_length=_max_length(prepared.model, prepared.tokenizer),
+                               max_length=max_length(prepared.model, prepared.tokenizer),
                                cache_base=cfg.eval.cache_base)
 
 

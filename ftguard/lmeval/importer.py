@@ -2,7 +2,7 @@
 
 lm-eval writes ``results_<date>.json`` and one ``samples_<task>_<date>.jsonl`` per task into
 ``OUT/<model>/``. :func:`import_lmeval` reads them and maps every task's samples exactly as
-a ``kind: lm_eval`` suite task does (:func:`ftguard.lmeval_bridge.task_result`), so records
+a ``kind: lm_eval`` suite task does (:func:`ftguard.lmeval.bridge.task_result`), so records
 from either path compare with ``ftguard compare``. Group aggregates are not imported: only
 the tasks that have samples. lm-eval itself is not imported.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from ftguard.errors import DataError, RecordError, UsageError
 from ftguard.json_file import read_json
-from ftguard.lmeval_bridge import config_hash, samples_hash, task_result
+from ftguard.lmeval.bridge import config_hash, samples_hash, task_result
 from ftguard.record import ModelInfo, RunRecord, SuiteResult
 from ftguard.suite.jsonl import lines, parse_line
 from ftguard.version import ftguard_version

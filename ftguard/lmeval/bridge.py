@@ -3,7 +3,7 @@
 A suite task with ``kind: lm_eval`` is run by lm-eval itself (``simple_evaluate`` on an
 ``HFLM`` wrapping the model ftguard already loaded), and lm-eval's per-sample logs become
 ftguard samples, so paired comparisons work on them as on ftguard's own tasks.
-:mod:`ftguard.lmeval_import` maps the files of ``lm_eval --log_samples`` the same way.
+:mod:`ftguard.lmeval.importer` maps the files of ``lm_eval --log_samples`` the same way.
 
 The mapping (:func:`task_result`):
 
@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ftguard.errors import DataError, UsageError
+from ftguard.errors import DataError, UsageError, first_line
 from ftguard.metrics.aggregate import mean_interval
 from ftguard.record import MetricResult, SampleResult, TaskResult
 
 if TYPE_CHECKING:
-    from ftguard.engine.runner import Reporter, RunSettings
+    from ftguard.engine.settings import Reporter, RunSettings
     from ftguard.models.base import Backend
     from ftguard.suite import Task
 
@@ -72,7 +72,7 @@ def run_lmeval_task(task: Task, backend: Backend, settings: RunSettings, reporte
                 fewshot_random_seed=settings.seed)
         except (OSError, ValueError) as exc:  # datasets offline, bad task YAML, ...
             raise DataError(f"task {label}: lm-eval could not run task {spec.lm_eval_task!r} "
-                            f"({type(exc).__name__}: {_first_line(exc)}).",
+                            f"({type(exc).__name__}: {first_line(exc)}).",
                             hint="Built-in lm-eval tasks need their dataset online or in the "
                                  "Hugging Face cache; local tasks need their data files. "
                                  "Run with --debug for lm-eval's traceback.") from exc
@@ -152,7 +152,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-# -- mapping lm-eval's results and sample logs (shared with ftguard.lmeval_import) --------------
+# -- mapping lm-eval's results and sample logs (shared with ftguard.lmeval.importer) -------------
 
 def task_result(name: str, lm_task: str, samples: list[dict[str, Any]], results: dict[str, Any],
                 *, source: str) -> TaskResult:
@@ -363,8 +363,3 @@ def _mean_result(metric: str, value: float, scores: list[float], higher: bool) -
                         higher_is_better=higher, stderr=stderr, aggregation="mean",
                         ci_method=method)
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
-    return line if len(line) < 300 else line[:297] + "..."
