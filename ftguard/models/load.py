@@ -19,7 +19,8 @@ from ftguard.record import ModelInfo
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("hf", "openai")
-_FAKE = re.compile(r"^fake(?::(\d+))?$")
+FAKE_SPEC = re.compile(r"^fake(?::(\d+))?$")
+"""A ``fake[:SEED]`` model SPEC (:class:`~ftguard.models.fake.FakeBackend`); group 1 is the seed."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def describe_model(options: LoadOptions) -> ModelInfo:
         from ftguard.models.openai import describe_server
 
         return describe_server(_client(options), options.model)[0]
-    fake = _FAKE.match(options.model or "")
+    fake = FAKE_SPEC.match(options.model or "")
     if fake:
         from ftguard.models.fake import FakeBackend
 
@@ -125,7 +126,7 @@ def load_backend(options: LoadOptions) -> Backend:
         if not has_tokenize(client, info.spec):  # generation only, see openai_text
             return OpenAITextBackend(client, info)
         return OpenAIBackend(client, info, entry, tokenizer_dir=options.tokenizer)
-    fake = _FAKE.match(options.model or "")
+    fake = FAKE_SPEC.match(options.model or "")
     if fake:
         from ftguard.models.fake import FakeBackend
 
@@ -185,7 +186,7 @@ def describe_adapters(options: LoadOptions, adapters: Sequence[str]) -> dict[str
 
 def _adapter_plan(options: LoadOptions,
                   adapters: Sequence[str]) -> tuple[_Plan, dict[str, ModelInfo]]:
-    if _FAKE.match(options.model or ""):
+    if FAKE_SPEC.match(options.model or ""):
         raise UsageError(f"--model {options.model}: the fake backend takes no adapters.",
                          hint="Pass a Hugging Face model folder or hub id with --model.")
     plan = _plan(replace(options, adapter=None))
