@@ -187,8 +187,9 @@ def describe_adapters(options: LoadOptions, adapters: Sequence[str]) -> dict[str
 def _adapter_plan(options: LoadOptions,
                   adapters: Sequence[str]) -> tuple[_Plan, dict[str, ModelInfo]]:
     if FAKE_SPEC.match(options.model or ""):
-        raise UsageError(f"--model {options.model}: the fake backend takes no adapters.",
-                         hint="Pass a Hugging Face model folder or hub id with --model.")
+        raise UsageError(f"{{--model}} {options.model}: the fake backend takes no adapters.",
+                         hint="Pass a Hugging Face model folder or hub id with {--model}.",
+                         option="model")
     plan = _plan(replace(options, adapter=None))
     return plan, {a: _info(replace(plan, adapter=_check_adapter(a, options.allow_pickle)))
                   for a in adapters}
@@ -218,7 +219,7 @@ def _check_server_options(options: LoadOptions) -> None:
     if not re.match(r"^https?://[^/\s]+", options.base_url):
         raise UsageError(f"--base-url {options.base_url}: give an http(s) URL such as "
                          "http://127.0.0.1:8000/v1.")
-    local = [flag for flag, on in (("--adapter", options.adapter),
+    local = [flag for flag, on in (("{--adapter}", options.adapter),
                                    ("--load-in-4bit", options.load_in_4bit),
                                    ("--load-in-8bit", options.load_in_8bit),
                                    ("--dtype", options.dtype != "auto"),
@@ -227,7 +228,8 @@ def _check_server_options(options: LoadOptions) -> None:
         raise UsageError(f"{local[0]} applies to models loaded in-process; with --backend "
                          "openai the server decides.",
                          hint="Serve adapters with vLLM's --enable-lora --lora-modules "
-                              "NAME=PATH and pass --model NAME.")
+                              "NAME=PATH and pass {--model} NAME.",
+                         option="adapter" if local[0] == "{--adapter}" else None)
     if options.max_concurrency < 1 or not options.request_timeout > 0 or options.max_retries < 0:
         raise UsageError("--max-concurrency must be at least 1, --request-timeout positive "
                          "and --max-retries at least 0.")
@@ -278,8 +280,9 @@ def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"--model {path}: the tokenizer cannot be loaded ({_first_line(exc)}).",
-                         hint="The folder needs tokenizer files saved by save_pretrained().") from None
+        raise ModelError(f"{{--model}} {path}: the tokenizer cannot be loaded ({_first_line(exc)}).",
+                         hint="The folder needs tokenizer files saved by save_pretrained().",
+                         option="model") from None
 
 
 def _load_model(path: Path, device: Any, dtype: Any, quant: str | None,
@@ -310,8 +313,9 @@ def load_causal_lm(path: Path, *, device: Any, dtype: Any, quantization_config: 
         raise ModelError(f"loading {path} needs a missing package ({_first_line(exc)}).",
                          hint="Install it into this environment and retry.") from None
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelError(f"--model {path}: cannot be loaded ({_first_line(exc)}).",
-                         hint="Check that the folder holds a causal language model.") from None
+        raise ModelError(f"{{--model}} {path}: cannot be loaded ({_first_line(exc)}).",
+                         hint="Check that the folder holds a causal language model.",
+                         option="model") from None
     return model if quantization_config is not None else model.to(device)
 
 
@@ -333,23 +337,25 @@ def _check_adapter(adapter: str | None, allow_pickle: bool) -> Path | None:
         return None
     path = Path(adapter).expanduser()
     if not path.is_dir():
-        raise ModelError(f"--adapter {adapter}: no such folder.",
-                         hint="Give the folder written by save_pretrained() of a PEFT model.")
+        raise ModelError(f"{{--adapter}} {adapter}: no such folder.",
+                         hint="Give the folder written by save_pretrained() of a PEFT model.",
+                         option="adapter")
     if not (path / "adapter_config.json").is_file():
-        raise ModelError(f"--adapter {adapter}: not a PEFT adapter (no adapter_config.json).")
+        raise ModelError(f"{{--adapter}} {adapter}: not a PEFT adapter (no adapter_config.json).",
+                         option="adapter")
     names = [p.name for p in path.iterdir()]
     if "adapter_model.safetensors" not in names:
         if "adapter_model.bin" in names and not allow_pickle:
-            raise ModelError(f"--adapter {adapter}: has only pickle weights (adapter_model.bin).",
+            raise ModelError(f"{{--adapter}} {adapter}: has only pickle weights (adapter_model.bin).",
                              hint="Re-save it with safetensors, or pass --allow-pickle if you "
-                                  "trust the file.")
+                                  "trust the file.", option="adapter")
         if "adapter_model.bin" not in names:
-            raise ModelError(f"--adapter {adapter}: no adapter weights found "
-                             "(adapter_model.safetensors).")
+            raise ModelError(f"{{--adapter}} {adapter}: no adapter weights found "
+                             "(adapter_model.safetensors).", option="adapter")
     else:
         from ftguard.models.safetensors_check import check_safetensors
 
-        check_safetensors(path / "adapter_model.safetensors", "--adapter")
+        check_safetensors(path / "adapter_model.safetensors", "{--adapter}")
     return path
 
 
@@ -370,10 +376,11 @@ def _apply_adapter(model: Any, adapter: Path, base_path: Path, *, name: str = "d
         return PeftModel.from_pretrained(model, adapter, adapter_name=name, is_trainable=False)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(
-            f"--adapter {adapter}: does not match the base model {base_path} "
+            f"{{--adapter}} {adapter}: does not match the base model {base_path} "
             f"({_first_line(exc)}). The adapter was trained on "
             f"{declared or 'an unrecorded base model'}.",
-            hint="Pass that base model with --model, or an adapter trained on this one.") from None
+            hint="Pass that base model with {--model}, or an adapter trained on this one.",
+            option="adapter") from None
 
 
 def _max_length(model: Any, tokenizer: Any) -> int:
