@@ -4,16 +4,20 @@ Imported only when ``--ftguard`` is given (see :mod:`ftguard.pytest_plugin`, who
 delegate here). The flow per pytest session:
 
 1. configure: options from the command line, else ``[tool.ftguard]`` in the rootdir's
-   pyproject.toml; the policy file is read (bad input = ``pytest.UsageError``);
-2. collection: every ``suite.yaml`` becomes a :class:`SuiteFile` with one
-   :class:`TaskNode` per task and one :class:`GateItem` per gated check, i.e. per gate rule
-   and (task, metric) row it selects: ``legal/suite.yaml::clause_type::accuracy[no_regression]``;
+   pyproject.toml (:mod:`ftguard.pytest_options`); the policy file is read (bad input =
+   ``pytest.UsageError``);
+2. collection (:mod:`ftguard.pytest_nodes`): every ``suite.yaml`` becomes a
+   :class:`~ftguard.pytest_nodes.SuiteFile` with one ``TaskNode`` per task and one
+   ``GateItem`` per gated check, i.e. per gate rule and (task, metric) row it selects:
+   ``legal/suite.yaml::clause_type::accuracy[no_regression]``;
 3. first item: the model is evaluated once on every suite that has selected items (one
    RunRecord, like ``ftguard eval``), compared with the accepted baseline by the same
    :func:`ftguard.compare.compare` as ``ftguard compare`` (so p-values are adjusted across
    the same rows), the baseline is accepted (``--ftguard-update-baseline``) and the HTML
    report written (``--ftguard-report``);
-4. each item judges its own rule on its own row; the terminal summary prints the table.
+4. each item judges its own rule on its own row; the terminal summary prints the table
+   (wording in :mod:`ftguard.pytest_text`; baselines found and stored by
+   :mod:`ftguard.baseline`).
 """
 
 from __future__ import annotations
