@@ -183,7 +183,8 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
     from ftguard.models.load import describe_adapters, load_adapters
 
     if not adapters:
-        raise UsageError("evaluate_adapters needs at least one adapter (--adapter DIR).")
+        raise UsageError("evaluate_adapters needs at least one adapter ({--adapter} DIR).",
+                         option="adapter")
     if load.adapter is not None:
         raise UsageError("evaluate_adapters: pass the adapters in `adapters`, not in "
                          "LoadOptions.adapter.")
@@ -230,10 +231,11 @@ def record_names(adapters: Sequence[str], *, include_base: bool = False) -> dict
         stem = Path(os.path.abspath(Path(adapter).expanduser())).name
         clash = next((a for a, n in names.items() if n == stem), "")
         if clash != "":
-            other = "--include-base" if clash is None else f"--adapter {clash}"
-            raise UsageError(f"--adapter {adapter}: its record would be {stem}.json, like that "
+            other = "--include-base" if clash is None else f"{{--adapter}} {clash}"
+            raise UsageError(f"{{--adapter}} {adapter}: its record would be {stem}.json, like that "
                              f"of {other}; each record is named after its adapter folder.",
-                             hint="Give the adapters distinct folder names (or copy one).")
+                             hint="Give the adapters distinct folder names (or copy one).",
+                             option="adapter")
         names[adapter] = stem
     return names
 

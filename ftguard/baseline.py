@@ -2,9 +2,12 @@
 
 A baseline folder (``baselines/`` by default) holds one RunRecord per model x suite set and
 ``index.json`` saying where each came from (model, fingerprint, suite hashes, git commit,
-date, ftguard version). ``ftguard baseline accept RUN.json`` adds or replaces one,
-``ftguard baseline show`` lists them, and :func:`find_baseline` picks the one that covers
-the suites being gated. Accepting refuses a run whose suite hashes differ from the suites
+date, ftguard version). :func:`accept` (``ftguard baseline accept RUN.json``) adds or
+replaces one, :func:`show` (``ftguard baseline show``) lists them, :func:`update`
+(``pytest --ftguard-update-baseline``) stores a run while keeping the suites it did not
+evaluate (:func:`merged`), and :class:`Baselines` finds the one that covers the suites being
+gated (:func:`find_baseline` for ``ftguard gate``, :func:`find_baselines` per suite for the
+pytest plugin), reading each file once. Accepting refuses a run whose suite hashes differ from the suites
 on disk (the baseline would be stale the moment it is stored) unless forced. Every write is
 atomic: the RunRecord first, then the index.
 """
@@ -64,18 +67,21 @@ def baseline_name(run: RunRecord) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", last).strip("-.") or "baseline"
 
 
-def load_index(root: Path) -> BaselineIndex:
-    """The folder's index; an index-less folder of RunRecords is indexed on the fly."""
+def load_index(root: Path, runs: dict[str, RunRecord] | None = None) -> BaselineIndex:
+    """The folder's index; an index-less folder of RunRecords is indexed on the fly (the
+    RunRecords read for it are put in ``runs``, by file name, when given)."""
     path = root / INDEX
     if path.exists() and not path.is_file():
         raise RecordError(f"{path}: is not a file; a baseline folder's {INDEX} is the JSON "
                           "index of its accepted runs.", hint="Remove it (it is rebuilt by "
                                                               "ftguard baseline accept).")
     if not path.exists():
-        return BaselineIndex(entries=[_entry_for(read_run(p), p.stem, p.name, commit=None,
-                                                 indexed=False)
-                                      for p in sorted(root.glob("*.json"))
-                                      if p.is_file()] if root.is_dir() else [])
+        read = {p.name: read_run(p) for p in (sorted(root.glob("*.json")) if root.is_dir()
+                                              else []) if p.is_file()}
+        if runs is not None:
+            runs.update(read)
+        return BaselineIndex(entries=[_entry_for(run, Path(file).stem, file, commit=None,
+                                                 indexed=False) for file, run in read.items()])
     try:
         index = BaselineIndex.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, ValidationError, RecursionError) as exc:
@@ -102,15 +108,15 @@ def _entry_file(root: Path, entry: BaselineEntry, where: str) -> Path:
     return real
 
 
-def accept(run_path: Path, root: Path, *, name: str | None = None, force: bool = False,
-           commit: str | None = None) -> BaselineEntry:
-    """Store the RunRecord at ``run_path`` as baseline ``name`` (replacing an older one)."""
-    run = read_run(run_path)
+def accept(run: RunRecord, root: Path, *, name: str | None = None, force: bool = False,
+           commit: str | None = None, source: Path | str = "the run") -> BaselineEntry:
+    """Store ``run`` as baseline ``name`` (replacing an older one); ``source`` (where it was
+    read from) names it in messages."""
     if not force:
         stale = _stale_suites(run)
         if stale:
             raise UsageError(
-                f"{run_path}: the run's suites differ from the suites on disk "
+                f"{source}: the run's suites differ from the suites on disk "
                 f"({'; '.join(stale)}); a baseline of them would not be comparable.",
                 hint="Re-run ftguard eval on the current suites, or pass --force to accept it "
                      "anyway.")
@@ -127,26 +133,121 @@ def accept(run_path: Path, root: Path, *, name: str | None = None, force: bool =
     return entry
 
 
+def unchanged(run: RunRecord, root: Path, *, name: str | None = None) -> BaselineEntry | None:
+    """The entry ``name`` (default :func:`baseline_name`) when it already has the run's model
+    fingerprint and suite hashes, so accepting ``run`` would change nothing that matters."""
+    name = name or baseline_name(run)
+    suites = {s.name: s.hash for s in run.suites}
+    return next((e for e in load_index(root).entries if e.name == name
+                 and e.fingerprint == run.model.fingerprint and e.suites == suites), None)
+
+
+def update(run: RunRecord, root: Path) -> BaselineEntry | None:
+    """Store ``run`` as the baseline ``root``: a RunRecord file (returns None) or the entry
+    :func:`baseline_name` of a baseline folder (returns it).
+
+    Suites of the stored baseline that this run did not evaluate are kept when the model is
+    the same (same fingerprint), so gating one suite does not drop another's baseline.
+    """
+    if root.suffix == ".json" or root.is_file():
+        write_run(merged(read_run(root) if root.is_file() else None, run), root)
+        return None
+    name = baseline_name(run)
+    found = Baselines(root).find([], name=name) if root.is_dir() else None
+    return accept(merged(found[0] if found else None, run), root, name=name, force=True)
+
+
+def merged(old: RunRecord | None, run: RunRecord) -> RunRecord:
+    """``run`` plus the suites of ``old`` it lacks, when both are of the same model."""
+    if old is None or old.model.fingerprint != run.model.fingerprint:
+        return run
+    names = {s.name for s in run.suites}
+    return run.model_copy(update={"suites": run.suites + [s for s in old.suites
+                                                          if s.name not in names]})
+
+
+def only(run: RunRecord, names: list[str]) -> RunRecord:
+    """``run`` with only the suites ``names``."""
+    return run.model_copy(update={"suites": [s for s in run.suites if s.name in names]})
+
+
+class Baselines:
+    """The baselines at ``root`` (a folder, or a RunRecord file that is then the baseline)
+    for one lookup: the index and each RunRecord are read at most once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._runs: dict[str, RunRecord] = {}
+        if root.is_file():
+            run = self._runs[root.name] = read_run(root)
+            self.entries = [_entry_for(run, root.stem, root.name, commit=None, indexed=False)]
+        else:
+            self.entries = load_index(root, self._runs).entries
+
+    def run(self, entry: BaselineEntry) -> RunRecord:
+        """The RunRecord of ``entry``."""
+        if self.root.is_file():
+            return self._runs[self.root.name]
+        path = _entry_file(self.root, entry, f"{self.root / INDEX}: {entry.name}")
+        if entry.file not in self._runs:
+            self._runs[entry.file] = read_run(path)
+        return self._runs[entry.file]
+
+    def find(self, suites: dict[str, str] | list[str], *,
+             name: str | None = None) -> tuple[RunRecord, BaselineEntry] | None:
+        """The baseline covering ``suites`` (names, or names -> hashes that must match).
+
+        A RunRecord file is the baseline whatever the suites. With ``name`` only that entry
+        is considered; otherwise the most recently accepted entry that covers every suite
+        wins.
+        """
+        if self.root.is_file():
+            return self.run(self.entries[0]), self.entries[0]
+        wanted = dict.fromkeys(suites, "") if isinstance(suites, list) else dict(suites)
+        candidates = [e for e in self.entries
+                      if (name is None or e.name == name)
+                      and all(s in e.suites and (not h or e.suites[s] == h)
+                              for s, h in wanted.items())]
+        if not candidates:
+            return None
+        entry = max(candidates, key=lambda e: e.accepted)
+        return self.run(entry), entry
+
+
 def find_baseline(root: Path, suites: dict[str, str] | list[str], *,
                   name: str | None = None) -> tuple[RunRecord, BaselineEntry] | None:
-    """The baseline covering ``suites`` (names, or names -> hashes that must match).
+    """The baseline covering ``suites``: :meth:`Baselines.find` of one lookup at ``root``."""
+    return Baselines(root).find(suites, name=name)
 
-    ``root`` may also be a RunRecord file, which is then the baseline. With ``name`` only
-    that entry is considered; otherwise the most recently accepted entry that covers every
-    suite wins.
+
+def find_baselines(root: Path, run: RunRecord
+                   ) -> tuple[list[tuple[RunRecord, BaselineEntry, list[str]]], list[str]]:
+    """Group the run's suites by the baseline that covers them.
+
+    One entry covering every suite (with matching hashes) is preferred, so the comparison and
+    its multiple-testing adjustment are those of ``ftguard compare``. Otherwise each suite
+    gets the newest entry with its hash, else the newest with its name (then compare lists
+    what differs). Returns ``[(baseline run, its entry, suite names)]`` and the suites that
+    have no baseline.
     """
-    if root.is_file():
-        run = read_run(root)
-        return run, _entry_for(run, root.stem, root.name, commit=None, indexed=False)
-    wanted = dict.fromkeys(suites, "") if isinstance(suites, list) else dict(suites)
-    candidates = [e for e in load_index(root).entries
-                  if (name is None or e.name == name)
-                  and all(s in e.suites and (not h or e.suites[s] == h)
-                          for s, h in wanted.items())]
-    if not candidates:
-        return None
-    entry = max(candidates, key=lambda e: e.accepted)
-    return read_run(_entry_file(root, entry, f"{root / INDEX}: {entry.name}")), entry
+    hashes = {s.name: s.hash for s in run.suites}
+    if not hashes:
+        return [], []
+    baselines = Baselines(root)
+    hit = baselines.find(hashes)
+    if hit is not None and hashes.keys() <= {s.name for s in hit[0].suites}:
+        return [(hit[0], hit[1], list(hashes))], []
+    groups: dict[tuple[str, bool], tuple[RunRecord, BaselineEntry, list[str]]] = {}
+    missing: list[str] = []
+    for name, digest in hashes.items():
+        found = baselines.find({name: digest}) or baselines.find([name])
+        if found is None or name not in {s.name for s in found[0].suites}:
+            missing.append(name)
+            continue
+        base, entry = found
+        key = (entry.file, entry.suites.get(name) == digest)
+        groups.setdefault(key, (base, entry, []))[2].append(name)
+    return list(groups.values()), missing
 
 
 def show(root: Path) -> str:

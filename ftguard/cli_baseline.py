@@ -12,10 +12,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftguard.errors import UsageError
 from ftguard.outputs import output_dir
+
+if TYPE_CHECKING:
+    from ftguard.baseline import Baselines
 
 EXIT_OK, EXIT_GATE_FAILED = 0, 1
 
@@ -66,22 +69,18 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_baseline_accept(args: argparse.Namespace) -> int:
-    from ftguard.baseline import accept, baseline_name, load_index
+    from ftguard.baseline import accept, unchanged
     from ftguard.record import read_run
 
     root, run_path = output_dir(args.dir, "--dir"), Path(args.run)
     assert root is not None
-    if args.if_changed:
-        run = read_run(run_path)
-        name = args.name or baseline_name(run)
-        same = [e for e in load_index(root).entries if e.name == name
-                and e.fingerprint == run.model.fingerprint
-                and e.suites == {s.name: s.hash for s in run.suites}]
-        if same:
-            print(f"baseline {name} unchanged (same model fingerprint and suite hashes); "
-                  f"{root} left as it is")
-            return EXIT_OK
-    entry = accept(run_path, root, name=args.name, force=args.force)
+    run = read_run(run_path)
+    same = unchanged(run, root, name=args.name) if args.if_changed else None
+    if same is not None:
+        print(f"baseline {same.name} unchanged (same model fingerprint and suite hashes); "
+              f"{root} left as it is")
+        return EXIT_OK
+    entry = accept(run, root, name=args.name, force=args.force, source=run_path)
     print(f"accepted {entry.name}: {root / entry.file} ({entry.model}, {_suites(entry.suites)}, "
           f"commit {(entry.commit or '-')[:8]})")
     return EXIT_OK
@@ -95,7 +94,7 @@ def cmd_baseline_show(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from ftguard.baseline import find_baseline
+    from ftguard.baseline import Baselines
     from ftguard.cli import check_compare_options, run_compare
     from ftguard.compare_output import render_comparison
     from ftguard.record import read_run
@@ -113,9 +112,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise UsageError(f"--name {args.name}: it picks an entry of a baseline folder, but "
                          f"--baseline {root} is a RunRecord file; drop one of them.")
     wanted = {s.name: s.hash for s in candidate.suites}
-    found = find_baseline(root, wanted, name=args.name)
+    baselines = Baselines(root)
+    found = baselines.find(wanted, name=args.name)
     if found is None:
-        raise _no_baseline(root, wanted, args.name)
+        raise _no_baseline(baselines, wanted, args.name)
     base, entry = found
     # A baseline may cover more suites than this candidate was evaluated on: gate those only.
     base = base.model_copy(update={"suites": [s for s in base.suites if s.name in wanted]})
@@ -136,11 +136,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return EXIT_OK if comparison.passed else EXIT_GATE_FAILED
 
 
-def _no_baseline(root: Path, wanted: dict[str, str], name: str | None) -> UsageError:
+def _no_baseline(baselines: Baselines, wanted: dict[str, str], name: str | None) -> UsageError:
     """Say which suites or hashes no accepted baseline has, and how to accept one."""
-    from ftguard.baseline import load_index
-
-    entries = [e for e in load_index(root).entries if name is None or e.name == name]
+    root = baselines.root
+    entries = [e for e in baselines.entries if name is None or e.name == name]
     lines = []
     for e in entries:
         gaps = [f"{s} missing" if s not in e.suites

@@ -109,7 +109,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if sweep is not None:
         output_dir(args.records, "--records")
         output_file(args.report, "--report")
-    base = resolve_model(args.base, allow_pickle=False, flag="--base").path
+    base = resolve_model(args.base, allow_pickle=False, option="base").path
     models = _model_folders(args.models)
     out = _check_out(args.out.expanduser(), args.overwrite, inputs=(base, *models))
     inputs = open_inputs(base, models)

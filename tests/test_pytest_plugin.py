@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -95,7 +94,6 @@ def accept_perfect_baseline(folder: Path) -> None:
     from ftguard.api import evaluate
     from ftguard.baseline import accept
     from ftguard.models.load import LoadOptions
-    from ftguard.record import write_run
 
     record = evaluate([Path("suites")], load=LoadOptions(model="fake:0"))
     for suite in record.suites:
@@ -105,9 +103,7 @@ def accept_perfect_baseline(folder: Path) -> None:
                 sample.prediction = str(sample.target)
             for metric in task.metrics.values():
                 metric.value = metric.ci_low = metric.ci_high = 1.0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_run(record, Path(tmp) / "perfect.json")
-        accept(path, folder, name="perfect", force=True)
+    accept(record, folder, name="perfect", force=True)
 
 
 def test_inert_without_the_flag(project: pytest.Pytester) -> None:

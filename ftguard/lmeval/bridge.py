@@ -97,7 +97,8 @@ def _hf_parts(backend: Backend, label: str) -> tuple[Any, Any, int]:
         raise UsageError(f"task {label} is an lm_eval task: it runs lm-eval on the loaded "
                          f"Hugging Face model and needs the hf backend, not "
                          f"'{backend.info.backend}'.",
-                         hint="Evaluate it with --model set to a Hugging Face folder or hub id.")
+                         hint="Evaluate it with {--model} set to a Hugging Face folder or hub id.",
+                         option="model")
     model = backend.model
     # A PEFT model's base model carries the injected adapter layers; HFLM wants that one.
     model = getattr(model, "get_base_model", lambda: model)()

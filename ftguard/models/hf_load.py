@@ -86,8 +86,9 @@ def load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"--model {path}: the tokenizer cannot be loaded ({first_line(exc)}).",
-                         hint="The folder needs tokenizer files saved by save_pretrained().") from None
+        raise ModelError(f"{{--model}} {path}: the tokenizer cannot be loaded ({first_line(exc)}).",
+                         hint="The folder needs tokenizer files saved by save_pretrained().",
+                         option="model") from None
 
 
 def load_model(path: Path, device: Any, dtype: Any, quant: str | None,
@@ -119,8 +120,9 @@ def load_causal_lm(path: Path, *, device: Any, dtype: Any, quantization_config: 
         raise ModelError(f"loading {path} needs a missing package ({first_line(exc)}).",
                          hint="Install it into this environment and retry.") from None
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelError(f"--model {path}: cannot be loaded ({first_line(exc)}).",
-                         hint="Check that the folder holds a causal language model.") from None
+        raise ModelError(f"{{--model}} {path}: cannot be loaded ({first_line(exc)}).",
+                         hint="Check that the folder holds a causal language model.",
+                         option="model") from None
     return model if quantization_config is not None else model.to(device)
 
 
@@ -143,23 +145,25 @@ def check_adapter(adapter: str | None, allow_pickle: bool) -> Path | None:
         return None
     path = Path(adapter).expanduser()
     if not path.is_dir():
-        raise ModelError(f"--adapter {adapter}: no such folder.",
-                         hint="Give the folder written by save_pretrained() of a PEFT model.")
+        raise ModelError(f"{{--adapter}} {adapter}: no such folder.",
+                         hint="Give the folder written by save_pretrained() of a PEFT model.",
+                         option="adapter")
     if not (path / "adapter_config.json").is_file():
-        raise ModelError(f"--adapter {adapter}: not a PEFT adapter (no adapter_config.json).")
+        raise ModelError(f"{{--adapter}} {adapter}: not a PEFT adapter (no adapter_config.json).",
+                         option="adapter")
     names = [p.name for p in path.iterdir()]
     if "adapter_model.safetensors" not in names:
         if "adapter_model.bin" in names and not allow_pickle:
-            raise ModelError(f"--adapter {adapter}: has only pickle weights (adapter_model.bin).",
+            raise ModelError(f"{{--adapter}} {adapter}: has only pickle weights (adapter_model.bin).",
                              hint="Re-save it with safetensors, or pass --allow-pickle if you "
-                                  "trust the file.")
+                                  "trust the file.", option="adapter")
         if "adapter_model.bin" not in names:
-            raise ModelError(f"--adapter {adapter}: no adapter weights found "
-                             "(adapter_model.safetensors).")
+            raise ModelError(f"{{--adapter}} {adapter}: no adapter weights found "
+                             "(adapter_model.safetensors).", option="adapter")
     else:
         from ftguard.models.safetensors_check import check_safetensors
 
-        check_safetensors(path / "adapter_model.safetensors", "--adapter")
+        check_safetensors(path / "adapter_model.safetensors", "{--adapter}")
     return path
 
 
@@ -180,10 +184,11 @@ def apply_adapter(model: Any, adapter: Path, base_path: Path, *, name: str = "de
         return PeftModel.from_pretrained(model, adapter, adapter_name=name, is_trainable=False)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(
-            f"--adapter {adapter}: does not match the base model {base_path} "
+            f"{{--adapter}} {adapter}: does not match the base model {base_path} "
             f"({first_line(exc)}). The adapter was trained on "
             f"{declared or 'an unrecorded base model'}.",
-            hint="Pass that base model with --model, or an adapter trained on this one.") from None
+            hint="Pass that base model with {--model}, or an adapter trained on this one.",
+            option="adapter") from None
 
 
 def max_length(model: Any, tokenizer: Any) -> int:

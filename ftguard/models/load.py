@@ -132,8 +132,9 @@ def describe_adapters(options: LoadOptions, adapters: Sequence[str]) -> dict[str
 def _adapter_plan(options: LoadOptions,
                   adapters: Sequence[str]) -> tuple[HFPlan, dict[str, ModelInfo]]:
     if model_backend(options.model) == "fake":
-        raise UsageError(f"--model {options.model}: the fake backend takes no adapters.",
-                         hint="Pass a Hugging Face model folder or hub id with --model.")
+        raise UsageError(f"{{--model}} {options.model}: the fake backend takes no adapters.",
+                         hint="Pass a Hugging Face model folder or hub id with {--model}.",
+                         option="model")
     plan = hf_plan(replace(options, adapter=None))
     return plan, {a: hf_info(replace(plan, adapter=check_adapter(a, options.allow_pickle)))
                   for a in adapters}

@@ -61,13 +61,13 @@ def describe_server(client: ServerClient, model: str | None) -> tuple[ModelInfo,
     if model is None:
         if len(ids) != 1:
             raise UsageError(f"--base-url {client.base_url} serves {len(ids)} models "
-                             f"({', '.join(ids) or 'none'}); name one with --model.")
+                             f"({', '.join(ids) or 'none'}); name one with {{--model}}.", option="model")
         model = ids[0]
     entry = next((e for e in entries if isinstance(e, dict) and e.get("id") == model), None)
     if entry is None:
-        raise UsageError(f"--model {model}: not served by {client.base_url} (it serves "
+        raise UsageError(f"{{--model}} {model}: not served by {client.base_url} (it serves "
                          f"{', '.join(ids) or 'nothing'}).",
-                         hint="Give one of the ids of the server's /v1/models.")
+                         hint="Give one of the ids of the server's /v1/models.", option="model")
     # where the tokenizer config may be: the model's folder, else (a LoRA) its base model's
     parent = next((e for e in entries
                    if isinstance(e, dict) and e.get("id") == entry.get("parent")), {})

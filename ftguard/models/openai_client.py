@@ -185,5 +185,5 @@ def _hint(code: int) -> str:
     if code in (401, 403):
         return "Set the API key in the environment variable named by --api-key-env."
     if code == 404:
-        return "Check --base-url (it ends in /v1) and --model (one of the server's /v1/models)."
+        return "Check --base-url (it ends in /v1) and {--model} (one of the server's /v1/models)."
     return "The request was refused as malformed; run with --debug and report it."

@@ -162,7 +162,7 @@ def _check_server_options(options: LoadOptions) -> None:
     if not re.match(r"^https?://[^/\s]+", options.base_url):
         raise UsageError(f"--base-url {options.base_url}: give an http(s) URL such as "
                          "http://127.0.0.1:8000/v1.")
-    local = [flag for flag, on in (("--adapter", options.adapter),
+    local = [flag for flag, on in (("{--adapter}", options.adapter),
                                    ("--load-in-4bit", options.load_in_4bit),
                                    ("--load-in-8bit", options.load_in_8bit),
                                    ("--dtype", options.dtype != "auto"),
@@ -171,7 +171,8 @@ def _check_server_options(options: LoadOptions) -> None:
         raise UsageError(f"{local[0]} applies to models loaded in-process; with --backend "
                          "openai the server decides.",
                          hint="Serve adapters with vLLM's --enable-lora --lora-modules "
-                              "NAME=PATH and pass --model NAME.")
+                              "NAME=PATH and pass {--model} NAME.",
+                         option="adapter" if local[0] == "{--adapter}" else None)
     if options.max_concurrency < 1 or not options.request_timeout > 0 or options.max_retries < 0:
         raise UsageError("--max-concurrency must be at least 1, --request-timeout positive "
                          "and --max-retries at least 0.")

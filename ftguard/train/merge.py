@@ -68,9 +68,10 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, model: str | None = N
     try:
         merged = peft_model.merge_and_unload()
     except (AttributeError, NotImplementedError, ValueError) as exc:
-        raise UsageError(f"--adapter {adapter_dir}: peft type {config.get('peft_type')} "
+        raise UsageError(f"{{--adapter}} {adapter_dir}: peft type {config.get('peft_type')} "
                          f"cannot be merged ({exc}).",
-                         hint="Use the adapter as it is with --adapter.") from None
+                         hint="Use the adapter as it is with {--adapter}.",
+                         option="adapter") from None
     target = _save_dtype(base, dtype)
     merged = merged.to(getattr(torch, target))
     _save_atomically(merged, tokenizer, out_dir)
@@ -84,7 +85,8 @@ def _adapter_config(adapter: Path) -> dict[str, Any]:
     data = read_json(adapter / "adapter_config.json", ModelError, what="PEFT adapter config",
                      hint="Give the folder written by save_pretrained() of a PEFT model.")
     if not isinstance(data, dict):
-        raise ModelError(f"--adapter {adapter}: adapter_config.json is not a JSON object.")
+        raise ModelError(f"{{--adapter}} {adapter}: adapter_config.json is not a JSON object.",
+                         option="adapter")
     return data
 
 
@@ -92,11 +94,11 @@ def _check_mergeable(adapter: Path, config: dict[str, Any]) -> None:
     kind = str(config.get("peft_type") or "").upper()
     if kind in PROMPT_LEARNING:
         raise UsageError(
-            f"--adapter {adapter}: is a {kind.lower().replace('_', ' ')} adapter, which cannot "
+            f"{{--adapter}} {adapter}: is a {kind.lower().replace('_', ' ')} adapter, which cannot "
             "be merged: it trains virtual tokens fed to the model as extra inputs, not a "
             "change of its weights, so there is nothing to add to the base.",
-            hint="Use it as it is with --adapter; only LoRA-family adapters (lora, qlora) "
-                 "can be merged.")
+            hint="Use it as it is with {--adapter}; only LoRA-family adapters (lora, qlora) "
+                 "can be merged.", option="adapter")
 
 
 def _resolve_base(adapter: Path, config: dict[str, Any], model: str | None,
@@ -105,15 +107,17 @@ def _resolve_base(adapter: Path, config: dict[str, Any], model: str | None,
         return resolve_model(model, allow_pickle=allow_pickle).path
     declared = config.get("base_model_name_or_path")
     if not declared:
-        raise ModelError(f"--adapter {adapter}: does not record its base model "
+        raise ModelError(f"{{--adapter}} {adapter}: does not record its base model "
                          "(no base_model_name_or_path in adapter_config.json).",
-                         hint="Pass the base model it was trained on with --model.")
+                         hint="Pass the base model it was trained on with {--model}.",
+                         option="adapter")
     try:
         return resolve_model(str(declared), allow_pickle=allow_pickle).path
     except ModelError as exc:
-        raise ModelError(f"--adapter {adapter}: its recorded base model {declared} cannot be "
+        raise ModelError(f"{{--adapter}} {adapter}: its recorded base model {declared} cannot be "
                          f"found here ({exc.message}).",
-                         hint="Pass the base model it was trained on with --model.") from None
+                         hint="Pass the base model it was trained on with {--model}.",
+                         option="adapter") from None
 
 
 def _check_out(out: Path, overwrite: bool, *, inputs: tuple[Path, ...]) -> Path:
