@@ -193,4 +193,4 @@ def test_cache_second_run_loads_nothing(
     for new, old in zip(again, first):
         assert new.model == old.model
         assert samples(new) == samples(old)
-        assert new.config["cached_suites"] == ["mini"]
+        assert new.config.cached_suites == ["mini"]

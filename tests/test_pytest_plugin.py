@@ -205,7 +205,7 @@ def test_pyproject_settings_are_used_and_flags_win(project: pytest.Pytester) -> 
     from ftguard.record import read_run
 
     record = read_run(project.path / "gate" / "accepted" / "fake-0.json")
-    assert record.model.spec == "fake:0" and record.config["limit"] == 20
+    assert record.model.spec == "fake:0" and record.config.limit == 20
     assert [len(t.samples) for t in record.suites[0].tasks] == [20, 20]
     assert (project.path / "reports" / "gate.html").is_file()
 
@@ -236,7 +236,7 @@ def test_a_served_model_is_gated_from_pyproject_settings(project: pytest.Pyteste
         result.assert_outcomes(passed=2)
     record = read_run(next((project.path / "baselines").glob("fake-model*.json")))
     assert record.model.backend == "openai" and record.model.spec == "fake-model"
-    assert record.config["server_requests"]["requests"] > 0
+    assert record.config.server_requests["requests"] > 0
     project.makepyprojecttoml('[tool.ftguard]\nbackend = "tgi"\n')
     result = run(project, "--ftguard", "suites")
     assert result.ret != 0 and "use hf or openai" in str(result.stderr)

@@ -21,7 +21,7 @@ def test_eval_writes_a_complete_record(run_cli, make_suite, tmp_path: Path) -> N
     assert code == 0
     assert "smoke" in stdout and "acc" in stdout and "perplexity" in stdout
     record = read_run(out)
-    assert record.model.backend == "fake" and record.config["seed"] == 1234
+    assert record.model.backend == "fake" and record.config.seed == 1234
     tasks = {t.name: t for t in record.suites[0].tasks}
     assert set(tasks) == {"mc", "qa", "sentiment", "corpus"}
     mc = tasks["mc"]
@@ -101,7 +101,7 @@ def test_subset_per_task(run_cli, make_suite, tmp_path: Path) -> None:
     assert sizes("--subset", "0.1", "--subset", "mc=1.0") == {
         "mc": 40, "qa": 1, "sentiment": 1, "corpus": 1}
     assert sizes("--subset", "mc=1.0", "--subset", "smoke/mc=7") == {**everything, "mc": 7}
-    assert read_run(out).config["task_subset"] == {"mc": 1.0, "smoke/mc": 7}
+    assert read_run(out).config.task_subset == {"mc": 1.0, "smoke/mc": 7}
     # the 7 items of mc are the first 7 of the same seeded order as --subset 7
     seven = [s.id for s in read_run(out).suites[0].tasks[0].samples]
     sizes("--subset", "7")

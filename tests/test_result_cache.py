@@ -66,6 +66,6 @@ def test_fully_cached_run_does_not_load_the_model(make_suite: Callable[..., Path
 
     monkeypatch.setattr(api, "load_backend", refuse)
     second = api.evaluate([a], load=load, cache=True)
-    assert second.config["cached_suites"] == ["alpha"]
+    assert second.config.cached_suites == ["alpha"]
     assert second.model.fingerprint == first.model.fingerprint
     assert second.suites[0].tasks[0].samples == first.suites[0].tasks[0].samples

@@ -110,7 +110,7 @@ def test_committed_baseline_matches_the_suites_and_is_plausible() -> None:
     from ftguard.record import read_run
 
     record = read_run(REPO / "baselines/smollm2-135m-instruct.json")
-    assert record.model.spec == "smollm2-135m-instruct" and record.config["limit"] is None
+    assert record.model.spec == "smollm2-135m-instruct" and record.config.limit is None
     current = {s.name: s.hash for s in (load_suite(REPO / "suites/legal"),
                                         load_suite(REPO / "suites/general"))}
     assert {s.name: s.hash for s in record.suites} == current, (

@@ -166,7 +166,7 @@ def test_checkpoints_are_evaluated_and_the_chosen_one_exported(workspace: Path) 
     assert record.planned_steps == 13 and steps == [0, 4, 8, 12, 13]
     for point in record.checkpoints:
         run = read_run(out / point.run)
-        assert run.config["train_step"] == point.step
+        assert run.config.train_step == point.step
         assert len(run.suites[0].tasks[0].samples) == 6  # fixed subset of 10 items
         ids = [s.id for s in run.suites[0].tasks[0].samples]
         assert ids == [s.id for s in read_run(out / record.checkpoints[0].run)

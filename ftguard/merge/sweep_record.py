@@ -12,9 +12,9 @@ from ftguard.errors import UsageError
 from ftguard.record import (
     SCHEMA_VERSION,
     ModelInfo,
-    _invalid,
-    _load_json,
-    _Model,
+    RecordModel,
+    load_json,
+    validation_error,
     write_json_atomic,
 )
 
@@ -53,7 +53,7 @@ def parse_sweep(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(grid)))
 
 
-class SweepPoint(_Model):
+class SweepPoint(RecordModel):
     """One merging weight evaluated against the base."""
 
     lam: float
@@ -80,7 +80,7 @@ class SweepPoint(_Model):
     """Time its merge, evaluation and comparison took (little when the caches answered)."""
 
 
-class SweepRecord(_Model):
+class SweepRecord(RecordModel):
     """A sweep of the merging weight: every point, the choice and why."""
 
     schema_version: int = SCHEMA_VERSION
@@ -120,8 +120,8 @@ def write_sweep(record: SweepRecord, path: Path) -> Path:
 def read_sweep(path: Path) -> SweepRecord:
     from pydantic import ValidationError
 
-    data = _load_json(path, "sweep record", "ftguard merge --sweep")
+    data = load_json(path, "sweep record", "ftguard merge --sweep")
     try:
         return SweepRecord.model_validate(data)
     except ValidationError as exc:
-        raise _invalid(path, "sweep record", exc) from None
+        raise validation_error(path, "sweep record", exc) from None

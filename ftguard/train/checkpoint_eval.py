@@ -79,7 +79,7 @@ class CheckpointEvaluator:
         finally:
             model.train(was_training)
             torch.set_rng_state(rng)
-        run.config["train_step"] = step
+        run.config.train_step = step
         write_run(run, self.out / eval_path(step))
         if base:
             self.base_run = run

@@ -1,0 +1,180 @@
+"""The RunRecord: what one evaluation of one model on some suites produced.
+
+Records are typed pydantic models; :func:`~ftguard.record.write_run` /
+:func:`~ftguard.record.read_run` are symmetric, and writing is atomic (temporary file in the
+same folder, then ``os.replace``) so an interrupted run never leaves a half-written record
+behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftguard.record.config import RunConfig, RunEnvironment
+
+SCHEMA_VERSION = 1
+
+
+class RecordModel(BaseModel):
+    """Base of record models: unknown keys are refused, fields documented by the docstring
+    under them."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class ModelInfo(RecordModel):
+    """Identity of the evaluated model."""
+
+    spec: str
+    """What the user asked for: a folder, a hub id or ``smollm2-135m-instruct``."""
+    fingerprint: str
+    """sha256 over weights, config, tokenizer, adapter, dtype and quantisation."""
+    dtype: str
+    """Weights dtype used for evaluation (float32, bfloat16, nf4, int8...)."""
+    backend: str
+    """Backend that ran it: ``hf`` or ``fake``."""
+    path: str | None = None
+    """Local folder the weights were read from."""
+    adapter: str | None = None
+    """PEFT adapter folder applied on top, if any."""
+    device: str = "cpu"
+    """Device it ran on."""
+
+
+class MetricResult(RecordModel):
+    """Aggregate of one metric over a task's samples."""
+
+    value: float
+    """The metric over all samples (mean, or the corpus-level value)."""
+    ci_low: float
+    """Lower end of the 95% confidence interval."""
+    ci_high: float
+    """Upper end of the 95% confidence interval."""
+    n: int
+    """Number of samples."""
+    higher_is_better: bool
+    """Direction of the metric."""
+    stderr: float | None = None
+    """Standard error (mean metrics)."""
+    aggregation: str = "mean"
+    """``mean`` of per-sample scores, or ``corpus`` (recomputed from summed ``stats``)."""
+    ci_method: str = ""
+    """How the interval was computed: wilson, t, or bootstrap."""
+
+
+class SampleResult(RecordModel):
+    """One scored item; paired statistics need these."""
+
+    id: str
+    """Item id, unique within its task."""
+    prompt_hash: str
+    """Hash of the exact prompt (and choices) the model saw."""
+    prediction: str
+    """Generated text, or the chosen choice / label."""
+    target: str | list[str]
+    """Reference answer(s), or the correct choice / label."""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Per-sample value of each mean metric (and per-document values where meaningful)."""
+    stats: dict[str, list[float]] = Field(default_factory=dict)
+    """Per-sample sufficient statistics of corpus metrics (summed, then the corpus function)."""
+    loglikelihoods: list[float] | None = None
+    """Summed log-likelihood of each choice / label (choice and classify tasks)."""
+    gold: int | None = None
+    """Index of the correct choice / label (choice and classify tasks)."""
+    prompt: str | None = None
+    """The item's own prompt as rendered, without few-shot examples."""
+    truncated: bool | None = None
+    """Generate tasks: whether generation stopped because ``max_new_tokens`` ran out (True),
+    or at an end-of-sequence token or stop string (False); None when unknown (other task
+    kinds, a backend that does not report it, or an answer from an older response cache)."""
+
+
+class GenerationHealth(RecordModel):
+    """How a generate task's predictions ended: empty ones and ones cut by the token budget."""
+
+    n: int
+    """Number of predictions."""
+    empty: float
+    """Share (0-1) of predictions that are empty after stripping whitespace."""
+    truncated: float | None
+    """Share (0-1) of predictions cut at ``max_new_tokens``, among those whose ending is
+    known; None when no prediction's is (see ``unknown``)."""
+    max_new_tokens: int
+    """The task's token budget per prediction."""
+    unknown: int = 0
+    """Predictions whose truncation is unknown (answers from a response cache written before
+    ftguard recorded it, or a backend that does not report it)."""
+
+
+class TaskResult(RecordModel):
+    """Results of one task."""
+
+    name: str
+    """Task name."""
+    kind: str
+    """Task kind."""
+    metrics: dict[str, MetricResult]
+    """Aggregates by metric name."""
+    samples: list[SampleResult]
+    """Every scored item."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Settings that change the predictions (generation, few-shot, delimiter, chat template)."""
+    signatures: dict[str, str] = Field(default_factory=dict)
+    """Metric signatures (sacrebleu) by metric name."""
+    health: GenerationHealth | None = None
+    """Generate tasks: shares of empty and of truncated predictions (None for other kinds and
+    in records written before ftguard measured it)."""
+
+
+class SuiteResult(RecordModel):
+    """Results of one suite."""
+
+    name: str
+    """Suite name."""
+    version: str
+    """Suite version."""
+    hash: str
+    """Content hash of suite.yaml and its data files."""
+    role: str
+    """``target`` or ``general``."""
+    path: str | None = None
+    """Folder the suite was loaded from."""
+    gate: list[Any] = Field(default_factory=list)
+    """The suite's own gate rules (its ``gate:`` section), used when compare gets no policy."""
+    tasks: list[TaskResult]
+    """Results per task."""
+
+
+class RunRecord(RecordModel):
+    """One evaluation of one model on some suites."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True,
+                              validate_assignment=True)  # record.config = {...} types it
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of this format."""
+    ftguard_version: str = ""
+    """ftguard version that wrote the record."""
+    created: str = ""
+    """UTC time the evaluation finished (ISO 8601)."""
+    model: ModelInfo
+    """The evaluated model."""
+    config: RunConfig = Field(default_factory=RunConfig)
+    """Evaluation settings: seed, batch size, limit, dtype, device, quantisation."""
+    environment: RunEnvironment = Field(default_factory=RunEnvironment)
+    """Package versions, platform, device, git revision."""
+    suites: list[SuiteResult]
+    """Results per suite."""
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Wall times in seconds (model load, each task, total)."""
+
+
+def target_score(run: RunRecord) -> float | None:
+    """Mean headline (first) metric of the target suites' tasks, negated where lower is
+    better; None without target tasks."""
+    values = [(m.value if m.higher_is_better else -m.value) for s in run.suites
+              if s.role == "target" for t in s.tasks for m in list(t.metrics.values())[:1]]
+    return sum(values) / len(values) if values else None
+
