@@ -2,7 +2,7 @@
 
 import sys
 
-from ftguard.cli import main
+from ftguard.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

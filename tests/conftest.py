@@ -236,7 +236,7 @@ def make_suite(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """Run ``ftguard`` in-process; return (exit code, stdout, stderr)."""
-    from ftguard.cli import main
+    from ftguard.cli.main import main
 
     def run(*args: str) -> tuple[int, str, str]:
         try:

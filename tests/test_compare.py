@@ -117,7 +117,7 @@ def test_suite_gate_sections_policy_files_and_no_torch(tmp_path: Path, run_cli) 
     import subprocess
     import sys
 
-    probe = ("import sys; from ftguard.cli import main; rc = main(sys.argv[1:]);"
+    probe = ("import sys; from ftguard.cli.main import main; rc = main(sys.argv[1:]);"
              "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", probe, "compare", str(tmp_path / "a.json"),
                            str(tmp_path / "a.json")], capture_output=True, text=True,

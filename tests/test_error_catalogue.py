@@ -58,7 +58,7 @@ def _run(bad: Bad, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
         except subprocess.TimeoutExpired:
             pytest.fail(f"ftguard {' '.join(args)} hung (killed after 120 s)")
         return done.returncode, done.stdout, done.stderr
-    from ftguard.cli import main
+    from ftguard.cli.main import main
 
     try:
         code = main(args)

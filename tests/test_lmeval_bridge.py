@@ -162,7 +162,7 @@ def direct(suite: Path, tiny_model: Path,
 def imported(direct: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
     """``ftguard import-lmeval OUT --out run.json`` of path (b)'s output folder."""
     from ftguard import read_run
-    from ftguard.cli import main
+    from ftguard.cli.main import main
 
     run = tmp_path_factory.mktemp("imported") / "run.json"
     assert main(["import-lmeval", str(direct["out"]), "--out", str(run)]) == 0

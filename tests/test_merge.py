@@ -269,7 +269,7 @@ def test_frankenstein_merges_are_refused(models, tmp_path: Path, run_cli: Run) -
 def test_merge_help_does_not_import_torch() -> None:
     import subprocess
 
-    code = ("import sys; from ftguard.cli import main\ntry: main(['merge', '--help'])\n"
+    code = ("import sys; from ftguard.cli.main import main\ntry: main(['merge', '--help'])\n"
             "except SystemExit: pass\nassert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO, binary_run
-from ftguard.cli import main
+from ftguard.cli.main import main
 from ftguard.errors import FtguardError, RecordError, UsageError
 from ftguard.gate import load_policy, parse_rule, resolve_policy, rule_from
 from ftguard.record import read_run, write_run
@@ -609,7 +609,7 @@ def test_long_rules_are_refused_quickly() -> None:
 MEMORY_CHILD = textwrap.dedent("""
     import resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-    from ftguard.cli import main
+    from ftguard.cli.main import main
     sys.exit(main(sys.argv[1:]))
 """)
 

@@ -153,7 +153,7 @@ def test_failed_write_keeps_the_old_record(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_cli_help_and_validate_do_not_import_torch(make_suite) -> None:
-    code = ("import sys; from ftguard.cli import main; rc = main(['suites', 'validate', sys.argv[1]]);"
+    code = ("import sys; from ftguard.cli.main import main; rc = main(['suites', 'validate', sys.argv[1]]);"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import';"
             "sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, str(make_suite())],

@@ -134,7 +134,7 @@ def test_100k_items_with_own_few_shots_validate_in_bounded_memory(tmp_path: Path
                             for i in range(start, start + 10_000)))
     cap = ADDRESS_SPACE_CAP_MIB * 2**20
     child = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))\n"
-             f"from ftguard.cli import main; sys.exit(main(['suites', 'validate', {str(root)!r}]))")
+             f"from ftguard.cli.main import main; sys.exit(main(['suites', 'validate', {str(root)!r}]))")
     env = {**os.environ, "MALLOC_ARENA_MAX": "2", "PYTHONPATH": str(REPO)}
     # the seeded draw is O(k) per item: drawing from a list of all other items took minutes
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,

@@ -129,7 +129,7 @@ def _warm_imports() -> None:
     """In-process pytester runs drop the modules they import: import them here first."""
     import ftguard.api
     import ftguard.baseline
-    import ftguard.cli
+    import ftguard.cli.main
     import ftguard.compare
     import ftguard.demo
     import ftguard.merge.sweep
@@ -209,7 +209,7 @@ def test_every_surface_gives_the_same_verdict(scenario: Scenario, pytester: pyte
     # the λ choice of ftguard merge --sweep (whole suites), with the same flags as compare
     import argparse
 
-    from ftguard.cli import policy_factory
+    from ftguard.cli.options import policy_factory
     from ftguard.judge import judge
 
     flags = argparse.Namespace(policy=None, fail_on=[], alpha=None, correction=None,

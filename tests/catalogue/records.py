@@ -210,7 +210,7 @@ def _(c: Ctx) -> Bad:
 @bad("report", "--train of garbage")
 def _(c: Ctx) -> Bad:
     cmp_path = c.path("cmp.json")
-    from ftguard.cli import main
+    from ftguard.cli.main import main
     main(["compare", str(c.run()), str(c.run("tuned.json")), "--out", str(cmp_path),
           "--format", "json"])
     return Bad(["report", cmp_path, "--out", c.path("r.html"), "--train",

@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftguard.cli.options import (
+    finite_float,
+    parse_batch_size,
+    policy_factory,
+    run_settings,
+    subset_item,
+)
 from ftguard.errors import UsageError
 from ftguard.outputs import output_dir, output_file
 
@@ -24,9 +31,8 @@ if TYPE_CHECKING:
     from ftguard.suite import Suite
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``merge`` on the main parser."""
-    from ftguard.cli import finite_float
     from ftguard.merge import METHODS
 
     merge = commands.add_parser(
@@ -59,8 +65,6 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _sweep_options(merge: argparse.ArgumentParser) -> None:
-    from ftguard.cli import subset_item
-
     g = merge.add_argument_group(
         "choosing the merge under the gate",
         "With --suites, each merge is evaluated against the base (on a sample of every task, "
@@ -160,7 +164,6 @@ def _sweep_setup(args: argparse.Namespace) -> tuple[
     """What ``--sweep``/``--suites`` ask for, every option checked: the merging weights, the
     suites, the sample's and the full run's settings, the gate policy, the base to load."""
     from ftguard.api import check_task_subset, load_suites
-    from ftguard.cli import _batch_size, policy_factory
     from ftguard.merge.sweep_record import parse_sweep
     from ftguard.models.load import LoadOptions
 
@@ -173,7 +176,7 @@ def _sweep_setup(args: argparse.Namespace) -> tuple[
     subset, full = _sweep_settings(args)
     check_task_subset(subset.task_subset, suites)
     load = LoadOptions(model=args.base, device=args.device,
-                       batch_size=_batch_size(args.batch_size))
+                       batch_size=parse_batch_size(args.batch_size))
     return lambdas, suites, (subset, full), policy_factory(args), load
 
 
@@ -236,7 +239,6 @@ def _sweep_settings(args: argparse.Namespace) -> tuple[RunSettings, RunSettings]
     SWEEP_SUBSET of each task) and the full evaluation's settings."""
     from dataclasses import replace
 
-    from ftguard.cli import run_settings
     from ftguard.engine.settings import RunSettings
 
     sample = run_settings(argparse.Namespace(subset=args.subset, limit=None, seed=1234))

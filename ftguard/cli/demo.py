@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ftguard.cli.options import parse_batch_size
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``demo`` on the main parser."""
     demo = commands.add_parser(
         "demo", parents=[common],
@@ -37,7 +39,6 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ftguard.cli import _batch_size
     from ftguard.demo import DemoOptions, run_demo
     from ftguard.demo_story import tell
     from ftguard.outputs import output_dir, output_file
@@ -47,7 +48,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     output_file(args.report, "--report")
     options = DemoOptions(quick=args.quick, method=args.method, replay=args.replay,
                           out=args.out, report=args.report, suites=args.suites,
-                          batch_size=_batch_size(args.batch_size))
+                          batch_size=parse_batch_size(args.batch_size))
     result = run_demo(options, say=lambda text: print(text, flush=True),
                       reporter=lambda: ProgressBar(enabled=not args.no_progress))
     print()

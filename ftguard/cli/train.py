@@ -1,4 +1,4 @@
-"""The ``ftguard train`` and ``ftguard merge-adapter`` commands.
+"""The ``ftguard train`` command.
 
 Every config key can also be given as a flag; a flag overrides the config file. Flags map
 to dotted config keys in :data:`FLAGS`, so the two never drift apart.
@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ftguard.cli import finite_float, subset_arg
+from ftguard.cli.options import finite_float, subset_arg
 
 FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--model", "model", {"metavar": "SPEC", "help": "base model (default smollm2-135m-instruct)"}),
@@ -41,8 +41,8 @@ FLAGS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``train`` and ``merge-adapter`` on the main parser's subcommands."""
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``train`` on the main parser's subcommands."""
     train = commands.add_parser(
         "train", parents=[common], help="fine-tune (LoRA, QLoRA, full, prefix, prompt) and "
                                         "evaluate checkpoints for gain and alignment tax",
@@ -57,19 +57,6 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--overwrite", action="store_true", help="replace a run saved in OUT")
     train.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     train.set_defaults(handler=cmd_train)
-
-    merge = commands.add_parser(
-        "merge-adapter", parents=[common], help="merge a LoRA adapter into its base model",
-        description="Write base + adapter as one plain model folder (safetensors); it "
-                    "evaluates like the base with the adapter applied.")
-    merge.add_argument("adapter", metavar="ADAPTER", help="LoRA adapter folder")
-    merge.add_argument("--out", "-o", metavar="DIR", required=True, help="folder to write")
-    merge.add_argument("--model", metavar="SPEC",
-                       help="base model (default: the one recorded in the adapter)")
-    merge.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    merge.add_argument("--allow-pickle", action="store_true")
-    merge.add_argument("--trust-remote-code", action="store_true")
-    merge.set_defaults(handler=cmd_merge_adapter)
 
 
 def _dest(flag: str) -> str:
@@ -88,14 +75,3 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_train_config(config, overrides)
     record = run_training(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
     return 130 if record.status == "interrupted" else 0
-
-
-def cmd_merge_adapter(args: argparse.Namespace) -> int:
-    from ftguard.outputs import output_dir
-    from ftguard.train.merge import merge_adapter
-
-    output_dir(args.out, "--out")
-    path = merge_adapter(args.adapter, args.out, model=args.model, allow_pickle=args.allow_pickle,
-                         trust_remote_code=args.trust_remote_code, overwrite=args.overwrite)
-    print(f"wrote {path}")
-    return 0

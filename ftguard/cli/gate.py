@@ -1,4 +1,4 @@
-"""The ``ftguard baseline accept|show`` and ``ftguard gate`` commands.
+"""The ``ftguard gate`` command.
 
 ``gate`` is the CI step: it finds the accepted baseline (:mod:`ftguard.baseline`) that covers
 the candidate's suites, then does exactly what ``ftguard compare BASELINE CANDIDATE`` does
@@ -14,44 +14,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftguard.errors import UsageError
-from ftguard.outputs import output_dir
+from ftguard.cli.baseline import short_hash, suites_text
+from ftguard.cli.compare import run_compare
+from ftguard.cli.options import check_compare_options, compare_options
+from ftguard.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from ftguard.baseline import Baselines
 
-EXIT_OK, EXIT_GATE_FAILED = 0, 1
 
-
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``baseline`` (``accept``, ``show``) and ``gate`` on the main parser."""
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``gate`` on the main parser."""
     from ftguard.baseline import DEFAULT_DIR
-    from ftguard.cli import compare_options
-
-    baseline = commands.add_parser(
-        "baseline", help="accept and list the baselines CI gates against",
-        description=f"Accepted baselines are RunRecords in a folder ({DEFAULT_DIR}/ by default) "
-                    "with an index.json recording model, fingerprint, suite hashes and commit.")
-    sub = baseline.add_subparsers(title="baseline commands", metavar="COMMAND")
-    acc = sub.add_parser(
-        "accept", parents=[common], help="store a RunRecord as an accepted baseline",
-        description="Copy RUN.json into the baseline folder and index it. Refuses a run whose "
-                    "suites differ from the suites on disk (it would be stale) unless --force.")
-    acc.add_argument("run", metavar="RUN.json", help="RunRecord from ftguard eval --out")
-    acc.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR",
-                     help=f"baseline folder (default {DEFAULT_DIR})")
-    acc.add_argument("--name", metavar="NAME",
-                     help="baseline name (default: the model SPEC's last path part)")
-    acc.add_argument("--force", action="store_true",
-                     help="accept even when the run's suite hashes differ from the suites on disk")
-    acc.add_argument("--if-changed", action="store_true",
-                     help="leave the folder untouched when baseline NAME already has the same "
-                          "model fingerprint and suite hashes (no churn in CI)")
-    acc.set_defaults(handler=cmd_baseline_accept)
-    shw = sub.add_parser("show", parents=[common], help="list the accepted baselines")
-    shw.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR",
-                     help=f"baseline folder (default {DEFAULT_DIR})")
-    shw.set_defaults(handler=cmd_baseline_show)
 
     gate = commands.add_parser(
         "gate", parents=[common],
@@ -68,34 +42,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     gate.set_defaults(handler=cmd_gate)
 
 
-def cmd_baseline_accept(args: argparse.Namespace) -> int:
-    from ftguard.baseline import accept, unchanged
-    from ftguard.record import read_run
-
-    root, run_path = output_dir(args.dir, "--dir"), Path(args.run)
-    assert root is not None
-    run = read_run(run_path)
-    same = unchanged(run, root, name=args.name) if args.if_changed else None
-    if same is not None:
-        print(f"baseline {same.name} unchanged (same model fingerprint and suite hashes); "
-              f"{root} left as it is")
-        return EXIT_OK
-    entry = accept(run, root, name=args.name, force=args.force, source=run_path)
-    print(f"accepted {entry.name}: {root / entry.file} ({entry.model}, {_suites(entry.suites)}, "
-          f"commit {(entry.commit or '-')[:8]})")
-    return EXIT_OK
-
-
-def cmd_baseline_show(args: argparse.Namespace) -> int:
-    from ftguard.baseline import show
-
-    print(show(Path(args.dir)))
-    return EXIT_OK
-
-
 def cmd_gate(args: argparse.Namespace) -> int:
     from ftguard.baseline import Baselines
-    from ftguard.cli import check_compare_options, run_compare
     from ftguard.compare_output import render_comparison
     from ftguard.record import read_run
 
@@ -143,7 +91,7 @@ def _no_baseline(baselines: Baselines, wanted: dict[str, str], name: str | None)
     lines = []
     for e in entries:
         gaps = [f"{s} missing" if s not in e.suites
-                else f"{s} is {_short(e.suites[s])} there, {_short(h)} in the candidate"
+                else f"{s} is {short_hash(e.suites[s])} there, {short_hash(h)} in the candidate"
                 for s, h in wanted.items() if e.suites.get(s) != h]
         lines.append(f"'{e.name}' ({e.model}): {', '.join(gaps)}")
     if not entries:
@@ -154,16 +102,8 @@ def _no_baseline(baselines: Baselines, wanted: dict[str, str], name: str | None)
     model = entries[0].model if len(entries) == 1 else "BASE_MODEL"
     return UsageError(
         f"--baseline {root}: no accepted baseline covers the candidate's suites "
-        f"({_suites(wanted)}); {detail}.",
+        f"({suites_text(wanted)}); {detail}.",
         hint="If the suites changed on purpose, evaluate the baseline model on the current "
              f"suites and accept that run (then commit {root}): ftguard eval SUITES --model "
              f"{model} --out runs/base.json && ftguard baseline accept runs/base.json "
              f"--dir {root}" + (f" --name {name}" if name else "") + ".")
-
-
-def _short(suite_hash: str) -> str:
-    return suite_hash.removeprefix("sha256:")[:8]
-
-
-def _suites(suites: dict[str, str]) -> str:
-    return ", ".join(f"{s}@{_short(h)}" for s, h in suites.items())
