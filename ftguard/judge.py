@@ -111,5 +111,10 @@ def least_taxed(candidates: Sequence[J], *, distance: Callable[[J], float]) -> J
     return min(taxed, key=lambda c: (-(c.alignment_tax or 0.0), distance(c)), default=None)
 
 
+def signed_percent(value: float | None, missing: str = "n/a") -> str:
+    """A gain or alignment tax as text: ``+3.1%``, ``-0.5%``, ``missing`` when absent."""
+    return missing if value is None else f"{value:+.1%}"
+
+
 def _interval(low: float | None, high: float | None) -> Interval | None:
     return (low, high) if low is not None and high is not None else None

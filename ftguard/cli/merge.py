@@ -223,8 +223,7 @@ def _sweep_and_write(args: argparse.Namespace, spec: MergeSpec, lambdas: Sequenc
 
 def render_sweep(record: SweepRecord) -> str:
     """The sweep as a text table, then the choice."""
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:+.1%}"
+    from ftguard.judge import signed_percent as pct
 
     lines = [f"{'lambda':>8}  {'stage':<6}  {'target gain':>11}  {'alignment tax':>13}  gate",
              *(f"{p.lam:>8g}  {p.stage:<6}  {pct(p.gain):>11}  {pct(p.alignment_tax):>13}  "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ftguard.engine.settings import Reporter, RunSettings
 from ftguard.gate import Policy
-from ftguard.judge import least_taxed, ranked
+from ftguard.judge import least_taxed, ranked, signed_percent
 from ftguard.merge.live import LiveMerge
 from ftguard.merge.methods import MergeSpec
 from ftguard.merge.sweep_record import SweepPoint, SweepRecord, write_sweep
@@ -157,7 +157,6 @@ def _least_taxed(points: Sequence[SweepPoint]) -> str:
 
 
 def _summary(point: SweepPoint) -> str:
-    gain = "n/a" if point.gain is None else f"{point.gain:+.1%}"
-    tax = "n/a" if point.alignment_tax is None else f"{point.alignment_tax:+.1%}"
+    gain, tax = signed_percent(point.gain), signed_percent(point.alignment_tax)
     gate = "passes" if point.gate_passed else "FAILS"
     return f"target gain {gain}, alignment tax {tax}, gate {gate}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftguard.judge import signed_percent
 from ftguard.merge.sweep_record import SweepPoint, SweepRecord
 from ftguard.report.charts import lines, mark_points
 
@@ -18,7 +19,7 @@ def sweep_context(record: SweepRecord) -> dict[str, Any]:
 
 def _row(p: SweepPoint, chosen: float | None) -> dict[str, Any]:
     def pct(v: float | None) -> str:
-        return "–" if v is None else f"{v:+.1%}"
+        return signed_percent(v, "–")
 
     def ci(v: tuple[float, float] | None) -> str:
         return "" if v is None else f"[{v[0]:+.1%}, {v[1]:+.1%}]"

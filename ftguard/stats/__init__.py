@@ -22,12 +22,7 @@ from __future__ import annotations
 from ftguard.stats.binary import mcnemar_exact, tango_interval
 from ftguard.stats.bootstrap import paired_bootstrap, paired_corpus_bootstrap
 from ftguard.stats.multiple import benjamini_hochberg, holm
-from ftguard.stats.permutation import (
-    paired_swap_p_values,
-    paired_swap_test,
-    sign_flip_p_values,
-    sign_flip_test,
-)
+from ftguard.stats.permutation import sign_flip_p_values, sign_flip_test
 from ftguard.stats.power import (
     DEFAULT_DISCORDANCE,
     PowerRow,
@@ -46,6 +41,7 @@ from ftguard.stats.power import (
 )
 from ftguard.stats.resample import Scheme, resampled_sums
 from ftguard.stats.result import Method, PairedResult, non_inferior, regressed, superior
+from ftguard.stats.swap import paired_swap_p_values, paired_swap_test
 
 __all__ = [
     "DEFAULT_DISCORDANCE",

@@ -13,16 +13,17 @@ population's, which fails below a few dozen items: 3 documents gave p = 0.0001.)
   (16: 65,536 patterns), else draws ``resamples`` random patterns and reports
   ``(1 + #{|T*| >= |T|}) / (1 + B)``, which is a valid p-value at any B. |T*| within a
   relative 1e-9 of |T| counts as a tie (the same sums added in another order).
-- :func:`paired_swap_test` -- corpus metrics (BLEU, chrF, perplexity, macro-F1) from summed
-  per-item statistics: approximate randomisation (Riezler & Maxwell 2005; Koehn 2004),
-  each item's two statistic vectors swapped with probability 1/2, statistic
+- :func:`~ftguard.stats.swap.paired_swap_test` (in :mod:`ftguard.stats.swap`) -- corpus
+  metrics (BLEU, chrF, perplexity, macro-F1) from summed per-item statistics: approximate
+  randomisation (Riezler & Maxwell 2005; Koehn 2004), each item's two statistic vectors
+  swapped with probability 1/2, statistic
   ``corpus_fn(tuned*) - corpus_fn(base*)``. Swapped sums are the totals plus
   ``W @ (base - tuned)`` for the 0/1 swap matrix ``W``, so it is one matrix product.
   Exact over the 2^m swaps of the m items whose statistics differ when m <= 16.
 
 Both have batch forms for simulations (:func:`sign_flip_p_values`,
-:func:`paired_swap_p_values`): many pairs of runs at once, each row getting exactly the
-p-value the single test reports (``tests/test_stats_small_n.py`` checks the false-alarm
+:func:`~ftguard.stats.swap.paired_swap_p_values`): many pairs of runs at once, each row
+getting exactly the p-value the single test reports (``tests/test_stats_small_n.py`` checks the false-alarm
 rate with them at n = 3 ... 500).
 
 Confidence intervals invert the sign-flip test under a shift model: the interval holds every
@@ -60,7 +61,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import t as student_t
 
-from ftguard.stats.inputs import scores, statistics
+from ftguard.stats.inputs import scores
 from ftguard.stats.power import EXACT_MAX_ITEMS, exact_testable, mde_for
 from ftguard.stats.resample import one_blas_thread
 from ftguard.stats.result import PairedResult
@@ -74,7 +75,7 @@ _MIN_RESAMPLES = 99
 """At 99 resamples the smallest Monte Carlo p-value is 0.01."""
 _RELATIVE_TOLERANCE = 1e-9
 """|T*| within this share of the statistic's scale of |T| counts as a tie (float sums)."""
-_CHUNK_CELLS = 1 << 20
+CHUNK_CELLS = 1 << 20
 """Coin-matrix cells per chunk (8 MiB of float64)."""
 
 
@@ -92,7 +93,7 @@ def sign_flip_test(base: np.ndarray, tuned: np.ndarray, *, resamples: int = 10_0
     t = scores("tuned", tuned)
     if b.shape != t.shape:
         raise ValueError(f"base and tuned must score the same items: {b.size} vs {t.size}")
-    _check(b.size, resamples, confidence)
+    check_sizes(b.size, resamples, confidence)
     d = t - b
     n = d.size
     alpha = 1 - confidence
@@ -100,20 +101,20 @@ def sign_flip_test(base: np.ndarray, tuned: np.ndarray, *, resamples: int = 10_0
     common = {"base": float(b.mean()), "tuned": float(t.mean()), "delta": float(d.mean()),
               "n": n, "confidence": confidence, "spread": spread}
     if n >= PAIRED_T_MIN_ITEMS:
-        low, high = _t_interval(d, confidence)
+        low, high = t_interval(d, confidence)
         return PairedResult(**common, ci_low=low, ci_high=high,
                             p_value=float(_paired_t_p_values(d[None])[0]), method="paired-t",
                             testable=True, mde=mde_for("paired-t", n, spread, alpha=alpha))
     # The p-value's Monte Carlo patterns and the interval's are the same draws (same seed,
     # same shape): p < alpha exactly when the interval excludes 0.
-    flips = _FlipSet.of(d, resamples, seed)
+    flips = FlipSet.of(d, resamples, seed)
     low, high = flips.interval(alpha)
     exact_p = int(np.count_nonzero(d)) <= EXACT_MAX_ITEMS
     if exact_p:
         p = float(_exact_flip_p(d[d != 0][None])[0])
     else:  # what _flip_p_values computes, from the draws already made
         total = d.sum(keepdims=True)
-        extreme = _as_extreme(total, total - 2 * flips.flipped_sums[:, None],
+        extreme = as_extreme(total, total - 2 * flips.flipped_sums[:, None],
                               np.abs(d).sum(keepdims=True))
         p = float((1 + extreme[0]) / (1 + resamples))
     method = "sign-flip-exact" if exact_p else "sign-flip-mc"
@@ -134,7 +135,7 @@ def sign_flip_p_values(base: np.ndarray, tuned: np.ndarray, *, resamples: int = 
     b, t = scores("base", base, 2), scores("tuned", tuned, 2)
     if b.shape != t.shape:
         raise ValueError(f"base and tuned must have the same shape: {b.shape} vs {t.shape}")
-    _check(b.shape[1], resamples, 0.95)
+    check_sizes(b.shape[1], resamples, 0.95)
     d = t - b
     if d.shape[1] >= PAIRED_T_MIN_ITEMS:
         return _paired_t_p_values(d)
@@ -157,14 +158,14 @@ def _flip_p_values(d: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     nonzero = np.count_nonzero(d, axis=1)
     exact = nonzero <= EXACT_MAX_ITEMS
     if exact.any():
-        packed = _informative_first(d[exact], d[exact] != 0, int(nonzero[exact].max()))
+        packed = informative_first(d[exact], d[exact] != 0, int(nonzero[exact].max()))
         # zero-padding doubles every pattern's count for each pad, leaving the shares as
         # they are: all rows share one enumeration
         p[exact] = _exact_flip_p(packed)
     if not exact.all():
         rows = d[~exact]
-        sums = _random_indicator_sums(rows.T, resamples, np.random.default_rng(seed))
-        extreme = _as_extreme(rows.sum(axis=1), rows.sum(axis=1) - 2 * sums,
+        sums = random_indicator_sums(rows.T, resamples, np.random.default_rng(seed))
+        extreme = as_extreme(rows.sum(axis=1), rows.sum(axis=1) - 2 * sums,
                               np.abs(rows).sum(axis=1))
         p[~exact] = (1 + extreme) / (1 + resamples)
     return p
@@ -172,21 +173,21 @@ def _flip_p_values(d: np.ndarray, resamples: int, seed: int) -> np.ndarray:
 
 def _exact_flip_p(d: np.ndarray) -> np.ndarray:
     width = d.shape[1]
-    bits = _all_indicators(width)
+    bits = all_indicators(width)
     total = d.sum(axis=1)
     scale = np.abs(d).sum(axis=1)
     out = np.empty(d.shape[0])
-    step = max(1, _CHUNK_CELLS // bits.shape[0])
+    step = max(1, CHUNK_CELLS // bits.shape[0])
     for start in range(0, d.shape[0], step):
         rows = slice(start, start + step)
         with one_blas_thread():
             flipped = bits @ d[rows].T  # (patterns, rows)
-        out[rows] = _as_extreme(total[rows], total[rows] - 2 * flipped,
+        out[rows] = as_extreme(total[rows], total[rows] - 2 * flipped,
                                 scale[rows]) / bits.shape[0]
     return out
 
 
-def _as_extreme(observed: np.ndarray, resampled: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def as_extreme(observed: np.ndarray, resampled: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Per column of ``resampled`` (patterns, S): how many are at least as far from 0 as
     ``observed`` (S,), ties within a relative tolerance of ``scale`` counted."""
     tol = _RELATIVE_TOLERANCE * scale
@@ -202,13 +203,13 @@ def _paired_t_p_values(d: np.ndarray) -> np.ndarray:
     return np.where(se > 0, p, np.where(mean == 0, 1.0, 0.0))
 
 
-def _t_interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
+def t_interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
     mean, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size)
     q = float(student_t.ppf(0.5 + confidence / 2, d.size - 1))
     return mean - q * se, mean + q * se
 
 
-class _FlipSet:
+class FlipSet:
     """Sign patterns of the items of ``d`` -- all 2^n of them, or ``resamples`` random ones
     -- reduced to what the interval needs: for each pattern, the mean of ``d`` over the
     flipped items and over the others (patterns flipping none or all items are counted,
@@ -224,15 +225,15 @@ class _FlipSet:
         self.always, self.total, self.exact = always, total, exact
 
     @classmethod
-    def of(cls, d: np.ndarray, resamples: int, seed: int) -> _FlipSet:
+    def of(cls, d: np.ndarray, resamples: int, seed: int) -> FlipSet:
         n = d.size
         exact = n <= EXACT_MAX_ITEMS
         x = np.column_stack([d, np.ones(n)])
         if exact:
             with one_blas_thread():
-                sums = _all_indicators(n) @ x
+                sums = all_indicators(n) @ x
         else:
-            sums = _random_indicator_sums(x, resamples, np.random.default_rng(seed))
+            sums = random_indicator_sums(x, resamples, np.random.default_rng(seed))
         count = np.rint(sums[:, 1])
         inside = (count > 0) & (count < n)
         flipped_sum, count = sums[inside, 0], count[inside]
@@ -263,150 +264,13 @@ def _first_covered(low: np.ndarray, high: np.ndarray, need: int) -> float:
     return float(values[order][np.argmax(covered >= need)])
 
 
-# -- swaps ---------------------------------------------------------------------------------
-
-def paired_swap_test(base_stats: np.ndarray, tuned_stats: np.ndarray, corpus_fn: CorpusFn, *,
-                     resamples: int = 10_000, seed: int = 1234,
-                     confidence: float = 0.95) -> PairedResult:
-    """Compare a corpus metric (BLEU, chrF, perplexity, macro-F1) of two runs on the same
-    items in the same order.
-
-    ``base_stats`` and ``tuned_stats`` hold per-item sufficient statistics, shape ``(n, k)``;
-    ``corpus_fn`` maps summed statistics ``(..., k)`` to metric values ``(...)``. ``delta``
-    is the corpus difference tuned - base; the p-value is the paired swap (approximate
-    randomisation) test's, exact over the 2^m swaps of the m items whose statistics differ
-    when m <= 16 (``swap-exact``), else from ``resamples`` random swaps (``swap-mc``); the
-    interval is the sign-flip interval of the jackknife pseudo-values' mean (n > 16:
-    Monte Carlo; n >= 20,000: t-interval).
-    """
-    b = statistics("base_stats", base_stats)
-    t = statistics("tuned_stats", tuned_stats)
-    if b.shape != t.shape:
-        raise ValueError(f"base_stats and tuned_stats must have the same shape (same items, "
-                         f"same statistics): {b.shape} vs {t.shape}")
-    n = b.shape[0]
-    _check(n, resamples, confidence)
-    alpha = 1 - confidence
-    base_value = _corpus_value(corpus_fn, b.sum(axis=0), "the full data")
-    tuned_value = _corpus_value(corpus_fn, t.sum(axis=0), "the full data")
-    delta = tuned_value - base_value
-    p = float(_swap_p_values(b[None], t[None], corpus_fn, resamples, seed)[0])
-    exact_p = int(np.count_nonzero((b != t).any(axis=1))) <= EXACT_MAX_ITEMS
-
-    pseudo = _jackknife_pseudo_values(b, t, corpus_fn, delta)
-    spread = float(pseudo.std(ddof=1))
-    if n >= PAIRED_T_MIN_ITEMS:
-        low, high = _t_interval(pseudo, confidence)
-    else:
-        low, high = _FlipSet.of(pseudo, resamples, seed).interval(alpha)
-    method = "swap-exact" if exact_p else "swap-mc"
-    testable = flip_testable(n, resamples, alpha)
-    monte_carlo = not exact_p or n > EXACT_MAX_ITEMS
-    return PairedResult(
-        base=base_value, tuned=tuned_value, delta=delta, ci_low=low, ci_high=high,
-        p_value=p, n=n, method=method, confidence=confidence,
-        resamples=resamples if monte_carlo else None,
-        resampling="swap" if monte_carlo else None, seed=seed,
-        testable=testable, spread=spread,
-        mde=mde_for(method, n, spread, alpha=alpha) if testable else None)
-
-
-def paired_swap_p_values(base_stats: np.ndarray, tuned_stats: np.ndarray,
-                         corpus_fn: CorpusFn, *, resamples: int = 10_000,
-                         seed: int = 1234) -> np.ndarray:
-    """Swap-test p-values of many pairs of runs at once: statistics of shape ``(S, n, k)``,
-    one pair of runs per row; row s gets the p-value
-    ``paired_swap_test(base_stats[s], tuned_stats[s], corpus_fn)`` reports with the same
-    options."""
-    b, t = np.asarray(base_stats, np.float64), np.asarray(tuned_stats, np.float64)
-    if b.ndim != 3 or b.shape != t.shape or b.shape[2] == 0:
-        raise ValueError(f"need statistics of shape (S, n_items, k), the same for both runs; "
-                         f"got {b.shape} and {t.shape}")
-    if not (np.isfinite(b).all() and np.isfinite(t).all()):
-        raise ValueError("statistics must be finite")
-    _check(b.shape[1], resamples, 0.95)
-    return _swap_p_values(b, t, corpus_fn, resamples, seed)
-
-
-def _swap_p_values(b: np.ndarray, t: np.ndarray, corpus_fn: CorpusFn, resamples: int,
-                   seed: int) -> np.ndarray:
-    """Swap-test p-values of the rows of ``b``, ``t`` (S, n, k)."""
-    base_total, tuned_total = b.sum(axis=1), t.sum(axis=1)
-    base_value = _corpus_values(corpus_fn, base_total, "the full data")
-    tuned_value = _corpus_values(corpus_fn, tuned_total, "the full data")
-    observed = tuned_value - base_value
-    scale = np.abs(observed) + np.abs(base_value) + np.abs(tuned_value)
-    # Swapping item i moves (b_i - t_i) from the tuned sums to the base sums. Only items,
-    # and statistics, that differ between the runs move (perplexity's token counts never).
-    gap = b - t
-    varied = np.flatnonzero((gap != 0).any(axis=(0, 1)))
-    differs = (gap != 0).any(axis=2)
-    informative = differs.sum(axis=1)
-    exact = informative <= EXACT_MAX_ITEMS
-
-    def extreme(rows: np.ndarray, moved: np.ndarray) -> np.ndarray:
-        """How many swaps of each row (moved: (rows, patterns, len(varied))) are at least
-        as extreme as the observed difference."""
-        full = np.zeros(moved.shape[:2] + (b.shape[2],))
-        full[..., varied] = moved
-        swapped = (_corpus_values(corpus_fn, tuned_total[rows, None] + full, "swaps")
-                   - _corpus_values(corpus_fn, base_total[rows, None] - full, "swaps"))
-        return _as_extreme(observed[rows], swapped.T, scale[rows])
-
-    p = np.ones(b.shape[0])
-    if exact.any():
-        rows = np.flatnonzero(exact)
-        width = int(informative[rows].max())
-        bits = _all_indicators(width)
-        packed = _informative_first(gap[rows][..., varied], differs[rows], width)
-        step = max(1, _CHUNK_CELLS // (bits.shape[0] * max(varied.size, 1)))
-        for start in range(0, rows.size, step):
-            chunk = rows[start:start + step]
-            moved = np.einsum("pw,swk->spk", bits, packed[start:start + step])
-            p[chunk] = extreme(chunk, moved) / bits.shape[0]
-    if not exact.all():
-        rows = np.flatnonzero(~exact)
-        # coins for all n items (the same draws whichever rows are batched together)
-        x = gap[rows][..., varied]  # (rows, n, varied)
-        sums = _random_indicator_sums(x.transpose(1, 0, 2).reshape(b.shape[1], -1),
-                                      resamples, np.random.default_rng(seed))
-        moved = sums.reshape(resamples, rows.size, varied.size).transpose(1, 0, 2)
-        p[rows] = (1 + extreme(rows, moved)) / (1 + resamples)
-    return p
-
-
-def _jackknife_pseudo_values(b: np.ndarray, t: np.ndarray, corpus_fn: CorpusFn,
-                             delta: float) -> np.ndarray:
-    """``n D - (n - 1) D_(-i)``, D_(-i) the corpus difference without item i."""
-    n = b.shape[0]
-    without = (_corpus_values(corpus_fn, t.sum(axis=0) - t, "leave-one-out subsets")
-               - _corpus_values(corpus_fn, b.sum(axis=0) - b, "leave-one-out subsets"))
-    return n * delta - (n - 1) * without
-
-
-def _corpus_value(corpus_fn: CorpusFn, sums: np.ndarray, where: str) -> float:
-    return float(_corpus_values(corpus_fn, sums, where))
-
-
-def _corpus_values(corpus_fn: CorpusFn, sums: np.ndarray, where: str) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        values = np.asarray(corpus_fn(sums), dtype=np.float64)
-    bad = int(np.count_nonzero(~np.isfinite(values)))
-    if bad:
-        raise ValueError(f"corpus_fn gave a non-finite value (on {bad} of the {where}); it "
-                         "must be finite for any sum of per-item statistics")
-    return values
-
-
-# -- the coin matrix -------------------------------------------------------------------------
-
-def _all_indicators(n: int) -> np.ndarray:
+def all_indicators(n: int) -> np.ndarray:
     """Every 0/1 row of length n, shape (2^n, n): row j holds the bits of j."""
     codes = np.arange(1 << n, dtype=np.int64)[:, None]
     return ((codes >> np.arange(n)) & 1).astype(np.float64)
 
 
-def _informative_first(x: np.ndarray, informative: np.ndarray, width: int) -> np.ndarray:
+def informative_first(x: np.ndarray, informative: np.ndarray, width: int) -> np.ndarray:
     """The first ``width`` items of each row of ``x`` (S, n, ...) after moving the
     informative ones (``informative``: (S, n) bool) to the front, in order."""
     order = np.argsort(~informative, axis=1, kind="stable")
@@ -414,7 +278,7 @@ def _informative_first(x: np.ndarray, informative: np.ndarray, width: int) -> np
     return np.take_along_axis(x, index, axis=1)
 
 
-def _random_indicator_sums(x: np.ndarray, resamples: int,
+def random_indicator_sums(x: np.ndarray, resamples: int,
                            rng: np.random.Generator) -> np.ndarray:
     """``W @ x`` for ``resamples`` rows W of independent fair 0/1 coins; W depends only on
     n, ``resamples`` and the generator's state, not on x.
@@ -428,7 +292,7 @@ def _random_indicator_sums(x: np.ndarray, resamples: int,
     values = x.astype(np.float32 if exact32 else np.float64)
     out = np.empty((resamples, k))
     n_bytes = (n + 7) // 8
-    chunk = max(1, min(resamples, _CHUNK_CELLS // max(n, 1)))
+    chunk = max(1, min(resamples, CHUNK_CELLS // max(n, 1)))
     with one_blas_thread():
         for start in range(0, resamples, chunk):
             rows = min(chunk, resamples - start)
@@ -440,7 +304,7 @@ def _random_indicator_sums(x: np.ndarray, resamples: int,
 
 # -- input checks ----------------------------------------------------------------------------
 
-def _check(n: int, resamples: int, confidence: float) -> None:
+def check_sizes(n: int, resamples: int, confidence: float) -> None:
     if n < 2:
         raise ValueError(f"a paired test needs at least 2 items, got {n}")
     if resamples < _MIN_RESAMPLES:

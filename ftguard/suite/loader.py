@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ftguard.errors import Problem, SuiteError
 from ftguard.suite.instances import Instance, build_instances, item_id
 from ftguard.suite.jsonl import Row, read_jsonl
-from ftguard.suite.schema import TASK_KINDS, FewShotSpec, GenerationSpec, SuiteSpec, TaskSpec
+from ftguard.suite.schema import TASK_KINDS, SuiteSpec, TaskSpec
+from ftguard.suite.spec_problems import problem_from
 from ftguard.suite.templates import TemplateError, compile_template
 from ftguard.suite.yaml_lines import (
     KeyPath,
@@ -184,7 +185,7 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            problems.append(_problem_from(error, data, lines, yaml_path))
+            problems.append(problem_from(error, lines, yaml_path))
         spec = None
     raw_tasks = data.get("tasks")
     for index, task in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
@@ -193,40 +194,6 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
     for index, task_spec in enumerate(spec.tasks if spec else []):
         _check_templates(task_spec, index, lines, yaml_path, problems)
     return None if problems else spec
-
-
-_MODELS: dict[str, type[BaseModel]] = {"few_shot": FewShotSpec, "generation": GenerationSpec}
-
-
-def _model_at(loc: KeyPath) -> type[BaseModel]:
-    if len(loc) >= 2 and loc[0] == "tasks":
-        if len(loc) >= 3 and isinstance(loc[2], str) and loc[2] in _MODELS:
-            return _MODELS[loc[2]]
-        return TaskSpec
-    return SuiteSpec
-
-
-def _problem_from(error: Any, data: Any, lines: dict[KeyPath, int], yaml_path: Path) -> Problem:
-    loc: KeyPath = tuple(error["loc"])
-    key = format_key(loc) or None
-    line = line_of(lines, loc)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        valid = sorted(model.model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        return Problem(str(yaml_path), line, key,
-                       f"unknown key '{loc[-1]}'.{hint} Valid keys here: {', '.join(valid)}.")
-    if kind == "missing":
-        return Problem(str(yaml_path), line, key, f"required key '{loc[-1]}' is missing.")
-    if kind == "literal_error" and loc and loc[-1] == "kind":
-        close = difflib.get_close_matches(str(error.get("input")), TASK_KINDS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        return Problem(str(yaml_path), line, key, f"unknown task kind {error.get('input')!r}."
-                       f"{hint} Valid kinds: {', '.join(TASK_KINDS)}.")
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return Problem(str(yaml_path), line, key, message + ".")
 
 
 def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],

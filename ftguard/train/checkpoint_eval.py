@@ -130,7 +130,7 @@ def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpo
     ``target``: highest gain. ``val_loss``: lowest validation loss. ``last``: the last one.
     Ties go to the earlier checkpoint (fewer steps away from the base).
     """
-    from ftguard.judge import least_taxed, ranked
+    from ftguard.judge import least_taxed, ranked, signed_percent
 
     trained = [c for c in checkpoints if c.step > 0]
     if not trained:
@@ -157,16 +157,15 @@ def choose_best(checkpoints: Sequence[CheckpointEval], rule: str) -> BestCheckpo
             best = least_taxed(trained, distance=steps) or trained[0]
             return BestCheckpoint(step=best.step, rule=rule, reason=(
                 "no checkpoint passed the gate; exported the one with the least alignment "
-                f"tax ({_pct(best.alignment_tax)})"))
+                f"tax ({signed_percent(best.alignment_tax)})"))
         best = passing[0]
         return BestCheckpoint(step=best.step, rule=rule, reason=(
             f"best target score among the {len(passing)} of {len(trained)} checkpoints that "
-            f"pass the gate (gain {_pct(best.gain)}, alignment tax "
-            f"{_pct(best.alignment_tax)})"))
+            f"pass the gate (gain {signed_percent(best.gain)}, alignment tax "
+            f"{signed_percent(best.alignment_tax)})"))
     best = ranked(trained, distance=steps, passing_only=False)[0]
     return BestCheckpoint(step=best.step, rule=rule,
-                          reason=f"best target score (gain {_pct(best.gain)})")
+                          reason=f"best target score (gain {signed_percent(best.gain)})")
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1%}"
+
