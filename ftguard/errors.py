@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
 """The exit codes of every shell: pass, gate failed, usage / input / environment error."""
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+"""Interrupted by Ctrl-C (SIGINT) or SIGTERM, the shell convention 128 + signal number."""
 
 _OPTION = re.compile(r"\{--([a-z0-9][a-z0-9-]*)\}")
 

@@ -41,10 +41,13 @@ class Judgement:
     """Mean relative change of general headlines vs the base (negative = ability lost)."""
     tax_ci: Interval | None
     """95% confidence interval of ``alignment_tax``."""
-    passed: bool
-    """Whether the candidate passes what it was judged on (``failures`` is empty)."""
     failures: list[str]
     """Why it fails, one line per broken rule (or general row, with ``general_only``)."""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the candidate passes what it was judged on (no failure)."""
+        return not self.failures
 
 
 def judge(base: RunRecord, candidate: RunRecord, policy: Policy | None = None, *,
@@ -67,7 +70,7 @@ def judge(base: RunRecord, candidate: RunRecord, policy: Policy | None = None, *
         gain_ci=_interval(gain.ci_low, gain.ci_high) if gain else None,
         alignment_tax=tax.value if tax else None,
         tax_ci=_interval(tax.ci_low, tax.ci_high) if tax else None,
-        passed=not failures, failures=failures)
+        failures=failures)
 
 
 class Judged(Protocol):

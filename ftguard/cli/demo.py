@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.cli.options import parse_batch_size
+from ftguard.errors import EXIT_OK
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -53,4 +54,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       reporter=lambda: ProgressBar(enabled=not args.no_progress))
     print()
     print(tell(result, options))
-    return 0
+    return EXIT_OK

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ftguard.errors import EXIT_SIGINT, EXIT_SIGTERM
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM while ``main`` runs: raised where it lands, like Ctrl-C's KeyboardInterrupt,
@@ -67,7 +69,8 @@ def set_signal_handlers(handlers: object) -> dict[int, object]:
 def interrupted(exc: KeyboardInterrupt, outputs: Sequence[Path]) -> int:
     """Exit 130 (SIGINT) or 143 (SIGTERM), naming the outputs completed before it: every
     writer is atomic, so nothing else was written or replaced."""
-    name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+    name, code = (("SIGTERM", EXIT_SIGTERM) if isinstance(exc, Terminated)
+                  else ("SIGINT", EXIT_SIGINT))
     done = list(dict.fromkeys(str(p) for p in outputs))
     if not done:
         kept = "no output was written or replaced"

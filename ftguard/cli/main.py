@@ -39,7 +39,7 @@ from ftguard.cli.interrupts import (
     received,
     set_signal_handlers,
 )
-from ftguard.errors import EXIT_ERROR, FtguardError, cli_flag
+from ftguard.errors import EXIT_ERROR, FtguardError
 from ftguard.version import ftguard_version
 
 COMMANDS = (eval_command, suites, import_lmeval, compare, report, power, leakage, train,
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise_if_interrupted(exc)
             if args.debug:
                 traceback.print_exc()
-            print(f"ftguard: error: {exc.worded(cli_flag)}", file=sys.stderr)
+            print(f"ftguard: error: {exc}", file=sys.stderr)
             return exc.exit_code
         except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

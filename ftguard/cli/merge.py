@@ -15,7 +15,7 @@ from ftguard.cli.options import (
     run_settings,
     subset_item,
 )
-from ftguard.errors import UsageError
+from ftguard.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from ftguard.outputs import output_dir, output_file
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         inputs.close()
     print(f"merged {len(models)} model(s) with {spec.describe()} into {out} "
           f"({record['tensors']} tensors, {record['seconds']:.1f} s)", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def merge_spec(args: argparse.Namespace) -> Any:
@@ -218,7 +218,7 @@ def _sweep_and_write(args: argparse.Namespace, spec: MergeSpec, lambdas: Sequenc
                      train=discover_train_record(result.comparison.tuned))
     print(render_sweep(record))
     say(f"wrote {args.records}/sweep.json, {args.records}/comparison.json and {args.report}")
-    return 0 if record.chosen is not None else 1
+    return EXIT_OK if record.chosen is not None else EXIT_GATE_FAILED
 
 
 def render_sweep(record: SweepRecord) -> str:

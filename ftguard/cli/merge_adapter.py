@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ftguard.errors import EXIT_OK
+
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``merge-adapter`` on the main parser's subcommands."""
@@ -30,4 +32,4 @@ def cmd_merge_adapter(args: argparse.Namespace) -> int:
     path = merge_adapter(args.adapter, args.out, model=args.model, allow_pickle=args.allow_pickle,
                          trust_remote_code=args.trust_remote_code, overwrite=args.overwrite)
     print(f"wrote {path}")
-    return 0
+    return EXIT_OK

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.cli.options import finite_float, subset_arg
+from ftguard.errors import EXIT_OK, EXIT_SIGINT
 
 FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--model", "model", {"metavar": "SPEC", "help": "base model (default smollm2-135m-instruct)"}),
@@ -74,4 +75,4 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides["out"] = args.out
     cfg = load_train_config(config, overrides)
     record = run_training(cfg, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
-    return 130 if record.status == "interrupted" else 0
+    return EXIT_SIGINT if record.status == "interrupted" else EXIT_OK
