@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,15 @@ if TYPE_CHECKING:
     from ftguard.engine.settings import RunSettings
     from ftguard.gate import Policy
     from ftguard.record import RunRecord
+
+TABLE_FORMATS = ("text", "json", "markdown", "csv")
+"""The ``--format`` choices of every command that prints a table (``compare`` and ``gate``
+add ``junit``)."""
+
+
+def print_table(text: str) -> None:
+    """Print a rendered table; CSV text already ends with its line end (CRLF)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -> None:
@@ -68,8 +78,8 @@ def run_options(p: argparse.ArgumentParser) -> None:
                         "e.g. --subset 0.3 --subset clause_type=1.0")
     g.add_argument("--batch-size", default="auto", metavar="N|auto")
     g.add_argument("--seed", type=int, default=1234)
-    g.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                   help="results table format on stdout")
+    g.add_argument("--format", choices=TABLE_FORMATS, default="text",
+                   help="results table format on stdout (csv: one row per metric)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument("--cache", action="store_true",
                    help="reuse suite results of the same model, suite content and settings "
@@ -92,7 +102,8 @@ def compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict-power", action="store_true",
                    help="fail the gate when a rule's rows could not have detected what it asks "
                         "for (too few items); by default they are listed")
-    p.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
+    p.add_argument("--format", choices=(*TABLE_FORMATS, "junit"), default="text",
+                   help="verdict and rows on stdout (csv: one row per compared metric)")
     p.add_argument("--out", "-o", metavar="FILE", help="write the Comparison JSON here")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="compare only the items both runs share")
