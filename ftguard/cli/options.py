@@ -72,8 +72,8 @@ def run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--limit", type=positive_int, metavar="N", help="first N items per task")
     g.add_argument("--subset", type=subset_item, action="append", metavar="[TASK=]N|F",
-                   help="a fixed seeded sample of each task: N items, or a fraction 0<F<1 of "
-                        "them; the same items for every model with the same --seed. "
+                   help="a fixed seeded sample of each task: N items (a whole number >= 1), "
+                        "or a fraction 0<F<=1 of them (1.0 = all); the same items for every model with the same --seed. "
                         "Repeat as TASK=N|F (or SUITE/TASK=N|F) to set one task's sample, "
                         "e.g. --subset 0.3 --subset clause_type=1.0")
     g.add_argument("--batch-size", default="auto", metavar="N|auto")
@@ -208,7 +208,8 @@ def subset_item(text: str) -> tuple[str | None, int | float]:
 
 
 def subset_arg(text: str) -> int | float:
-    """``--subset``: a whole number of items, or a fraction 0 < F <= 1 (see check_subset)."""
+    """``--subset``: a whole number of items (digits only, an optional sign), or a fraction
+    0 < F <= 1 (any other number Python's float reads: ``0.5``, ``.5``, ``1e-1``, ``1.0``)."""
     from ftguard.engine.subsets import check_subset
 
     value: object = text
@@ -218,8 +219,13 @@ def subset_arg(text: str) -> int | float:
         pass  # check_subset names the text
     try:
         return check_subset(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
+        decimal = (f"; it reads as the fraction {value!r}, write {int(value)} for "
+                   f"{int(value)} items" if isinstance(value, float) and value > 1
+                   and value.is_integer() else "")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a whole number of items >= 1 (e.g. 40) or a fraction 0 < F <= 1 "
+            f"(e.g. 0.25){decimal}") from None
 
 
 def finite_float(text: str) -> float:
