@@ -15,6 +15,7 @@ from ftguard.cache.memo import RequestMemo
 from ftguard.engine.distributed import world
 from ftguard.engine.runner import display_path, run_suite
 from ftguard.engine.settings import Reporter, RunSettings, SilentReporter
+from ftguard.engine.tasks import narrowed, select_tasks
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
@@ -63,6 +64,15 @@ def check_task_subset(task_subset: Mapping[str, float], suites: Sequence[Suite])
                               "config).")
 
 
+def _selected_suites(suites: Sequence[str | Path | Suite], settings: RunSettings) -> list[Suite]:
+    """The suites (loaded when given as paths) with the tasks ``settings.tasks`` selects,
+    per-task subset keys checked against all their tasks first."""
+    loaded = [s for item in suites
+              for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
+    check_task_subset(settings.task_subset, loaded)
+    return select_tasks(loaded, settings.tasks)
+
+
 def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
@@ -94,10 +104,8 @@ def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
     """:func:`evaluate`; ``info`` is what ``load`` describes when the caller described it
     already (it is not described again)."""
     started = time.perf_counter()
-    loaded = [s for item in suites
-              for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
     settings = settings or RunSettings()
-    check_task_subset(settings.task_subset, loaded)
+    loaded = _selected_suites(suites, settings)
     load = load or LoadOptions()
     timings: dict[str, float] = {}
     if backend is not None:
@@ -149,6 +157,7 @@ def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
         model=info,
         config={"seed": settings.seed, "limit": settings.limit, "subset": settings.subset,
                 **({"task_subset": dict(settings.task_subset)} if settings.task_subset else {}),
+                **({"tasks": tasks} if (tasks := narrowed(loaded)) else {}),
                 "batch_size": getattr(backend, "batch_size", None),
                 "device": info.device, "dtype": info.dtype,
                 "load_in_4bit": load.load_in_4bit, "load_in_8bit": load.load_in_8bit,
@@ -188,10 +197,8 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
     if load.adapter is not None:
         raise UsageError("evaluate_adapters: pass the adapters in `adapters`, not in "
                          "LoadOptions.adapter.")
-    loaded = [s for item in suites
-              for s in ([item] if isinstance(item, Suite) else load_suites([item]))]
     settings = settings or RunSettings()
-    check_task_subset(settings.task_subset, loaded)
+    loaded = _selected_suites(suites, settings)
     stems = record_names(adapters, include_base=include_base)
     infos = describe_adapters(load, adapters)
     base_info = describe_model(load) if include_base else None

@@ -166,9 +166,15 @@ def merged(old: RunRecord | None, run: RunRecord) -> RunRecord:
                                                           if s.name not in names]})
 
 
-def only(run: RunRecord, names: list[str]) -> RunRecord:
-    """``run`` with only the suites ``names``."""
-    return run.model_copy(update={"suites": [s for s in run.suites if s.name in names]})
+def only(run: RunRecord, names: list[str],
+         tasks: set[tuple[str, str]] | None = None) -> RunRecord:
+    """``run`` with only the suites ``names`` (and of them only the ``(suite, task)`` pairs
+    ``tasks``, when given)."""
+    suites = [s for s in run.suites if s.name in names]
+    if tasks is not None:
+        suites = [s.model_copy(update={"tasks": [t for t in s.tasks if (s.name, t.name) in tasks]})
+                  for s in suites]
+    return run.model_copy(update={"suites": suites})
 
 
 class Baselines:

@@ -206,8 +206,10 @@ def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
     if problems and not allow_mismatch:
         listing = "\n".join(f"  - {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        partial = "".join(f"  ({name} run: {why})\n" for name, run in (("base", base),
+                          ("tuned", tuned)) if (why := run.config.partial_reason()))
         raise IncomparableRunsError(
-            f"the runs are not comparable item by item:\n{listing}{more}\n"
+            f"the runs are not comparable item by item:\n{listing}{more}\n{partial}"
             "Re-run both on the same suites, or pass --allow-mismatch to compare only the "
             "items the two runs share.")
     if problems:

@@ -82,6 +82,9 @@ class DemoOptions:
     """Folder holding ``legal/`` and ``general/`` (default: the shipped suites)."""
     model: str | None = None
     """Base model (default: the embedded SmolLM2; tests use a tiny one)."""
+    tasks: tuple[str, ...] = ()
+    """Evaluate only these tasks of legal and general (``--tasks``; checkpoint evaluations
+    during the fine-tune still sample every task)."""
     custom_plan: DemoPlan | None = None
     """Overrides FULL / QUICK (tests)."""
 
@@ -116,6 +119,12 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     stages = 5
     started = time.perf_counter()
 
+    from ftguard.api import load_suites
+    from ftguard.engine.tasks import narrowed, select_tasks
+
+    loaded = select_tasks(load_suites([suites["legal"], suites["general"]]),  # once for both
+                          options.tasks)  # checked before the model is fetched
+    where = ", ".join(narrowed(loaded) or [s.name for s in loaded])
     if options.model is None:
         say(f"[1/{stages}] model: {EMBEDDED_NAME} (embedded, float32 on CPU)")
         embedded_model_dir(notify=say)
@@ -123,14 +132,11 @@ def run_demo(options: DemoOptions, *, say: Say = print,
         say(f"[1/{stages}] model: {options.model}")
     seconds["model"] = time.perf_counter() - started
 
-    from ftguard.api import load_suites
-
-    loaded = load_suites([suites["legal"], suites["general"]])  # once for both evaluations
     samples = _task_subset(loaded, plan)
     sample = (f"scoring tasks in full, {plan.subset:.0%} of the others" if samples
               else f"{plan.subset:.0%} of every task")
-    say(f"[2/{stages}] evaluating the base model on legal and general ({sample}; cached "
-        "after the first run)")
+    say(f"[2/{stages}] evaluating the base model on {where} ({sample}; cached after the "
+        "first run)")
     t = time.perf_counter()
     base = _evaluate(loaded, None, out / "base.json", options, samples, reporter)
     seconds["base_eval"] = time.perf_counter() - t
@@ -146,8 +152,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     seconds["train"] = time.perf_counter() - t
 
     step = train.best.step if train.best else train.steps
-    say(f"[4/{stages}] evaluating the fine-tuned model (step {step}, {tuned_dir}) on legal "
-        "and general")
+    say(f"[4/{stages}] evaluating the fine-tuned model (step {step}, {tuned_dir}) on {where}")
     t = time.perf_counter()
     tuned = _evaluate(loaded, tuned_dir, out / "tuned.json", options, samples, reporter)
     seconds["tuned_eval"] = time.perf_counter() - t
@@ -206,7 +211,8 @@ def _evaluate(suites: list[Suite], tuned_dir: Path | None, path: Path,
     context = reporter() if reporter else contextlib.nullcontext(None)
     with context as bar:
         return evaluate(suites, load=load, out=path, cache=True, reporter=bar,
-                        settings=RunSettings(subset=options.plan.subset, task_subset=samples))
+                        settings=RunSettings(subset=options.plan.subset, task_subset=samples,
+                                             tasks=options.tasks))
 
 
 def _train_config(options: DemoOptions, suites: dict[str, Path]) -> TrainConfig:

@@ -97,7 +97,8 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 class SuiteFile(pytest.File):
-    """A ``suite.yaml``: one :class:`TaskNode` per task that has gated checks."""
+    """A ``suite.yaml``: one :class:`TaskNode` per task that has gated checks (of those
+    ``--ftguard-tasks`` selects)."""
 
     gate: GateSession
 
@@ -106,8 +107,12 @@ class SuiteFile(pytest.File):
             suite = self.gate.suite_at(self.path.parent)
         except FtguardError as exc:
             raise self.CollectError(f"ftguard: {exc}") from None
-        checks = checks_of(suite, self.gate.policy)
-        if not checks:
+        from ftguard.engine.tasks import is_selected
+
+        gated = checks_of(suite, self.gate.policy)
+        names = self.gate.options.tasks  # --ftguard-tasks
+        checks = [c for c in gated if is_selected(names, c.suite, c.task)]
+        if not gated:
             self.warn(pytest.PytestWarning(
                 f"ftguard: suite {suite.name} ({suite.spec.role}) has no gated checks under "
                 f"the policy ({'; '.join(r.describe() for r in self.gate.policy.rules)}); add "

@@ -16,7 +16,7 @@ import pytest
 
 from ftguard.errors import UsageError
 
-_FILE_KEYS = ("model", "adapter", "baseline", "policy", "report", "limit", "backend",
+_FILE_KEYS = ("model", "adapter", "baseline", "policy", "report", "limit", "tasks", "backend",
               "base_url", "api_key_env", "max_concurrency", "strict_power", "allow_unchecked")
 
 
@@ -36,6 +36,9 @@ class GateOptions:
     """HTML report to write (``--ftguard-report`` / ``report``)."""
     limit: int | None = None
     """First N items per task (``--ftguard-limit`` / ``limit``)."""
+    tasks: tuple[str, ...] = ()
+    """Only these tasks (``--ftguard-tasks`` / ``tasks``): TASK, SUITE/TASK or a glob;
+    empty: every task."""
     update_baseline: bool = False
     """Accept the current results as the baseline (``--ftguard-update-baseline``)."""
     backend: str = "hf"
@@ -112,12 +115,25 @@ def read_options(config: pytest.Config) -> GateOptions:
             raise UsageError(f"[tool.ftguard] {key} in {source}: must be a list of rules.")
         return tuple(values)
 
+    def tasks(key: str) -> tuple[str, ...]:
+        from ftguard.engine.tasks import parse_tasks
+
+        got = pick(key)
+        if got is None:
+            return ()
+        values = [got[0]] if isinstance(got[0], str) else got[0]
+        where = "{--tasks}" if key in flags else f"[tool.ftguard] {key} in {source}"
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise UsageError(f"{where}: must be a list of task names (TASK or SUITE/TASK).")
+        return parse_tasks(values, where)
+
     backend = text("backend") or "hf"
     if backend not in ("hf", "openai"):
         raise UsageError(f"[tool.ftguard] backend in {source}: {backend!r}; use hf or openai.")
     return GateOptions(model=model("model"), adapter=model("adapter"),
                        baseline=path("baseline") or config.rootpath / "baselines",
                        policy=path("policy"), report=path("report"), limit=positive("limit"),
+                       tasks=tasks("tasks"),
                        update_baseline=bool(config.getoption("ftguard_update_baseline")),
                        backend=backend, base_url=text("base_url"),
                        api_key_env=text("api_key_env"),

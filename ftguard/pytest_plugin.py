@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept this run's results as the new baseline")
     group.addoption("--ftguard-limit", metavar="N", type=int, default=None,
                     help="score only the first N items of each task")
+    group.addoption("--ftguard-tasks", metavar="TASK[,TASK]", action="append", default=None,
+                    help="evaluate and gate only these tasks: TASK (that task in every suite "
+                         "that has one), SUITE/TASK or a glob; comma-separated or repeated")
     group.addoption("--ftguard-backend", choices=("hf", "openai"), default=None,
                     help="hf: load the model in-process (default); openai: query the "
                          "OpenAI-compatible server at --ftguard-base-url")

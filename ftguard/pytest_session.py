@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from ftguard.errors import FtguardError, ModelError
+from ftguard.errors import FtguardError, ModelError, UsageError
 from ftguard.gate import Policy, PolicyFile
 from ftguard.pytest_nodes import SUITE_FILE, GateItem, SuiteFile, suite_roots
 from ftguard.pytest_options import GateOptions, read_options, refuse_xdist
@@ -92,7 +92,7 @@ class GateSession:
             options = read_options(config)
             policy = load_policy(options.policy) if options.policy else None
         except FtguardError as exc:
-            raise pytest.UsageError(f"ftguard: {exc}") from None
+            raise pytest.UsageError(f"ftguard: {exc.worded(plugin_flag)}") from None
         return cls(config, options, policy)
 
     # collection
@@ -162,12 +162,36 @@ class GateSession:
             raise pytest.UsageError(f"ftguard: --ftguard found no suite.yaml under {where}, so "
                                     "nothing would be gated. Give the folders of your suites "
                                     "(pytest --ftguard suites/legal).")
+        try:
+            self._check_tasks()
+        except FtguardError as exc:
+            raise pytest.UsageError(f"ftguard: {exc.worded(plugin_flag)}") from None
         if self.selected and not self.config.option.collectonly:
             try:
                 self._check_model()
                 self._check_files()
             except FtguardError as exc:
                 raise pytest.UsageError(f"ftguard: {exc.worded(plugin_flag)}") from None
+
+    def _check_tasks(self) -> None:
+        """Every ``--ftguard-tasks`` name selects a task of the suites found; a baseline is
+        not updated from some of a suite's tasks (it would replace the suite's whole one)."""
+        from ftguard.engine.tasks import check_tasks, narrowed
+
+        if self.options.tasks:
+            check_tasks(self.options.tasks, list({s.name: s for s in self._suites.values()}
+                                                 .values()))
+        if self.options.update_baseline and (some := narrowed(self._chosen())):
+            raise UsageError(f"--ftguard-update-baseline with {{--tasks}} ({', '.join(some)}): "
+                             "a suite's baseline is replaced whole, so the baseline of its "
+                             "other tasks would be lost.", option="tasks",
+                             hint="Select whole suites (SUITE/*) or leave {--tasks} out.")
+
+    def _chosen(self) -> list[Suite]:
+        """The suites with selected items, with only their tasks ``--ftguard-tasks`` selects."""
+        from ftguard.engine.tasks import select_tasks
+
+        return select_tasks(list(self.selected.values()), self.options.tasks)
 
     def _check_files(self) -> None:
         """The baseline is readable and the report can be written, before any evaluation."""
@@ -264,7 +288,7 @@ class GateSession:
         from ftguard.engine.settings import RunSettings
 
         try:
-            self.run = evaluate(list(self.selected.values()), load=self.load_options(),
+            self.run = evaluate(self._chosen(), load=self.load_options(),
                                 settings=RunSettings(limit=self.options.limit))
             self._compare(self.run)
             if self.options.update_baseline:
@@ -291,7 +315,9 @@ class GateSession:
         for base, entry, names in groups:
             described = describe(self.options.baseline, entry)
             try:
-                comparison = compare(only(base, names), only(run, names), self.policy,
+                kept = ({(s.name, t.name) for s in self._chosen() for t in s.tasks}
+                        if self.options.tasks else None)  # the baseline's same tasks
+                comparison = compare(only(base, names, kept), only(run, names), self.policy,
                                      check_rules=False)
                 outcome = Outcome(comparison=comparison, baseline=described)
             except IncomparableRunsError as exc:

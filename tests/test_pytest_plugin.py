@@ -327,3 +327,43 @@ def test_suite_gate_section_decides_the_checks(project: pytest.Pytester) -> None
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*::clause_type::acc[[]improved[]] FAILED*",
                                  "smoke/clause_type acc did not improve significantly*"])
+
+
+def test_ftguard_tasks_evaluates_and_gates_only_those_tasks(project: pytest.Pytester) -> None:
+    accept_perfect_baseline(project.path / "baselines")  # both tasks regress against it
+    result = run(project, *FAKE, "--ftguard-tasks", "doctrine", "-v")
+    result.assert_outcomes(failed=1)  # compared with the baseline's doctrine alone
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*::doctrine::acc[[]not-regressed[]] FAILED*",
+                                 "smoke/doctrine*acc[*]*1 *regressed FAIL"])
+    assert "clause_type" not in out and "not comparable" not in out
+
+    project.makepyprojecttoml('[tool.ftguard]\ntasks = ["smoke/clause_type"]\n')
+    result = run(project, *FAKE, "-v")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*::clause_type::acc[[]not-regressed[]] FAILED*"])
+    result = run(project, *FAKE, "--ftguard-tasks", "smoke/*")  # the flag wins
+    result.assert_outcomes(failed=2)
+
+
+def test_ftguard_tasks_naming_no_task_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = run(project, *FAKE, "--ftguard-tasks", "doctrine,doctrin")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([("*ftguard: --ftguard-tasks 'doctrin' names no task of the "
+                                 "suites being evaluated (tasks: smoke/clause_type, "
+                                 "smoke/doctrine)*")])
+    project.makepyprojecttoml('[tool.ftguard]\ntasks = "doctrine,"\n')
+    result = run(project, *FAKE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([("*[[]tool.ftguard[]] tasks in *pyproject.toml 'doctrine,': "
+                                 "an empty task name*")])
+
+
+def test_a_baseline_is_not_updated_from_some_of_a_suites_tasks(project: pytest.Pytester) -> None:
+    result = run(project, *FAKE, "--ftguard-tasks", "doctrine", "--ftguard-update-baseline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([("*--ftguard-update-baseline with --ftguard-tasks "
+                                 "(smoke/doctrine): a suite's baseline is replaced whole*")])
+    assert not (project.path / "baselines").exists()
+    result = run(project, *FAKE, "--ftguard-tasks", "smoke/*", "--ftguard-update-baseline")
+    result.assert_outcomes(passed=2)

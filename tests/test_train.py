@@ -356,3 +356,41 @@ def test_accelerate_launch_two_processes(workspace: Path) -> None:
     assert [c["step"] for c in record["checkpoints"]] == [0, 3, 6]
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert record["log"][-1]["loss"] < record["log"][0]["loss"]
+
+
+@pytest.mark.parametrize(("optim", "line"), [
+    ({"optim.batch_size": 2, "optim.grad_accum": 2, "optim.epochs": 2},
+     "4 steps x 4 = 16 examples drawn (~2 epochs)"),
+    ({"optim.batch_size": 3, "optim.epochs": 2},  # 16 draws: 5 full steps and one of 1
+     "6 steps x 3 (the last 1) = 16 examples drawn (~2 epochs)"),
+    ({"optim.batch_size": 3, "optim.max_steps": 3}, "3 steps x 3 = 9 examples drawn (~1.12 epochs)"),
+])
+def test_train_says_rows_split_steps_and_examples_drawn(workspace: Path, optim: dict[str, Any],
+                                                        line: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from ftguard.train.config_file import load_train_config
+    from ftguard.train.run import run_training
+
+    rows = len((workspace / "train.jsonl").read_text().splitlines())  # 10
+    cfg = load_train_config(None, {
+        "model": str(workspace / "tiny"), "data.train": str(workspace / "train.jsonl"),
+        "data.validation_fraction": 0.2, "optim.lr": 0.01, "logging_steps": 100,
+        "out": str(workspace / "out-line"), **optim})
+    record = run_training(cfg, overwrite=True)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "rows in the file" in ln]
+    assert said == [f"{rows} rows in the file, {rows - 2} used for training, 2 for validation, "
+                    + line]
+    steps = int(line.split()[0])
+    assert record.steps == record.planned_steps == steps  # the Trainer ran what was said
+    assert record.data.train_rows == rows - 2 and record.data.validation_examples == 2
+
+
+def test_the_effective_batch_counts_accumulation_and_processes() -> None:
+    from ftguard.train.config import TrainConfig
+    from ftguard.train.data_line import schedule
+
+    cfg = TrainConfig.model_validate({"data": {"train": "t.jsonl"},
+                                      "optim": {"batch_size": 2, "grad_accum": 3}})
+    # 25 rows over 2 processes: 7 micro-batches of 2 each, 3 of them per step -> 3 steps
+    assert schedule(cfg, 25, world=2) == (3, 12)
+    assert schedule(cfg, 25, world=1) == (5, 6)  # 13 micro-batches of 2, 3 per step

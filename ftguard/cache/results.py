@@ -2,10 +2,11 @@
 
 A suite's result is reused only when everything that decides it is the same: the model
 fingerprint (weights, tokenizer, adapter, dtype, quantisation), the suite's content hash,
-the run settings (limit, subset and per-task subsets, seed, resamples) and the ftguard version (metric
-definitions). So a CI job that caches ``$FTGUARD_HOME`` re-evaluates only the suites whose
-files or model changed, and skips loading the model when nothing did. Entries are written
-atomically after each suite, so an interrupted run keeps the suites it finished.
+the run settings (limit, subset and per-task subsets, seed, resamples), the tasks selected
+(``--tasks``) and the ftguard version (metric definitions). So a CI job that caches
+``$FTGUARD_HOME`` re-evaluates only the suites whose files or model changed, and skips
+loading the model when nothing did. Entries are written atomically after each suite, so an
+interrupted run keeps the suites it finished.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def cache_key(fingerprint: str, suite: Suite, settings: RunSettings) -> str:
            for t in suite.tasks}
     if any(value != settings.subset for value in own.values()):  # per-task overrides apply
         parts["task_subset"] = own
+    if len(suite.tasks) < len(suite.spec.tasks):  # --tasks left some out
+        parts["tasks"] = [t.spec.name for t in suite.tasks]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

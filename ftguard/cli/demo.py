@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ftguard.cli.options import parse_batch_size
+from ftguard.cli.options import parse_batch_size, tasks_option
 from ftguard.errors import EXIT_OK
 
 
@@ -36,12 +36,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     demo.add_argument("--batch-size", default="auto", metavar="N|auto",
                       help="evaluation batch size")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    tasks_option(demo)
     demo.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ftguard.demo import DemoOptions, run_demo
     from ftguard.demo_story import tell
+    from ftguard.engine.tasks import parse_tasks
     from ftguard.outputs import output_dir, output_file
     from ftguard.progress import ProgressBar
 
@@ -49,7 +51,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     output_file(args.report, "--report")
     options = DemoOptions(quick=args.quick, method=args.method, replay=args.replay,
                           out=args.out, report=args.report, suites=args.suites,
-                          batch_size=parse_batch_size(args.batch_size))
+                          batch_size=parse_batch_size(args.batch_size),
+                          tasks=parse_tasks(args.tasks or []))
     result = run_demo(options, say=lambda text: print(text, flush=True),
                       reporter=lambda: ProgressBar(enabled=not args.no_progress))
     print()

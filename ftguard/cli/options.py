@@ -76,6 +76,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
                         "or a fraction 0<F<=1 of them (1.0 = all); the same items for every model with the same --seed. "
                         "Repeat as TASK=N|F (or SUITE/TASK=N|F) to set one task's sample, "
                         "e.g. --subset 0.3 --subset clause_type=1.0")
+    tasks_option(g)
     g.add_argument("--batch-size", default="auto", metavar="N|auto")
     g.add_argument("--seed", type=int, default=1234)
     g.add_argument("--format", choices=TABLE_FORMATS, default="text",
@@ -86,6 +87,16 @@ def run_options(p: argparse.ArgumentParser) -> None:
                         "from $FTGUARD_HOME/results, and single model answers from "
                         "$FTGUARD_HOME/responses.sqlite; evaluate only what changed, and "
                         "resume an interrupted run")
+
+
+def tasks_option(g: argparse._ActionsContainer) -> None:
+    """``--tasks`` (``eval``, ``demo``)."""
+    g.add_argument("--tasks", action="append", metavar="TASK[,TASK]",
+                   help="evaluate only these tasks: TASK (that task in every suite that has "
+                        "one), SUITE/TASK, or a glob ('legal/*'); comma-separated or "
+                        "repeated. Suites left without a task are not run; the record lists "
+                        "the tasks (config.tasks), and compares only with runs of the same "
+                        "tasks")
 
 
 def compare_options(p: argparse.ArgumentParser) -> None:
@@ -153,8 +164,9 @@ def policy_factory(args: argparse.Namespace) -> Callable[[RunRecord], Policy]:
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
-    """RunSettings from ``--limit``, ``--subset`` (repeated) and ``--seed``."""
+    """RunSettings from ``--limit``, ``--subset`` (repeated), ``--tasks`` and ``--seed``."""
     from ftguard.engine.settings import RunSettings
+    from ftguard.engine.tasks import parse_tasks
 
     default: int | float | None = None
     per_task: dict[str, int | float] = {}
@@ -170,7 +182,8 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
             default = value
         else:
             per_task[key] = value
-    return RunSettings(limit=args.limit, subset=default, task_subset=per_task, seed=args.seed)
+    return RunSettings(limit=args.limit, subset=default, task_subset=per_task, seed=args.seed,
+                       tasks=parse_tasks(getattr(args, "tasks", None) or []))
 
 
 def load_options(args: argparse.Namespace):  # -> LoadOptions (import kept lazy)

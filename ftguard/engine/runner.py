@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftguard.engine.settings import Reporter, RunSettings
+from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
@@ -91,7 +91,7 @@ def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
     spec = task.spec
     requests = [LoglikelihoodRequest(ctx, spec.target_delimiter + choice)
                 for ctx, inst in zip(contexts, instances) for choice in inst.choices]
-    results = _with_progress(reporter, label, len(requests),
+    results = _with_progress(reporter, label, [len(i.choices) for i in instances],
                              lambda p: backend.loglikelihood(requests, p))
     samples = []
     offset = 0
@@ -112,7 +112,8 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
                   backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
     gen = task.spec.generation
     requests = [GenerateRequest(ctx, gen.max_new_tokens, tuple(gen.stop)) for ctx in contexts]
-    texts = _with_progress(reporter, label, len(requests), lambda p: backend.generate(requests, p))
+    texts = _with_progress(reporter, label, [1] * len(requests),
+                           lambda p: backend.generate(requests, p))
     samples = []
     for inst, text in zip(instances, texts):
         refs = list(inst.references)
@@ -127,7 +128,7 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
 def _run_perplexity(task: Task, instances: Sequence[Instance], contexts: list[str],
                     backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
     requests = [RollingRequest(ctx, task.spec.max_length) for ctx in contexts]
-    results = _with_progress(reporter, label, len(requests),
+    results = _with_progress(reporter, label, [1] * len(requests),
                              lambda p: backend.loglikelihood_rolling(requests, p))
     samples = []
     for inst, ctx, result in zip(instances, contexts, results):
@@ -137,10 +138,13 @@ def _run_perplexity(task: Task, instances: Sequence[Instance], contexts: list[st
     return samples
 
 
-def _with_progress(reporter: Reporter, label: str, total: int, work: Callable[[Progress], list]):
-    progress = reporter.start(label, total)
+def _with_progress(reporter: Reporter, label: str, per_item: list[int],
+                   work: Callable[[Progress], list]):
+    """``work`` with a Progress in requests, shown as items (``per_item``: requests of each
+    item, :class:`~ftguard.engine.settings.ItemProgress`)."""
+    progress = reporter.start(label, len(per_item))
     try:
-        return work(progress)
+        return work(ItemProgress(progress, per_item))
     finally:
         reporter.done(label)
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Protocol
 
 from ftguard.models.base import Progress
 
 
 class Reporter(Protocol):
-    """Receives progress; the CLI draws a bar, the library default stays silent."""
+    """Receives progress; the CLI draws a bar, the library default stays silent.
+
+    ``start(label, total)`` opens a task of ``total`` items (samples, not model requests: a
+    four-way choice item is one item, four loglikelihood requests); the Progress it returns
+    is called with the number of items finished since the last call."""
 
     def start(self, label: str, total: int) -> Progress: ...
 
@@ -23,6 +29,25 @@ class SilentReporter:
 
     def done(self, label: str) -> None:
         pass
+
+
+class ItemProgress:
+    """Backends report finished requests; the reporter counts items. ``per_item[i]`` is
+    how many requests item ``i`` makes (its choices), in the order they are asked: after r
+    requests, the items whose requests all lie within the first r are done (exact for a
+    backend answering in order; one that reorders, e.g. by length, gets the same count of
+    items' worth of requests)."""
+
+    def __init__(self, progress: Progress, per_item: Sequence[int]) -> None:
+        self.progress, self.ends = progress, list(accumulate(per_item))
+        self.requests = self.items = 0
+
+    def __call__(self, n: int) -> None:
+        self.requests += n
+        done = bisect_right(self.ends, self.requests)
+        if done > self.items:
+            self.progress(done - self.items)
+            self.items = done
 
 
 @dataclass(frozen=True)
@@ -38,6 +63,10 @@ class RunSettings:
     task_subset: Mapping[str, int | float] = field(default_factory=dict)
     """Per-task overrides of ``subset``, keyed ``task`` or ``suite/task`` (e.g. a cheap
     scoring task in full, 1.0, beside sampled generation tasks)."""
+    tasks: tuple[str, ...] = ()
+    """Evaluate only these tasks (``--tasks``): ``TASK`` (in every suite that has it),
+    ``SUITE/TASK`` or a glob of either; suites left without a task are dropped (empty: every
+    task, :mod:`ftguard.engine.tasks`)."""
     seed: int = 1234
     """Seed of bootstrap confidence intervals (and of torch)."""
     resamples: int = 1000

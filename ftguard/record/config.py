@@ -77,6 +77,9 @@ class RunConfig(OpenSection):
     task_subset: dict[str, int | float] | None = None
     """Per-task overrides of ``subset``, keyed ``task`` or ``suite/task`` (written only when
     given)."""
+    tasks: list[str] | None = None
+    """``suite/task`` of the tasks evaluated when ``--tasks`` left some of the suites' tasks
+    out (written only then): a partial run, see :meth:`partial_reason`."""
     batch_size: int | str | None = None
     """Batch size the backend ran with (None: no model was needed; lm-eval may say
     ``auto``)."""
@@ -99,6 +102,36 @@ class RunConfig(OpenSection):
     """Processes the evaluation was sharded over (written only when more than one)."""
     train_step: int | None = None
     """Evaluations during training: the optimizer step of the evaluated checkpoint."""
+
+
+    def partial_reason(self) -> str | None:
+        """Why this run may not have evaluated every item of every task of its suites
+        (``--limit``, ``--subset``, ``--tasks``), in words; None for a full run. Such a run
+        pairs only with runs of the same settings, and is no full baseline."""
+        why = []
+        if self.limit is not None:
+            why.append(f"at most {self.limit} items per task (--limit {self.limit})")
+        if not _whole(self.subset):
+            why.append(f"a seeded sample of {_share(self.subset)} of each task "
+                       f"(--subset {self.subset})")
+        sampled = {k: v for k, v in (self.task_subset or {}).items() if not _whole(v)}
+        if sampled:
+            why.append("a seeded sample of task(s) " + ", ".join(
+                f"{k} ({_share(v)})" for k, v in sampled.items()) + " (--subset TASK=N|F)")
+        if self.tasks:
+            why.append(f"only the task(s) {', '.join(self.tasks)} (--tasks)")
+        return "; ".join(why) or None
+
+
+def _whole(subset: object) -> bool:
+    """Whether a subset setting keeps every item (None, or the fraction 1.0)."""
+    return subset is None or (isinstance(subset, float) and subset == 1.0)
+
+
+def _share(subset: object) -> str:
+    if isinstance(subset, float):
+        return f"{subset:.0%}"
+    return f"{subset} item" + ("" if subset == 1 else "s")
 
 
 class RunEnvironment(OpenSection):

@@ -33,6 +33,22 @@ class PreparedData:
     warnings: list[str] = field(default_factory=list)
     batch_size: int = 8
 
+    def describe(self, cfg: TrainConfig) -> str:
+        """``N rows in the file, M used for training, K for validation, S steps x B = E
+        examples drawn (~X epochs)`` (:mod:`ftguard.train.data_line`)."""
+        from ftguard.train.data_line import data_line
+
+        return data_line(cfg, self.summary, self._rows(), _world())
+
+    def planned_steps(self, cfg: TrainConfig) -> int:
+        """Optimizer steps the Trainer will run (:func:`ftguard.train.data_line.schedule`)."""
+        from ftguard.train.data_line import schedule
+
+        return schedule(cfg, self._rows(), _world())[0]
+
+    def _rows(self) -> int | None:
+        return None if self.streaming else len(self.train_dataset)
+
     def validation_loss(self, model: Any) -> float | None:
         """Weighted validation loss (same masking as training) of ``model``; None when there
         are no validation examples."""
@@ -128,7 +144,8 @@ def prepare(cfg: TrainConfig, tokenizer: Any) -> PreparedData:
     from ftguard.train.hf_trainer import ListDataset
 
     summary = DataSummary(sources=infos, validation=val_info, train_examples=len(examples),
-                          validation_examples=len(held), packing=data.packing,
+                          train_rows=sum(sizes), validation_examples=len(held),
+                          packing=data.packing,
                           packed_rows=packed_rows,
                           chat_template=_chat(tokenizer, data.chat_template),
                           prompt_loss_weight=data.prompt_loss_weight)

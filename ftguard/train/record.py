@@ -61,6 +61,9 @@ class DataSummary(_Model):
     """Validation file, or None when rows were held out of training."""
     train_examples: int
     """Examples (or draws, with a mixture) in the training schedule."""
+    train_rows: int | None = None
+    """Rows of the training files left for training: read, less those dropped and those held
+    out for validation (None: streamed, or a record written before ftguard counted them)."""
     validation_examples: int
     """Examples the validation loss is computed on."""
     packing: bool = False

@@ -58,8 +58,8 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
     memory = _memory_estimate(cfg, model, prepared, data)
     if state["is_main"]:
         _say(quiet, f"{cfg.method}: {trainable:,} trainable of {total:,} parameters "
-                    f"({trainable / max(total, 1):.2%}); {data.summary.train_examples:,} training "
-                    f"examples, {data.summary.validation_examples:,} validation")
+                    f"({trainable / max(total, 1):.2%})")
+        _say(quiet, data.describe(cfg))
         from ftguard.train.memory import format_estimate
 
         _say(quiet, format_estimate(memory))
@@ -109,7 +109,7 @@ def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = Fa
         trainer = make_trainer(model, args, data.train_dataset, data.collator,
                                [make_callback(session, trainer_ref)], prepared.tokenizer)
         trainer_ref.append(trainer)
-        record.planned_steps = _planned_steps(trainer, args, data)
+        record.planned_steps = data.planned_steps(cfg)
         checkpoint = _last_checkpoint(out) if resume else None
         if resume and checkpoint is None:
             _say(quiet, "no checkpoint to resume from; starting from the beginning")
@@ -326,13 +326,6 @@ def _evaluator(cfg: TrainConfig, suites: list[Any], out: Path, base: Any, prepar
                                batch_size=cfg.eval.batch_size,
                                max_length=max_length(prepared.model, prepared.tokenizer),
                                cache_base=cfg.eval.cache_base)
-
-
-def _planned_steps(trainer: Any, args: Any, data: Any) -> int:
-    if args.max_steps and args.max_steps > 0:
-        return int(args.max_steps)
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    return max(1, -(-len(data.train_dataset) // per_step))
 
 
 def _last_checkpoint(out: Path) -> Path | None:
