@@ -1,5 +1,6 @@
-"""A Comparison as text (terminal), markdown (PR comments, $GITHUB_STEP_SUMMARY), JSON or
-JUnit XML (one testcase per gate rule and row it checks, so any CI shows failures natively).
+"""A Comparison as text (terminal), markdown (PR comments, $GITHUB_STEP_SUMMARY), JSON,
+JUnit XML (one testcase per gate rule and row it checks, so any CI shows failures natively)
+or CSV (one line per row, every field of :class:`~ftguard.record.ComparisonRow`).
 
 Every surface says the same thing: the verdict line comes from ``Comparison.passed``, each
 rule is shown with its outcome (``passed | failed | unchecked | underpowered``) under its
@@ -24,6 +25,11 @@ def render_comparison(comparison: Comparison, fmt: str = "text", *, flips: int =
         return comparison.model_dump_json(indent=1)
     if fmt == "junit":
         return _junit(comparison)
+    if fmt == "csv":
+        from ftguard.csv_table import csv_table
+
+        fields = list(ComparisonRow.model_fields)
+        return csv_table(fields, (r.model_dump() for r in comparison.rows))
     markdown = fmt == "markdown"
     lines = [_banner(comparison, markdown), ""]
     lines += _rules(comparison, markdown) + [""]

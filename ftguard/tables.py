@@ -1,4 +1,4 @@
-"""Results tables of a RunRecord: text (terminal), markdown and JSON."""
+"""Results tables of a RunRecord: text (terminal), markdown, JSON and CSV."""
 
 from __future__ import annotations
 
@@ -33,8 +33,16 @@ def _cells(row: dict[str, object]) -> list[str]:
             _fmt(float(row["value"])), f"[{_fmt(lo)}, {_fmt(hi)}]", str(row["n"])]  # type: ignore[arg-type]
 
 
+RESULT_FIELDS = ("suite", "task", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better")
+"""The columns of :func:`result_rows` (the keys of the JSON rows, the CSV header)."""
+
+
 def render_results(record: RunRecord, fmt: str = "text") -> str:
     rows = result_rows(record)
+    if fmt == "csv":
+        from ftguard.csv_table import csv_table
+
+        return csv_table(RESULT_FIELDS, rows)
     if fmt == "json":
         return json.dumps({"model": record.model.model_dump(), "results": rows}, indent=1)
     if fmt == "markdown":

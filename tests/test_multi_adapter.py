@@ -194,3 +194,27 @@ def test_cache_second_run_loads_nothing(
         assert new.model == old.model
         assert samples(new) == samples(old)
         assert new.config.cached_suites == ["mini"]
+
+
+def test_cli_several_adapters_csv_is_one_table_named_by_record(
+        tiny_model: Path, adapters: list[Path], suite: Path, tmp_path: Path,
+        run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    import csv
+    import io
+
+    from ftguard.tables import result_rows
+
+    runs = tmp_path / "runs"
+    code, out, err = run_cli("eval", suite, "--model", tiny_model, "--adapter", adapters[0],
+                             "--adapter", adapters[1], "--include-base", "--out-dir", runs,
+                             "--device", "cpu", "--no-progress", "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    expected = [{"model": name, **row} for name in ("base", "lora-a", "lora-b")
+                for row in result_rows(read_run(runs / f"{name}.json"))]
+    assert len(rows) == len(expected) == 3 * 5  # mc: acc, acc_norm; corpus: three
+    for row, want in zip(rows, expected, strict=True):
+        assert list(row) == list(want)
+        assert float(row["value"]) == want["value"] and int(row["n"]) == want["n"]
+        assert (row["model"], row["task"], row["metric"]) == (
+            want["model"], want["task"], want["metric"])

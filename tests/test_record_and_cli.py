@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,32 @@ def test_subset_is_a_seeded_nested_sample(run_cli, make_suite, tmp_path: Path) -
         code, _, err = run_cli("eval", root, "--model", "fake", "--subset", bad)
         assert code == 2 and "--subset" in err
 
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1", 1), ("40", 40), ("+5", 5), (" 7", 7), ("1000000", 1_000_000),  # counts
+    ("1.0", 1.0), ("0.25", 0.25), (".5", 0.5), ("1e-1", 0.1), ("0.0001", 0.0001),  # fractions
+    ("clause_type=1.0", ("clause_type", 1.0)), ("legal/clause_type=3", ("legal/clause_type", 3)),
+])
+def test_subset_accepts_what_the_readme_says(text: str, value: object) -> None:
+    from ftguard.cli.options import subset_item
+
+    key, parsed = value if isinstance(value, tuple) else (None, value)
+    assert subset_item(text) == (key, parsed)
+    assert type(subset_item(text)[1]) is type(parsed)  # "1" is one item, "1.0" every item
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("0", "whole number of items >= 1"), ("-3", "0 < F <= 1"), ("0.0", "0 < F <= 1"),
+    ("1.5", "0 < F <= 1"), ("2.0", "write 2 for 2 items"), ("1e1", "write 10 for 10 items"),
+    ("nan", "'nan'"), ("inf", "'inf'"), ("0x10", "'0x10'"), ("", "''"),
+])
+def test_subset_refuses_everything_else(text: str, says: str) -> None:
+    import argparse
+
+    from ftguard.cli.options import subset_item
+
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(says)):
+        subset_item(text)
 
 
 def test_subset_per_task(run_cli, make_suite, tmp_path: Path) -> None:

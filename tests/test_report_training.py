@@ -290,3 +290,15 @@ def test_training_report_in_headless_chromium(tmp_path: Path, chromium: str) -> 
                    for tag, a in doc.tags if tag == "script")
         for tag, attrs in doc.tags:  # nothing the browser could fetch
             assert not any(attrs.get(k) for k in ("src", "href", "srcset", "action")), (tag, attrs)
+
+
+def test_cli_report_without_out_names_a_train_report_after_its_folder(
+        tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "lora-a"
+    write_train_record(_record(), out / "train_record.json")
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run_cli("report", out / "train_record.json")
+    assert (code, stdout) == (0, "wrote reports/lora-a.html\n"), err
+    code, stdout, err = run_cli("report", "lora-a")  # the output folder itself
+    assert (code, stdout) == (0, "wrote reports/lora-a.html\n"), err
+    assert 'id="loss-chart"' in (tmp_path / "reports" / "lora-a.html").read_text()

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ftguard.cli.options import check_compare_options, compare_options, policy_factory, read_train
+from ftguard.cli.options import (
+    check_compare_options,
+    compare_options,
+    policy_factory,
+    print_table,
+    read_train,
+)
 from ftguard.errors import EXIT_GATE_FAILED, EXIT_OK
 
 
@@ -44,7 +50,7 @@ def run_compare(args: argparse.Namespace, base, tuned):  # -> Comparison (import
         from ftguard.report import write_report
 
         write_report(comparison, Path(args.html), train=read_train(args.train, comparison))
-    print(render_comparison(comparison, args.format))
+    print_table(render_comparison(comparison, args.format))
     return comparison
 
 

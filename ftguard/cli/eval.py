@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftguard.cli.options import load_options, model_options, run_options, run_settings
+from ftguard.cli.options import (
+    load_options,
+    model_options,
+    print_table,
+    run_options,
+    run_settings,
+)
 from ftguard.errors import EXIT_OK, UsageError
 from ftguard.outputs import output_dir, output_file
 
@@ -54,7 +60,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if main:
         from ftguard.health import run_warnings
 
-        print(render_results(record, args.format))
+        print_table(render_results(record, args.format))
         for line in run_warnings(record):
             print(f"ftguard: warning: {line}", file=sys.stderr)
         if args.out:
@@ -91,10 +97,17 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
         import json
 
         print(json.dumps([json.loads(render_results(r, "json")) for r in records], indent=1))
+    elif args.format == "csv":  # one table, a first column naming the record
+        from ftguard.csv_table import csv_table
+        from ftguard.tables import RESULT_FIELDS, result_rows
+
+        print_table(csv_table(("model", *RESULT_FIELDS), [
+            {"model": names[key], **row} for key, record in zip(names, records)
+            for row in result_rows(record)]))
     else:
         for key, record in zip(names, records):
             print(f"{'#' if args.format == 'markdown' else '=='} {names[key]}")
-            print(render_results(record, args.format))
+            print_table(render_results(record, args.format))
     from ftguard.health import run_warnings
 
     for key, record in zip(names, records):

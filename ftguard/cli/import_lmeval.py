@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ftguard.cli.options import TABLE_FORMATS, print_table
 from ftguard.errors import EXIT_OK
 from ftguard.outputs import output_file
 
@@ -25,7 +26,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                      help="role of the imported suite (default: general)")
     imp.add_argument("--suite-name", default="lm-eval", metavar="NAME",
                      help="name of the imported suite (default: lm-eval)")
-    imp.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+    imp.add_argument("--format", choices=TABLE_FORMATS, default="text",
                      help="results table format on stdout")
     imp.set_defaults(handler=cmd_import_lmeval)
 
@@ -39,6 +40,6 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
                                            **{f"samples file {s}": s for s in args.samples}})
     record = import_lmeval(args.results, args.samples, suite_name=args.suite_name, role=args.role)
     write_run(record, Path(args.out))
-    print(render_results(record, args.format))
+    print_table(render_results(record, args.format))
     print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK

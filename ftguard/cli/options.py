@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,15 @@ if TYPE_CHECKING:
     from ftguard.engine.settings import RunSettings
     from ftguard.gate import Policy
     from ftguard.record import RunRecord
+
+TABLE_FORMATS = ("text", "json", "markdown", "csv")
+"""The ``--format`` choices of every command that prints a table (``compare`` and ``gate``
+add ``junit``)."""
+
+
+def print_table(text: str) -> None:
+    """Print a rendered table; CSV text already ends with its line end (CRLF)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -> None:
@@ -62,14 +72,14 @@ def run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--limit", type=positive_int, metavar="N", help="first N items per task")
     g.add_argument("--subset", type=subset_item, action="append", metavar="[TASK=]N|F",
-                   help="a fixed seeded sample of each task: N items, or a fraction 0<F<1 of "
-                        "them; the same items for every model with the same --seed. "
+                   help="a fixed seeded sample of each task: N items (a whole number >= 1), "
+                        "or a fraction 0<F<=1 of them (1.0 = all); the same items for every model with the same --seed. "
                         "Repeat as TASK=N|F (or SUITE/TASK=N|F) to set one task's sample, "
                         "e.g. --subset 0.3 --subset clause_type=1.0")
     g.add_argument("--batch-size", default="auto", metavar="N|auto")
     g.add_argument("--seed", type=int, default=1234)
-    g.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                   help="results table format on stdout")
+    g.add_argument("--format", choices=TABLE_FORMATS, default="text",
+                   help="results table format on stdout (csv: one row per metric)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument("--cache", action="store_true",
                    help="reuse suite results of the same model, suite content and settings "
@@ -92,7 +102,8 @@ def compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict-power", action="store_true",
                    help="fail the gate when a rule's rows could not have detected what it asks "
                         "for (too few items); by default they are listed")
-    p.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
+    p.add_argument("--format", choices=(*TABLE_FORMATS, "junit"), default="text",
+                   help="verdict and rows on stdout (csv: one row per compared metric)")
     p.add_argument("--out", "-o", metavar="FILE", help="write the Comparison JSON here")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="compare only the items both runs share")
@@ -197,7 +208,8 @@ def subset_item(text: str) -> tuple[str | None, int | float]:
 
 
 def subset_arg(text: str) -> int | float:
-    """``--subset``: a whole number of items, or a fraction 0 < F <= 1 (see check_subset)."""
+    """``--subset``: a whole number of items (digits only, an optional sign), or a fraction
+    0 < F <= 1 (any other number Python's float reads: ``0.5``, ``.5``, ``1e-1``, ``1.0``)."""
     from ftguard.engine.subsets import check_subset
 
     value: object = text
@@ -207,8 +219,13 @@ def subset_arg(text: str) -> int | float:
         pass  # check_subset names the text
     try:
         return check_subset(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
+        decimal = (f"; it reads as the fraction {value!r}, write {int(value)} for "
+                   f"{int(value)} items" if isinstance(value, float) and value > 1
+                   and value.is_integer() else "")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a whole number of items >= 1 (e.g. 40) or a fraction 0 < F <= 1 "
+            f"(e.g. 0.25){decimal}") from None
 
 
 def finite_float(text: str) -> float:
