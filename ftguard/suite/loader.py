@@ -8,15 +8,16 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from ftguard.errors import Problem, SuiteError
-from ftguard.suite.instances import Instance, build_instances, item_id
+from ftguard.suite.gate_check import gate_problems
+from ftguard.suite.instances import build_instances, item_id
 from ftguard.suite.jsonl import Row, read_jsonl
+from ftguard.suite.model import Suite, Task
 from ftguard.suite.schema import TASK_KINDS, SuiteSpec, TaskSpec
 from ftguard.suite.spec_problems import problem_from
 from ftguard.suite.templates import TemplateError, compile_template
@@ -29,36 +30,6 @@ from ftguard.suite.yaml_lines import (
 )
 
 SUITE_FILE = "suite.yaml"
-
-
-@dataclass(frozen=True)
-class Task:
-    """A loaded task: its spec and its rendered instances."""
-
-    spec: TaskSpec
-    instances: list[Instance]
-    lm_eval_include: Path | None = None
-    """``lm_eval`` tasks: the resolved folder of lm-eval task YAMLs (instances stay empty)."""
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A loaded, validated suite."""
-
-    spec: SuiteSpec
-    root: Path
-    """The suite folder."""
-    tasks: list[Task]
-    hash: str
-    """sha256 of suite.yaml's parsed content and every data file it uses."""
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 def find_suites(paths: list[Path]) -> list[Path]:
@@ -116,10 +87,7 @@ def load_suite(path: Path) -> Suite:
         if isinstance(rel, str):
             _resolve_inside(root, rel, yaml_path, lines, (key,), problems, must_exist=True)
     # the gate is checked against every declared task, loaded or not (selectors need names only)
-    view = _gate_view(data, spec, task_specs)
-    if view is not None:
-        problems += gate_problems(Suite(view, root, [Task(t, []) for t in view.tasks], ""),
-                                  yaml_path, lines)
+    problems += gate_problems(data, spec, [t for _, t in task_specs], root, yaml_path, lines)
     if spec is None:
         raise SuiteError(problems)
     suite = Suite(spec, root, tasks, digest.hexdigest())
@@ -142,29 +110,6 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def gate_problems(suite: Suite, yaml_path: Path, lines: dict[KeyPath, int]) -> list[Problem]:
-    """Each rule of the suite's ``gate:`` section that is malformed or selects none of its
-    tasks and metrics (selectors are relative to the suite)."""
-    from ftguard.errors import UsageError
-    from ftguard.gate import SuiteGate, gateables_of_suites, rule_problem
-
-    problems = []
-    universe = gateables_of_suites([suite])
-    for index, item in enumerate(suite.spec.gate or []):
-        line = lines.get(("gate", index))
-        gate = SuiteGate(suite.name, (item,), str(yaml_path), (line,))
-        try:
-            (rule,) = gate.rules()
-        except UsageError as exc:
-            problems.append(Problem(str(yaml_path), line, f"gate[{index}]",
-                                    str(exc).split(": ", 1)[-1]))
-            continue
-        if why := rule_problem(rule, universe):
-            problems.append(Problem(str(yaml_path), line, f"gate[{index}]",
-                                    why.split(": ", 1)[-1]))
-    return problems
-
-
 def validate_paths(paths: list[Path]) -> tuple[list[Suite], list[Problem]]:
     """Load every suite under ``paths``; return the good ones and all problems of the rest."""
     suites: list[Suite] = []
@@ -181,25 +126,6 @@ def validate_paths(paths: list[Path]) -> tuple[list[Suite], list[Problem]]:
         except SuiteError as exc:
             problems += exc.problems
     return suites, problems
-
-
-def _gate_view(data: Any, spec: SuiteSpec | None,
-               task_specs: list[tuple[int, TaskSpec]]) -> SuiteSpec | None:
-    """What the gate rules are checked against: the spec, or when its keys are wrong, its
-    name, role and rules with every task (one whose keys are wrong counts as having any
-    metric, so no rule is said to select nothing because of another problem)."""
-    if spec is not None:
-        return spec
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return None
-    raw_tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
-    valid = dict(task_specs)
-    tasks = [valid.get(i) or TaskSpec.model_construct(name=str(t.get("name")), kind="lm_eval",
-                                                      metrics=[], labels=None)
-             for i, t in enumerate(raw_tasks) if isinstance(t, dict)]
-    rules = [r for r in data.get("gate") or [] if isinstance(r, (str, dict))]
-    return SuiteSpec.model_construct(name=data["name"], role=data.get("role"), tasks=tasks,
-                                     gate=rules or None)
 
 
 def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
