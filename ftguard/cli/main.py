@@ -21,6 +21,7 @@ from ftguard.cli import (
     demo,
     gate,
     import_lmeval,
+    init,
     leakage,
     merge,
     merge_adapter,
@@ -42,7 +43,7 @@ from ftguard.cli.interrupts import (
 from ftguard.errors import EXIT_ERROR, FtguardError
 from ftguard.version import ftguard_version
 
-COMMANDS = (eval_command, suites, import_lmeval, compare, report, power, leakage, train,
+COMMANDS = (eval_command, suites, init, import_lmeval, compare, report, power, leakage, train,
             merge_adapter, baseline, gate, demo, merge)
 """The command modules, in the order ``ftguard --help`` lists them."""
 

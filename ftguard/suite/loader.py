@@ -8,15 +8,16 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from ftguard.errors import Problem, SuiteError
-from ftguard.suite.instances import Instance, build_instances, item_id
+from ftguard.suite.gate_check import gate_problems
+from ftguard.suite.instances import build_instances, item_id
 from ftguard.suite.jsonl import Row, read_jsonl
+from ftguard.suite.model import Suite, Task
 from ftguard.suite.schema import TASK_KINDS, SuiteSpec, TaskSpec
 from ftguard.suite.spec_problems import problem_from
 from ftguard.suite.templates import TemplateError, compile_template
@@ -29,36 +30,6 @@ from ftguard.suite.yaml_lines import (
 )
 
 SUITE_FILE = "suite.yaml"
-
-
-@dataclass(frozen=True)
-class Task:
-    """A loaded task: its spec and its rendered instances."""
-
-    spec: TaskSpec
-    instances: list[Instance]
-    lm_eval_include: Path | None = None
-    """``lm_eval`` tasks: the resolved folder of lm-eval task YAMLs (instances stay empty)."""
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A loaded, validated suite."""
-
-    spec: SuiteSpec
-    root: Path
-    """The suite folder."""
-    tasks: list[Task]
-    hash: str
-    """sha256 of suite.yaml's parsed content and every data file it uses."""
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 def find_suites(paths: list[Path]) -> list[Path]:
@@ -99,24 +70,27 @@ def load_suite(path: Path) -> Suite:
     except LocatedYAMLError as exc:
         raise SuiteError([exc.problem]) from None
     problems: list[Problem] = []
-    spec = _validate_spec(data, lines, yaml_path, problems)
-    if spec is None:
-        raise SuiteError(problems)
+    # Every stage runs whatever the others found, so one pass reports every problem: a task
+    # whose keys are wrong does not keep the other tasks' data, templates or gate unchecked.
+    spec, task_specs = _validate_spec(data, lines, yaml_path, problems)
     tasks: list[Task] = []
     # Gate rules do not change what is evaluated: runs made before a gate change still compare.
-    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate"}).encode())
+    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate"}).encode()
+                            if spec is not None else b"")
     with _without_cycle_collection():
-        for index, task_spec in enumerate(spec.tasks):
+        for index, task_spec in task_specs:
             task = _load_task(root, yaml_path, lines, index, task_spec, problems, digest)
             if task is not None:
                 tasks.append(task)
     for key in ("train", "replay"):
-        rel = getattr(spec, key)
-        if rel is not None:
+        rel = data.get(key) if isinstance(data, dict) else None
+        if isinstance(rel, str):
             _resolve_inside(root, rel, yaml_path, lines, (key,), problems, must_exist=True)
+    # the gate is checked against every declared task, loaded or not (selectors need names only)
+    problems += gate_problems(data, spec, [t for _, t in task_specs], root, yaml_path, lines)
+    if spec is None:
+        raise SuiteError(problems)
     suite = Suite(spec, root, tasks, digest.hexdigest())
-    if not problems:
-        problems += gate_problems(suite, yaml_path, lines)
     if problems:
         raise SuiteError(problems)
     return suite
@@ -136,37 +110,16 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def gate_problems(suite: Suite, yaml_path: Path, lines: dict[KeyPath, int]) -> list[Problem]:
-    """Each rule of the suite's ``gate:`` section that is malformed or selects none of its
-    tasks and metrics (selectors are relative to the suite)."""
-    from ftguard.errors import UsageError
-    from ftguard.gate import SuiteGate, gateables_of_suites, rule_problem
-
-    problems = []
-    universe = gateables_of_suites([suite])
-    for index, item in enumerate(suite.spec.gate or []):
-        line = lines.get(("gate", index))
-        gate = SuiteGate(suite.name, (item,), str(yaml_path), (line,))
-        try:
-            (rule,) = gate.rules()
-        except UsageError as exc:
-            problems.append(Problem(str(yaml_path), line, f"gate[{index}]",
-                                    str(exc).split(": ", 1)[-1]))
-            continue
-        if why := rule_problem(rule, universe):
-            problems.append(Problem(str(yaml_path), line, f"gate[{index}]",
-                                    why.split(": ", 1)[-1]))
-    return problems
-
-
 def validate_paths(paths: list[Path]) -> tuple[list[Suite], list[Problem]]:
     """Load every suite under ``paths``; return the good ones and all problems of the rest."""
     suites: list[Suite] = []
     problems: list[Problem] = []
-    try:
-        roots = find_suites(paths)
-    except SuiteError as exc:
-        return [], exc.problems
+    roots: list[Path] = []
+    for path in paths:  # a path that is wrong does not hide the problems of the others
+        try:
+            roots += [r for r in find_suites([path]) if r not in roots]
+        except SuiteError as exc:
+            problems += exc.problems
     for root in roots:
         try:
             suites.append(load_suite(root))
@@ -176,11 +129,14 @@ def validate_paths(paths: list[Path]) -> tuple[list[Suite], list[Problem]]:
 
 
 def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
-                   problems: list[Problem]) -> SuiteSpec | None:
+                   problems: list[Problem]) -> tuple[SuiteSpec | None, list[tuple[int, TaskSpec]]]:
+    """The suite's spec (None when its keys are wrong) and every task whose own keys are valid
+    (by position), so their data is checked even when the suite or another task is not."""
     if not isinstance(data, dict):
         problems.append(Problem(str(yaml_path), 1, None,
                                 "must be a mapping with keys name, version, role and tasks."))
-        return None
+        return None, []
+    spec: SuiteSpec | None
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
@@ -188,12 +144,22 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
             problems.append(problem_from(error, lines, yaml_path))
         spec = None
     raw_tasks = data.get("tasks")
+    task_specs: list[tuple[int, TaskSpec]] = []
     for index, task in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
-        if isinstance(task, dict):
-            _check_metrics(task, index, lines, yaml_path, problems)
-    for index, task_spec in enumerate(spec.tasks if spec else []):
-        _check_templates(task_spec, index, lines, yaml_path, problems)
-    return None if problems else spec
+        if not isinstance(task, dict):
+            continue
+        _check_metrics(task, index, lines, yaml_path, problems)
+        if spec is not None:
+            task_specs.append((index, spec.tasks[index]))
+        else:
+            try:  # its errors, if any, are already among the suite's
+                task_specs.append((index, TaskSpec.model_validate(task)))
+            except ValidationError:
+                pass
+    # a task whose templates do not compile cannot render its items
+    task_specs = [(index, task_spec) for index, task_spec in task_specs
+                  if _check_templates(task_spec, index, lines, yaml_path, problems)]
+    return spec, task_specs
 
 
 def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
@@ -218,7 +184,9 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
 
 
 def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
-                     problems: list[Problem]) -> None:
+                     problems: list[Problem]) -> bool:
+    """Whether every template of ``task`` compiles; a located problem for each that does not."""
+    before = len(problems)
     sources: list[tuple[KeyPath, str]] = [(("prompt",), task.prompt)] if task.prompt else []
     for key in ("target", "target_index"):
         if getattr(task, key) is not None:
@@ -230,7 +198,9 @@ def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml
         except TemplateError as exc:
             loc: KeyPath = ("tasks", index, *sub)
             problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
-                                    f"{exc}. Fields are written {{{{ field }}}}."))
+                                    f"{str(exc).rstrip('.')}. Fields are written "
+                                    "{{ field }}."))
+    return len(problems) == before
 
 
 def _resolve_inside(root: Path, rel: str, yaml_path: Path, lines: dict[KeyPath, int],

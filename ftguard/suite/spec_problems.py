@@ -44,5 +44,11 @@ def problem_from(error: Any, lines: dict[KeyPath, int], yaml_path: Path) -> Prob
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return Problem(str(yaml_path), line, key, f"unknown task kind {error.get('input')!r}."
                        f"{hint} Valid kinds: {', '.join(TASK_KINDS)}.")
+    if kind == "string_type" and isinstance(error.get("input"), bool):
+        word = "true" if error["input"] else "false"
+        return Problem(str(yaml_path), line, key,
+                       f"YAML read this value as the boolean {word} (yes/no/on/off/true/false "
+                       "unquoted are booleans), but a string is needed here. Quote it, e.g. "
+                       "'yes'.")
     message = str(error["msg"]).removeprefix("Value error, ")
     return Problem(str(yaml_path), line, key, message + ".")

@@ -1,0 +1,39 @@
+"""A loaded suite and its tasks (what :mod:`ftguard.suite.loader` returns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftguard.suite.instances import Instance
+from ftguard.suite.schema import SuiteSpec, TaskSpec
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task: its spec and its rendered instances."""
+
+    spec: TaskSpec
+    instances: list[Instance]
+    lm_eval_include: Path | None = None
+    """``lm_eval`` tasks: the resolved folder of lm-eval task YAMLs (instances stay empty)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded, validated suite."""
+
+    spec: SuiteSpec
+    root: Path
+    """The suite folder."""
+    tasks: list[Task]
+    hash: str
+    """sha256 of suite.yaml's parsed content and every data file it uses."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
