@@ -1,4 +1,5 @@
-"""The ``ftguard suites`` commands: ``validate`` (every problem), ``list``, ``schema``."""
+"""The ``ftguard suites`` commands: ``validate`` (every problem), ``list``, ``schema`` and
+``show`` (:mod:`ftguard.cli.suites_show`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.cli.options import TABLE_FORMATS, print_table
+from ftguard.cli.suites_show import add_show_parser
 from ftguard.errors import EXIT_ERROR, EXIT_OK
 
 _LIST_FIELDS = ("suite", "role", "version", "tasks", "kinds", "items", "headline", "shipped",
@@ -37,6 +39,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                     "start a suite.yaml with '# yaml-language-server: $schema=PATH'.")
     schema.add_argument("--out", "-o", metavar="FILE", help="write the schema here")
     schema.set_defaults(handler=cmd_schema)
+    add_show_parser(suite_commands, common)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

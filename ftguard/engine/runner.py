@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
 from ftguard.health import generation_health
@@ -58,8 +59,7 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
 
         return run_lmeval_task(task, backend, settings, reporter, label)
     instances = _select(task, settings)
-    contexts = [i.context if i.messages is None else backend.apply_chat_template(i.messages)
-                for i in instances]
+    contexts = model_inputs(instances, backend)
     runner = {"choice": _run_choice, "classify": _run_choice, "generate": _run_generate,
               "perplexity": _run_perplexity}[spec.kind]
     samples = runner(task, instances, contexts, backend, reporter, label)
@@ -89,13 +89,14 @@ def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
 def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
                 backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
     spec = task.spec
-    requests = [LoglikelihoodRequest(ctx, spec.target_delimiter + choice)
-                for ctx, inst in zip(contexts, instances) for choice in inst.choices]
+    requests = [LoglikelihoodRequest(ctx, continuation)
+                for ctx, inst in zip(contexts, instances)
+                for continuation in continuations(spec, inst)]
     results = _with_progress(reporter, label, [len(i.choices) for i in instances],
                              lambda p: backend.loglikelihood(requests, p))
     samples = []
     offset = 0
-    for inst in instances:
+    for inst, ctx in zip(instances, contexts):
         lls = [r.logprob for r in results[offset:offset + len(inst.choices)]]
         offset += len(inst.choices)
         assert inst.gold is not None
@@ -104,7 +105,8 @@ def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=inst.choices[int(np.argmax(lls))],
                                     target=inst.choices[inst.gold], scores=scores, stats=stats,
-                                    loglikelihoods=lls, gold=inst.gold, prompt=inst.prompt))
+                                    loglikelihoods=lls, gold=inst.gold, prompt=inst.prompt,
+                                    context=ctx))
     return samples
 
 
@@ -115,13 +117,13 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
     texts = _with_progress(reporter, label, [1] * len(requests),
                            lambda p: backend.generate(requests, p))
     samples = []
-    for inst, text in zip(instances, texts):
+    for inst, ctx, text in zip(instances, contexts, texts):
         refs = list(inst.references)
         scores, stats = score_generate(text, refs, task.spec.metric_names)
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=str(text), truncated=truncated_flag(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
-                                    stats=stats, prompt=inst.prompt))
+                                    stats=stats, prompt=inst.prompt, context=ctx))
     return samples
 
 

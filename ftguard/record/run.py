@@ -84,7 +84,12 @@ class SampleResult(RecordModel):
     gold: int | None = None
     """Index of the correct choice / label (choice and classify tasks)."""
     prompt: str | None = None
-    """The item's own prompt as rendered, without few-shot examples."""
+    """The item's own prompt as rendered, without few-shot examples (for reports)."""
+    context: str | None = None
+    """The exact text the model received before its answer: the few-shot block and the
+    prompt, wrapped in the model's chat template for chat tasks (choice and classify tasks
+    then score ``target_delimiter`` + each choice after it). None for perplexity tasks (the
+    scored text is the rendered prompt) and in records written before ftguard kept it."""
     truncated: bool | None = None
     """Generate tasks: whether generation stopped because ``max_new_tokens`` ran out (True),
     or at an end-of-sequence token or stop string (False); None when unknown (other task
