@@ -85,7 +85,16 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
             s.model_copy(update={"tasks": [t for t in s.tasks if (s.name, t.name) in _names(pairs)
                                            | set(empty)]})
             for s in tuned.suites]})
-        resolve_rules(policy.rules, gateables_of_run(shared))
+        rules = policy.rules
+        if policy.source.startswith("the gate: section") and (base.config.tasks
+                                                               or tuned.config.tasks):
+            # a suite's own rules were checked against all its tasks when it was loaded; those
+            # whose tasks --tasks left out select no row here and end unchecked (not a pass)
+            from ftguard.gate.resolve import rule_problem
+
+            universe = gateables_of_run(shared)
+            rules = [r for r in rules if rule_problem(r, universe) is None]
+        resolve_rules(rules, gateables_of_run(shared))
         _refuse_empty(policy, empty, base)
     rows: list[ComparisonRow] = []
     for pair in pairs:

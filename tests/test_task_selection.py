@@ -147,3 +147,25 @@ def test_partial_reason_covers_limit_subset_and_tasks(config: dict, reason: str 
     assert RunConfig.model_validate(config).partial_reason() == reason
     written = json.loads(RunConfig.model_validate(config).model_dump_json())
     assert RunConfig.model_validate(written).partial_reason() == reason  # 1.0 stays whole
+
+
+def test_a_suite_rule_for_a_task_left_out_is_unchecked_not_an_error(run_cli: Cli,
+                                                                    tmp_path: Path) -> None:
+    code, _, err = run_cli("init", tmp_path / "s")
+    assert code == 0, err
+    yaml_path = tmp_path / "s" / "suite.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace(
+        "  - headline:not-regressed\n", "  - headline:not-regressed\n  - short_answers:f1:>=0.5\n"))
+    for seed in ("1", "2"):
+        code, _, err = run_cli("eval", tmp_path / "s", "--tasks", "capitals", "--model",
+                               f"fake:{seed}", "--no-progress", "-o", tmp_path / f"{seed}.json")
+        assert code == 0, err
+    code, out, err = run_cli("compare", tmp_path / "1.json", tmp_path / "2.json",
+                             "--format", "json")
+    assert code == 1, err  # the rule could not be checked: a failure, said as such
+    rules = {r["rule"]: r for r in json.loads(out)["gate"]}
+    assert rules["s/short_answers:f1:>=0.5"]["outcome"] == "unchecked"
+    assert rules["s:headline:not-regressed"]["outcome"] == "passed"
+    code, _, err = run_cli("compare", tmp_path / "1.json", tmp_path / "2.json",
+                           "--allow-unchecked", "s/short_answers:f1:>=0.5")
+    assert code == 0, err

@@ -154,7 +154,10 @@ def policy_factory(args: argparse.Namespace) -> Callable[[RunRecord], Policy]:
                 "correction": getattr(args, "correction", None),
                 "strict_power": True if getattr(args, "strict_power", False) else None,
                 "allow_unchecked": tuple(getattr(args, "allow_unchecked", None) or ())}
-    resolve_policy(fail_on=fail_on, policy=file, **settings)  # flags checked before any run
+    # the flags are checked before any run; --allow-unchecked may name a rule of the suites'
+    # gate: sections, known only with the run, unless --fail-on or --policy gives the rules
+    early = settings if fail_on or file else {**settings, "allow_unchecked": ()}
+    resolve_policy(fail_on=fail_on, policy=file, **early)
 
     def policy(tuned: RunRecord) -> Policy:
         return resolve_policy(fail_on=fail_on, policy=file,
