@@ -291,6 +291,14 @@ def _load_lmeval_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], ba
                       spec: TaskSpec, problems: list[Problem], digest: Any) -> Task | None:
     """An lm_eval task has no items of its own; its include folder is hashed into the suite."""
     if spec.lm_eval_include is None:
+        from ftguard.lmeval.registry import builtin_task_problem
+
+        assert spec.lm_eval_task is not None  # the schema requires it
+        if why := builtin_task_problem(spec.lm_eval_task):
+            loc_task: KeyPath = (*base, "lm_eval_task")
+            problems.append(Problem(str(yaml_path), line_of(lines, loc_task),
+                                    format_key(loc_task), why))
+            return None
         return Task(spec, [])
     loc: KeyPath = (*base, "lm_eval_include")
     folder = _resolve_inside(root, spec.lm_eval_include, yaml_path, lines, loc, problems,
