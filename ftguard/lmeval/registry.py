@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import metadata, util
 from pathlib import Path
 
-_TASK_KEY = re.compile(r"^task:[ \t]*['\"]?([A-Za-z0-9_][^\s'\"#]*)", re.M)
+_TASK_KEY = re.compile(r"^task:[ \t]*['\"]?([A-Za-z0-9_][^\s'\"#]*)", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
