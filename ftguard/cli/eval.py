@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftguard.cli.options import load_options, model_options, run_options, run_settings
+from ftguard.cli.options import (
+    SUITE_HELP,
+    load_options,
+    model_options,
+    run_options,
+    run_settings,
+)
 from ftguard.errors import EXIT_OK, UsageError
 from ftguard.outputs import output_dir, output_file
 
@@ -20,7 +26,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``eval`` on the main parser."""
     ev = commands.add_parser("eval", parents=[common], help="evaluate a model on suites",
                              description="Evaluate a model on suites and write a RunRecord.")
-    ev.add_argument("suites", nargs="+", metavar="SUITE", help="suite folder(s) or parents")
+    ev.add_argument("suites", nargs="+", metavar="SUITE", help=SUITE_HELP)
     ev.add_argument("--out", "-o", metavar="FILE", help="write the RunRecord JSON here")
     ev.add_argument("--out-dir", metavar="DIR",
                     help="with several --adapter: write one RunRecord per adapter, "

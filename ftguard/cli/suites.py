@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ftguard.cli.options import SUITE_HELP
 from ftguard.errors import EXIT_ERROR, EXIT_OK
 
 
@@ -16,7 +17,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     suite_commands = suites.add_subparsers(title="suite commands", metavar="COMMAND")
     validate = suite_commands.add_parser("validate", parents=[common],
                                          help="check suites and report every problem")
-    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("paths", nargs="+", metavar="SUITE", help=SUITE_HELP)
     validate.set_defaults(handler=cmd_validate)
 
 
