@@ -12,7 +12,7 @@
 Evaluations use the response and result caches, so a second run re-evaluates nothing; a
 finished fine-tune with the same settings is reused, an interrupted one resumes. Every file
 is written atomically, so Ctrl-C at any stage leaves the previous state intact. The shipped
-suites are found beside the package, so the demo runs from any working directory; relative
+suites are package data (ftguard/suites), so the demo runs from any working directory; relative
 output paths are relative to the working directory.
 """
 
@@ -167,12 +167,15 @@ def run_demo(options: DemoOptions, *, say: Say = print,
 
 
 def shipped_suites() -> Path:
-    """The suites/ folder next to the ftguard package (the repository's)."""
-    beside = Path(__file__).resolve().parent.parent / "suites"
-    if (beside / "legal").is_dir() and (beside / "general").is_dir():
-        return beside
-    raise UsageError(f"the shipped suites are not at {beside} (legal/ and general/).",
-                     hint="Run the demo from an ftguard checkout (pip install -e .), or pass "
+    """The folder of the suites shipped inside the package (:mod:`ftguard.suite.shipped`)."""
+    from ftguard.suite.shipped import shipped_root
+    from ftguard.suite.shipped import shipped_suites as by_name
+
+    root, found = shipped_root(), by_name()
+    if "legal" in found and "general" in found:
+        return root
+    raise UsageError(f"the shipped suites are not at {root} (legal/ and general/).",
+                     hint="Reinstall ftguard (its suites ship inside the package), or pass "
                           "--suites DIR with legal/ and general/ in it.")
 
 

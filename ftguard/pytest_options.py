@@ -178,3 +178,22 @@ def refuse_xdist(config: pytest.Config) -> None:
 
 
 __all__ = ["GateOptions", "read_options", "refuse_xdist"]
+
+def resolve_suite_names(config: pytest.Config) -> None:
+    """Replace each pytest argument that is not an existing path but names a shipped suite
+    (``pytest --ftguard legal``) by that suite's folder; a bare word that is neither is a
+    usage error listing the shipped suites. Paths (existing or not) are left to pytest."""
+    from ftguard.suite.shipped import looks_like_name, shipped_suites, unknown_suite_problem
+
+    if getattr(config.option, "pyargs", False):
+        return
+    here = config.invocation_params.dir
+    shipped = shipped_suites()
+    for index, arg in enumerate(config.args):
+        path, sep, rest = arg.partition("::")
+        if (here / path).exists() or not looks_like_name(path):
+            continue
+        if path in shipped:
+            config.args[index] = str(shipped[path]) + sep + rest
+        else:
+            raise pytest.UsageError(f"ftguard: --ftguard {unknown_suite_problem(path)}")

@@ -33,7 +33,12 @@ import pytest
 from ftguard.errors import FtguardError, ModelError, UsageError
 from ftguard.gate import Policy, PolicyFile
 from ftguard.pytest_nodes import SUITE_FILE, GateItem, SuiteFile, suite_roots
-from ftguard.pytest_options import GateOptions, read_options, refuse_xdist
+from ftguard.pytest_options import (
+    GateOptions,
+    read_options,
+    refuse_xdist,
+    resolve_suite_names,
+)
 from ftguard.pytest_text import (
     NO_BASELINE_HINT,
     accepted,
@@ -88,6 +93,7 @@ class GateSession:
         from ftguard.gate import load_policy
 
         refuse_xdist(config)
+        resolve_suite_names(config)
         try:
             options = read_options(config)
             policy = load_policy(options.policy) if options.policy else None

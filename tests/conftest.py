@@ -121,6 +121,14 @@ def tiny_model_other(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny2") / "model", seed=1, hidden=48)
 
 
+@pytest.fixture(scope="session")
+def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """ftguard's wheel installed into a fresh venv (tests/wheel_env.py; built once per session)."""
+    from wheel_env import build_wheel_env
+
+    return build_wheel_env(REPO, tmp_path_factory.mktemp("wheel"))
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),

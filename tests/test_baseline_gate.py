@@ -1,29 +1,21 @@
-"""``ftguard baseline accept|show``, ``ftguard gate`` and the shipped CI workflow.
+"""``ftguard baseline accept|show`` and ``ftguard gate``.
 
-The workflow test runs the commands of ``examples/github-actions/ftguard-gate.yml`` (not a
-runner): the PR job's eval and gate steps, extracted with pyyaml and run with bash in a
-temporary git repository, with the fake model standing in for the candidate.
+The CI recipes that run them (examples/github-actions, examples/gitlab) are tested in a
+user's repository with ftguard from the built wheel: tests/test_ci_recipes.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO, suite_yaml, write_jsonl
+from conftest import suite_yaml, write_jsonl
 from ftguard.record import read_run, write_run
-
-WORKFLOW = REPO / "examples" / "github-actions" / "ftguard-gate.yml"
-GITLAB = REPO / "examples" / "gitlab" / "ftguard-gate.gitlab-ci.yml"
-
 
 RunCli = Callable[..., tuple[int, str, str]]
 
@@ -227,81 +219,3 @@ def test_gate_uses_the_baseline_suites_the_candidate_has(repo: Path, run_cli: Ru
     code, out, err = run_cli("gate", "--candidate", "runs/candidate.json")
     assert code == 0, err
     assert "extra" not in out.split("(* = gated metric)")[0]
-
-
-# -- the shipped workflows ---------------------------------------------------------------
-
-
-def _pr_step_scripts() -> tuple[dict[str, str], list[str]]:
-    """The workflow's env and the run: scripts of the PR job's eval and gate steps."""
-    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
-    assert {"pull_request", "push"} <= set(triggers)
-    [job] = [j for j in workflow["jobs"].values() if "pull_request" in j.get("if", "")]
-    steps = {s.get("id"): s for s in job["steps"]}
-    uses = [s.get("uses", "") for s in job["steps"]]
-    assert any(u.startswith("actions/cache@") for u in uses)
-    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
-    assert upload["if"] == "always()" and "reports/gate.html" in upload["with"]["path"]
-    return workflow["env"], [steps["eval"]["run"], steps["gate"]["run"]]
-
-
-def _run_steps(repo: Path, tmp_path: Path) -> tuple[list[int], str, str]:
-    """Run the PR job's eval and gate steps as Actions would (bash -eo pipefail); return
-    their exit codes, the step summary file and their stderr."""
-    workflow_env, scripts = _pr_step_scripts()
-    summary = tmp_path / "step_summary.md"
-    env = {**os.environ, **{k: str(v) for k, v in workflow_env.items()},
-           "CANDIDATE_MODEL": "fake:0", "CANDIDATE_ADAPTER": "",
-           "GITHUB_STEP_SUMMARY": str(summary), "FTGUARD_HOME": str(tmp_path / "ftguard-home"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    codes, errors = [], []
-    for script in scripts:
-        script = re.sub(r"\$\{\{\s*env\.(\w+)\s*\}\}", lambda m: env[m.group(1)], script)
-        assert "${{" not in script, script
-        result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                                cwd=repo, env=env, capture_output=True, text=True, timeout=120,
-                                check=False)
-        codes.append(result.returncode)
-        errors.append(result.stderr)
-        if result.returncode:
-            break
-    text = summary.read_text(encoding="utf-8") if summary.exists() else ""
-    return codes, text, "\n".join(errors)
-
-
-def test_workflow_gate_passes_unchanged_candidate(repo: Path, run_cli: RunCli,
-                                                  tmp_path: Path) -> None:
-    run_cli("baseline", "accept", _eval(run_cli, "runs/base.json"))
-    codes, summary, err = _run_steps(repo, tmp_path)
-    assert codes == [0, 0], err
-    assert "## ✅ PASS: fake:0" in summary
-    assert "| tiny | mc | acc* |" in summary
-    assert (repo / "reports" / "gate.html").read_text(encoding="utf-8").startswith("<!DOCTYPE")
-    assert read_run(repo / "runs" / "candidate.json").model.spec == "fake:0"
-
-
-def test_workflow_gate_fails_on_regression(repo: Path, run_cli: RunCli, tmp_path: Path) -> None:
-    """The accepted baseline is a better model: fake:0's run with every sample marked
-    correct (``acc``/``acc_norm`` 1.0 per sample and as metric values). The suites are
-    untouched, so ``baseline accept`` needs no ``--force``. fake:0 then gets about a
-    quarter of the 60 items right: a significant regression of a general suite."""
-    run_cli("baseline", "accept", _perfect(_eval(run_cli, "runs/base.json")))
-    codes, summary, err = _run_steps(repo, tmp_path)
-    assert codes == [0, 1], err
-    assert "## ❌ FAIL: fake:0" in summary
-    assert re.search(r"\| tiny \| mc \| acc\* \| 1 \| 0\.\d+ \| -0\.\d+ .*regressed FAIL \|",
-                     summary)
-    assert (repo / "reports" / "gate.html").is_file()  # written for the artifact upload
-
-
-def test_gitlab_snippet_runs_the_same_commands() -> None:
-    gitlab = yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
-    gate, refresh = gitlab["ftguard-gate"], gitlab["ftguard-refresh-baseline"]
-    assert gate["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
-    assert "$CI_DEFAULT_BRANCH" in refresh["rules"][0]["if"]
-    setup = " ".join(gitlab[".ftguard"]["before_script"])
-    assert "ftguard eval suites/" in setup and "--out runs/candidate.json" in setup
-    assert "ftguard gate --baseline baselines/ --candidate runs/candidate.json" in gate["script"][1]
-    assert gate["artifacts"]["when"] == "always" and gate["artifacts"]["paths"] == ["reports/"]
-    assert any("ftguard baseline accept runs/candidate.json" in s for s in refresh["script"])

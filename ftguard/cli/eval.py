@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftguard.cli.options import (
+    SUITE_HELP,
     load_options,
     model_options,
     print_table,
@@ -26,7 +27,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``eval`` on the main parser."""
     ev = commands.add_parser("eval", parents=[common], help="evaluate a model on suites",
                              description="Evaluate a model on suites and write a RunRecord.")
-    ev.add_argument("suites", nargs="+", metavar="SUITE", help="suite folder(s) or parents")
+    ev.add_argument("suites", nargs="+", metavar="SUITE", help=SUITE_HELP)
     ev.add_argument("--out", "-o", metavar="FILE", help="write the RunRecord JSON here")
     ev.add_argument("--out-dir", metavar="DIR",
                     help="with several --adapter: write one RunRecord per adapter, "

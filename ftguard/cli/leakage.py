@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ftguard.cli.options import positive_int
+from ftguard.cli.options import SUITE_HELP, positive_int
 from ftguard.errors import EXIT_GATE_FAILED, EXIT_OK
 
 
@@ -15,7 +15,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "check-leakage", parents=[common], help="find training examples that overlap eval items",
         description="Report evaluation items that overlap training data (exact copies and "
                     "shared 13-grams); exit 1 when any is found.")
-    leak.add_argument("suites", nargs="+", metavar="SUITE", help="suite folder(s) or parents")
+    leak.add_argument("suites", nargs="+", metavar="SUITE", help=SUITE_HELP)
     leak.add_argument("--train", action="append", required=True, metavar="FILE",
                       help="training JSONL (instruction/input/output, prompt/completion or "
                            "messages); repeat for several files")

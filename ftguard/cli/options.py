@@ -274,3 +274,8 @@ def read_train(path_text: str | None, obj: object = None):  # -> TrainRecord | N
     if path_text:
         return read_train_record(Path(path_text))
     return discover_train_record(obj.tuned) if isinstance(obj, Comparison) else None
+
+
+SUITE_HELP = ("suite folder(s) or folders above them, or a shipped suite's name (legal, "
+              "general); an existing path wins over a name")
+"""Help of every positional SUITE argument."""

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ftguard.cli.options import finite_float
+from ftguard.cli.options import SUITE_HELP, finite_float
 from ftguard.errors import EXIT_OK, UsageError
 
 
@@ -14,7 +14,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``power`` on the main parser."""
     power = commands.add_parser("power", parents=[common],
                                 help="minimum detectable change of each task (no model needed)")
-    power.add_argument("suites", nargs="+", metavar="SUITE")
+    power.add_argument("suites", nargs="+", metavar="SUITE", help=SUITE_HELP)
     power.add_argument("--discordance", type=finite_float, default=0.20,
                        help="assumed share of items whose correctness changes (default 0.20)")
     power.add_argument("--alpha", type=finite_float, default=0.05, help="two-sided level (0.05)")

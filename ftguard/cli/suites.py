@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ftguard.cli.options import TABLE_FORMATS, print_table
+from ftguard.cli.options import SUITE_HELP, TABLE_FORMATS, print_table
 from ftguard.cli.suites_show import add_show_parser
 from ftguard.errors import EXIT_ERROR, EXIT_OK
 
@@ -22,7 +22,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     suite_commands = suites.add_subparsers(title="suite commands", metavar="COMMAND")
     validate = suite_commands.add_parser("validate", parents=[common],
                                          help="check suites and report every problem")
-    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("paths", nargs="+", metavar="SUITE", help=SUITE_HELP)
     validate.set_defaults(handler=cmd_validate)
     listing = suite_commands.add_parser(
         "list", parents=[common], help="the shipped suites and those under PATH...",

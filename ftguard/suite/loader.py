@@ -19,6 +19,7 @@ from ftguard.suite.instances import build_instances, item_id
 from ftguard.suite.jsonl import Row, read_jsonl
 from ftguard.suite.model import Suite, Task
 from ftguard.suite.schema import TASK_KINDS, SuiteSpec, TaskSpec
+from ftguard.suite.shipped import resolve_suite_argument, unknown_suite_problem
 from ftguard.suite.spec_problems import problem_from
 from ftguard.suite.templates import TemplateError, compile_template
 from ftguard.suite.yaml_lines import (
@@ -33,12 +34,16 @@ SUITE_FILE = "suite.yaml"
 
 
 def find_suites(paths: list[Path]) -> list[Path]:
-    """Suite folders named by ``paths``: a folder with suite.yaml, a suite.yaml itself, or any
-    folder below which suite.yaml files are found. Missing paths raise SuiteError."""
+    """Suite folders named by ``paths``: a folder with suite.yaml, a suite.yaml itself, any
+    folder below which suite.yaml files are found, or the name of a shipped suite (``legal``;
+    an existing path wins over a name). Missing paths and unknown names raise SuiteError."""
     found: list[Path] = []
     problems: list[Problem] = []
-    for path in paths:
-        if path.is_file() and path.name == SUITE_FILE:
+    for given in paths:
+        path = resolve_suite_argument(given)
+        if path is None:
+            problems.append(unknown_suite_problem(str(given)))
+        elif path.is_file() and path.name == SUITE_FILE:
             found.append(path.parent)
         elif (path / SUITE_FILE).is_file():
             found.append(path)
@@ -51,7 +56,7 @@ def find_suites(paths: list[Path]) -> list[Path]:
             found += below
         else:
             problems.append(Problem(str(path), None, None,
-                                    f"does not exist; give a suite folder containing {SUITE_FILE}."))
+                                    f"is neither a suite folder nor a {SUITE_FILE} file."))
     if problems:
         raise SuiteError(problems)
     unique = list(dict.fromkeys(p.resolve() for p in found))
