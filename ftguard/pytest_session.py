@@ -33,12 +33,7 @@ import pytest
 from ftguard.errors import FtguardError, ModelError, UsageError
 from ftguard.gate import Policy, PolicyFile
 from ftguard.pytest_nodes import SUITE_FILE, GateItem, SuiteFile, suite_roots
-from ftguard.pytest_options import (
-    GateOptions,
-    read_options,
-    refuse_xdist,
-    resolve_suite_names,
-)
+from ftguard.pytest_options import GateOptions, read_options, refuse_xdist, resolve_suite_names
 from ftguard.pytest_text import (
     NO_BASELINE_HINT,
     accepted,
@@ -396,7 +391,6 @@ class GateSession:
                 tr.write_line(f"suite {name}: {outcome.skip}")
         for note in self.notes:
             tr.write_line(f"ftguard: {note}")
-
 
 
 __all__ = ["GateSession", "Outcome"]

@@ -277,5 +277,5 @@ def read_train(path_text: str | None, obj: object = None):  # -> TrainRecord | N
 
 
 SUITE_HELP = ("suite folder(s) or folders above them, or a shipped suite's name (legal, "
-              "general); an existing path wins over a name")
+              "general, standard); an existing path wins over a name")
 """Help of every positional SUITE argument."""

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ftguard.cli import suites_show
 from ftguard.cli.options import SUITE_HELP, TABLE_FORMATS, print_table
-from ftguard.cli.suites_show import add_show_parser
 from ftguard.errors import EXIT_ERROR, EXIT_OK
 
 _LIST_FIELDS = ("suite", "role", "version", "tasks", "kinds", "items", "headline", "shipped",
@@ -39,7 +39,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                     "start a suite.yaml with '# yaml-language-server: $schema=PATH'.")
     schema.add_argument("--out", "-o", metavar="FILE", help="write the schema here")
     schema.set_defaults(handler=cmd_schema)
-    add_show_parser(suite_commands, common)
+    suites_show.add_parser(suite_commands, common)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

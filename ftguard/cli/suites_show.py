@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from ftguard.suite import Suite, Task
 
 
-def add_show_parser(suite_commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``suites show``."""
+def add_parser(suite_commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``show`` on the ``suites`` sub-commands."""
     show = suite_commands.add_parser(
         "show", parents=[common], help="a suite's task settings and rendered prompts",
         description="Show each task's settings and, with --render N, its first N prompts "
