@@ -86,8 +86,7 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
                                            | set(empty)]})
             for s in tuned.suites]})
         rules = policy.rules
-        if policy.source.startswith("the gate: section") and (base.config.tasks
-                                                               or tuned.config.tasks):
+        if policy.from_suites and (base.config.tasks or tuned.config.tasks):
             # a suite's own rules were checked against all its tasks when it was loaded; those
             # whose tasks --tasks left out select no row here and end unchecked (not a pass)
             from ftguard.gate.resolve import rule_problem

@@ -134,14 +134,22 @@ def test_bad_adapter_fails_before_loading_or_evaluating(
     assert not (tmp_path / "runs").exists()  # nothing evaluated, nothing written
 
 
+def _eval_base_and_both(run_cli: Callable[..., tuple[int, str, str]], tiny_model: Path,
+                        adapters: list[Path], suite: Path, runs: Path,
+                        fmt: str) -> tuple[str, str]:
+    """``eval`` of the base and both adapters into ``runs``; (stdout, stderr)."""
+    code, out, err = run_cli("eval", suite, "--model", tiny_model, "--adapter", adapters[0],
+                             "--adapter", adapters[1], "--include-base", "--out-dir", runs,
+                             "--device", "cpu", "--no-progress", "--format", fmt)
+    assert code == 0, err
+    return out, err
+
+
 def test_cli_out_dir_round_trip_and_compare(
         tiny_model: Path, adapters: list[Path], suite: Path, tmp_path: Path,
         run_cli: Callable[..., tuple[int, str, str]]) -> None:
     runs = tmp_path / "runs"
-    code, out, err = run_cli("eval", suite, "--model", tiny_model, "--adapter", adapters[0],
-                             "--adapter", adapters[1], "--include-base", "--out-dir", runs,
-                             "--device", "cpu", "--no-progress", "--format", "json")
-    assert code == 0, err
+    out, err = _eval_base_and_both(run_cli, tiny_model, adapters, suite, runs, "json")
     shown = json.loads(out)
     assert [r["model"]["adapter"] for r in shown] == [None, str(adapters[0]), str(adapters[1])]
     for name in ("base", "lora-a", "lora-b"):
@@ -205,10 +213,7 @@ def test_cli_several_adapters_csv_is_one_table_named_by_record(
     from ftguard.tables import result_rows
 
     runs = tmp_path / "runs"
-    code, out, err = run_cli("eval", suite, "--model", tiny_model, "--adapter", adapters[0],
-                             "--adapter", adapters[1], "--include-base", "--out-dir", runs,
-                             "--device", "cpu", "--no-progress", "--format", "csv")
-    assert code == 0, err
+    out, _ = _eval_base_and_both(run_cli, tiny_model, adapters, suite, runs, "csv")
     rows = list(csv.DictReader(io.StringIO(out, newline="")))
     expected = [{"model": name, **row} for name in ("base", "lora-a", "lora-b")
                 for row in result_rows(read_run(runs / f"{name}.json"))]

@@ -30,6 +30,9 @@ class Policy:
     """Texts of the rules whose rows may be uncomparable item by item (``*`` = any)."""
     source: str = "default"
     """Where the rules came from, in words."""
+    from_suites: bool = False
+    """The rules are the suites' own ``gate:`` sections (checked against each suite's tasks
+    when it was loaded)."""
 
     def allows_unchecked(self, rule: Rule) -> bool:
         return "*" in self.allow_unchecked or rule.text in self.allow_unchecked
@@ -216,7 +219,8 @@ def resolve_policy(*, fail_on: Sequence[Rule] = (), policy: PolicyFile | None = 
         correction=correction or file.correction or "holm",
         strict_power=strict_power if strict_power is not None else bool(file.strict_power),
         allow_unchecked=(),
-        source=source)
+        source=source,
+        from_suites=not fail_on and policy is None and bool(own))
     texts = {r.text for r in chosen.rules}
     flags = [_allowed(a, "--allow-unchecked") for a in allow_unchecked]
     for name in flags:

@@ -7,6 +7,7 @@ that explains every key the suite.yaml uses (and the optional ones it leaves out
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ftguard.errors import UsageError
@@ -79,6 +80,10 @@ _TASKS = {
     metrics: [perplexity, bits_per_byte]
 ''', [{"id": f"doc-{i}", "text": t} for i, t in enumerate(_TEXTS, 1)]),
 }
+
+_DATA = {kind: re.search(r"^    data: (\S+)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
+         for kind, (text, _) in _TASKS.items()}
+"""Each example task's data file, as its suite.yaml entry names it."""
 
 _README = """\
 # {name}
@@ -176,9 +181,8 @@ def write_suite(folder: Path, kinds: list[str], *, schema: str) -> list[Path]:
             + "gate:\n  - headline:not-regressed\n")
     files = {folder / "suite.yaml": yaml, folder / "README.md": _README.format(name=name)}
     for kind in kinds:
-        spec, rows = _TASKS[kind]
-        data = spec.split("data: ", 1)[1].split("\n", 1)[0]
-        files[folder / data] = "".join(json.dumps(r) + "\n" for r in rows)
+        _, rows = _TASKS[kind]
+        files[folder / _DATA[kind]] = "".join(json.dumps(r) + "\n" for r in rows)
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(text, path)
