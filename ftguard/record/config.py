@@ -100,6 +100,30 @@ class RunConfig(OpenSection):
     train_step: int | None = None
     """Evaluations during training: the optimizer step of the evaluated checkpoint."""
 
+    def partial_reason(self) -> str | None:
+        """Why the run saw only part of its tasks' items (``limit``, ``subset``, a per-task
+        subset below 1.0), in words any shell can show; None when it saw them all."""
+        reasons = []
+        if self.limit is not None:
+            reasons.append(f"the first {_items(self.limit)} of each task")
+        if self.subset is not None and not _whole(self.subset):
+            reasons.append(f"a seeded sample of {_items(self.subset)} of each task")
+        reasons += [f"a seeded sample of {_items(size)} of {task}"
+                    for task, size in (self.task_subset or {}).items() if not _whole(size)]
+        return "; ".join(reasons) or None
+
+
+def _whole(size: float) -> bool:
+    """A subset of every item: the fraction 1.0 (the whole number 1 is one item)."""
+    return isinstance(size, float) and size >= 1
+
+
+def _items(size: float) -> str:
+    """``5`` -> ``5 items``, ``0.3`` -> ``30% of the items`` (a subset's size in words)."""
+    if isinstance(size, float) and 0 < size < 1:
+        return f"{size:.0%} of the items"
+    return f"{size:g} item{'s' if size != 1 else ''}"
+
 
 class RunEnvironment(OpenSection):
     """Package versions, platform, device, git revision. Records imported from lm-eval hold
