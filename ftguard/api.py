@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
@@ -176,7 +175,8 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
     records, fingerprint included, so any two can be compared. Suites and every adapter folder
     are checked before the model is loaded, and every adapter is attached before the first
     evaluation, so a bad adapter fails before any work. With ``out_dir`` each record is
-    written to ``out_dir/<adapter folder name>.json`` (``base.json`` for the base). With
+    written to ``out_dir/NAME.json``, NAME from :func:`record_names` (``runs/a/adapter`` ->
+    ``a``; ``base.json`` for the base). With
     ``cache``, runs whose suites are all cached need no model; the model is loaded once for
     the others.
     """
@@ -224,19 +224,13 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
 
 
 def record_names(adapters: Sequence[str], *, include_base: bool = False) -> dict[str | None, str]:
-    """File stems of :func:`evaluate_adapters`' records: each adapter's folder name, ``base``
-    for the base model (key None); UsageError when two would collide."""
+    """File stems of :func:`evaluate_adapters`' records: each adapter's
+    :func:`~ftguard.models.naming.folder_name` (``runs/a/adapter`` -> ``a``), names that
+    collide made distinct by their parent folders; ``base`` for the base model (key None)."""
+    from ftguard.models.naming import distinct_names
+
     names: dict[str | None, str] = {None: "base"} if include_base else {}
-    for adapter in adapters:
-        stem = Path(os.path.abspath(Path(adapter).expanduser())).name
-        clash = next((a for a, n in names.items() if n == stem), "")
-        if clash != "":
-            other = "--include-base" if clash is None else f"{{--adapter}} {clash}"
-            raise UsageError(f"{{--adapter}} {adapter}: its record would be {stem}.json, like that "
-                             f"of {other}; each record is named after its adapter folder.",
-                             hint="Give the adapters distinct folder names (or copy one).",
-                             option="adapter")
-        names[adapter] = stem
+    names.update(distinct_names(adapters, reserved=("base",) if include_base else ()))
     return names
 
 

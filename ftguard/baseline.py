@@ -62,8 +62,11 @@ class BaselineIndex(BaseModel):
 
 
 def baseline_name(run: RunRecord) -> str:
-    """Default name: the model SPEC's last path part, made file-name safe."""
-    last = Path(run.model.spec.rstrip("/")).name or run.model.spec
+    """Default name: the model's :func:`~ftguard.models.naming.model_name` (its adapter's or
+    model folder's name, else its SPEC's last path part), made file-name safe."""
+    from ftguard.models.naming import model_name
+
+    last = model_name(run.model)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", last).strip("-.") or "baseline"
 
 

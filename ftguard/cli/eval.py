@@ -24,7 +24,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     ev.add_argument("--out", "-o", metavar="FILE", help="write the RunRecord JSON here")
     ev.add_argument("--out-dir", metavar="DIR",
                     help="with several --adapter: write one RunRecord per adapter, "
-                         "DIR/<adapter folder name>.json (base.json with --include-base)")
+                         "DIR/NAME.json, NAME the adapter's folder name or, for a generic "
+                         "one (adapter, model, final, checkpoint-N...), its run folder's: "
+                         "runs/a/adapter -> DIR/a.json (base.json with --include-base)")
     ev.add_argument("--include-base", action="store_true",
                     help="with --adapter: also evaluate the base model (adapters disabled) on "
                          "the same loaded weights")
@@ -77,7 +79,7 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
         raise UsageError(f"--out writes one RunRecord, but {len(adapters)} --adapter option(s)"
                          f"{' and --include-base' if args.include_base else ''} make one per "
                          "model.", hint="Use --out-dir DIR instead: it writes "
-                                        "DIR/<adapter folder name>.json for each adapter.")
+                                        "DIR/NAME.json for each adapter (NAME its run's).")
     output_dir(args.out_dir, "--out-dir")
     names = record_names(adapters, include_base=args.include_base)
     suites = load_suites(args.suites)
