@@ -18,6 +18,7 @@ from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
 from ftguard.models.wrappers import unwrap
+from ftguard.quiet import quiet
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
 from ftguard.suite import Suite, find_suites, load_suite
 from ftguard.version import ftguard_version, git_revision, package_version
@@ -62,6 +63,7 @@ def check_task_subset(task_subset: Mapping[str, float], suites: Sequence[Suite])
                               "config).")
 
 
+@quiet()
 def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
@@ -81,6 +83,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     The other suites' model answers go through the response cache
     (:mod:`ftguard.cache.responses`): only requests never answered by this model reach it, the
     model is loaded on the first such request, and an interrupted run resumes from there.
+    The libraries' own warnings are silenced meanwhile (:func:`ftguard.quiet.quiet`).
     """
     return _evaluate(suites, load=load, backend=backend, settings=settings, out=out,
                      reporter=reporter, cache=cache, shard=shard)
@@ -164,6 +167,7 @@ def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
     return record
 
 
+@quiet()
 def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions,
                       adapters: Sequence[str], settings: RunSettings | None = None,
                       out_dir: str | Path | None = None, reporter: Reporter | None = None,

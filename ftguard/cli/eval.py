@@ -13,6 +13,7 @@ from ftguard.errors import EXIT_OK, UsageError
 from ftguard.outputs import output_dir, output_file
 
 if TYPE_CHECKING:
+    from ftguard.record import RunRecord
     from ftguard.suite import Suite
 
 
@@ -57,8 +58,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from ftguard.health import run_warnings
 
         print(render_results(record, args.format))
-        for line in run_warnings(record):
-            print(f"ftguard: warning: {line}", file=sys.stderr)
+        for line in [*cached_lines(record), *(f"ftguard: warning: {w}"
+                                              for w in run_warnings(record))]:
+            print(line, file=sys.stderr)
         if args.out:
             print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
@@ -100,12 +102,19 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
     from ftguard.health import run_warnings
 
     for key, record in zip(names, records):
+        for line in cached_lines(record):
+            print(f"{names[key]}: {line}", file=sys.stderr)
         for line in run_warnings(record):
             print(f"ftguard: warning: {names[key]}: {line}", file=sys.stderr)
     if args.out_dir:
         for key in names:
             print(f"wrote {Path(args.out_dir) / (names[key] + '.json')}", file=sys.stderr)
     return EXIT_OK
+
+
+def cached_lines(record: RunRecord) -> list[str]:
+    """``legal: cached, 0 requests`` for each suite the result cache answered (``--cache``)."""
+    return [f"{name}: cached, 0 requests" for name in record.config.cached_suites or []]
 
 
 def check_eval_out(out: str | None, suites: Sequence[Suite]) -> None:
