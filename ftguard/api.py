@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
 from ftguard.models.wrappers import unwrap
+from ftguard.quiet import quiet
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
 from ftguard.suite import Suite, find_suites, load_suite
 from ftguard.version import ftguard_version, git_revision, package_version
@@ -73,6 +73,7 @@ def _selected_suites(suites: Sequence[str | Path | Suite], settings: RunSettings
     return select_tasks(loaded, settings.tasks)
 
 
+@quiet()
 def evaluate(suites: Sequence[str | Path | Suite], *,
              load: LoadOptions | None = None, backend: Backend | None = None,
              settings: RunSettings | None = None, out: str | Path | None = None,
@@ -92,6 +93,7 @@ def evaluate(suites: Sequence[str | Path | Suite], *,
     The other suites' model answers go through the response cache
     (:mod:`ftguard.cache.responses`): only requests never answered by this model reach it, the
     model is loaded on the first such request, and an interrupted run resumes from there.
+    The libraries' own warnings are silenced meanwhile (:func:`ftguard.quiet.quiet`).
     """
     return _evaluate(suites, load=load, backend=backend, settings=settings, out=out,
                      reporter=reporter, cache=cache, shard=shard)
@@ -174,6 +176,7 @@ def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
     return record
 
 
+@quiet()
 def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions,
                       adapters: Sequence[str], settings: RunSettings | None = None,
                       out_dir: str | Path | None = None, reporter: Reporter | None = None,
@@ -185,7 +188,8 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
     records, fingerprint included, so any two can be compared. Suites and every adapter folder
     are checked before the model is loaded, and every adapter is attached before the first
     evaluation, so a bad adapter fails before any work. With ``out_dir`` each record is
-    written to ``out_dir/<adapter folder name>.json`` (``base.json`` for the base). With
+    written to ``out_dir/NAME.json``, NAME from :func:`record_names` (``runs/a/adapter`` ->
+    ``a``; ``base.json`` for the base). With
     ``cache``, runs whose suites are all cached need no model; the model is loaded once for
     the others.
     """
@@ -231,19 +235,13 @@ def evaluate_adapters(suites: Sequence[str | Path | Suite], *, load: LoadOptions
 
 
 def record_names(adapters: Sequence[str], *, include_base: bool = False) -> dict[str | None, str]:
-    """File stems of :func:`evaluate_adapters`' records: each adapter's folder name, ``base``
-    for the base model (key None); UsageError when two would collide."""
+    """File stems of :func:`evaluate_adapters`' records: each adapter's
+    :func:`~ftguard.models.naming.folder_name` (``runs/a/adapter`` -> ``a``), names that
+    collide made distinct by their parent folders; ``base`` for the base model (key None)."""
+    from ftguard.models.naming import distinct_names
+
     names: dict[str | None, str] = {None: "base"} if include_base else {}
-    for adapter in adapters:
-        stem = Path(os.path.abspath(Path(adapter).expanduser())).name
-        clash = next((a for a, n in names.items() if n == stem), "")
-        if clash != "":
-            other = "--include-base" if clash is None else f"{{--adapter}} {clash}"
-            raise UsageError(f"{{--adapter}} {adapter}: its record would be {stem}.json, like that "
-                             f"of {other}; each record is named after its adapter folder.",
-                             hint="Give the adapters distinct folder names (or copy one).",
-                             option="adapter")
-        names[adapter] = stem
+    names.update(distinct_names(adapters, reserved=("base",) if include_base else ()))
     return names
 
 

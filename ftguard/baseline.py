@@ -62,8 +62,11 @@ class BaselineIndex(BaseModel):
 
 
 def baseline_name(run: RunRecord) -> str:
-    """Default name: the model SPEC's last path part, made file-name safe."""
-    last = Path(run.model.spec.rstrip("/")).name or run.model.spec
+    """Default name: the model's :func:`~ftguard.models.naming.model_name` (its adapter's or
+    model folder's name, else its SPEC's last path part), made file-name safe."""
+    from ftguard.models.naming import model_name
+
+    last = model_name(run.model)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", last).strip("-.") or "baseline"
 
 
@@ -109,9 +112,18 @@ def _entry_file(root: Path, entry: BaselineEntry, where: str) -> Path:
 
 
 def accept(run: RunRecord, root: Path, *, name: str | None = None, force: bool = False,
-           commit: str | None = None, source: Path | str = "the run") -> BaselineEntry:
+           allow_partial: bool = False, commit: str | None = None,
+           source: Path | str = "the run") -> BaselineEntry:
     """Store ``run`` as baseline ``name`` (replacing an older one); ``source`` (where it was
-    read from) names it in messages."""
+    read from) names it in messages. A partial run (:meth:`RunConfig.partial_reason`) is
+    refused unless ``allow_partial``: candidates would be gated on its items only."""
+    partial = run.config.partial_reason()
+    if partial and not allow_partial:
+        raise UsageError(
+            f"{source}: a partial run ({partial}); as a baseline it would gate candidates "
+            "on those items only.",
+            hint="Re-run ftguard eval without --limit/--subset to accept the whole suites, or "
+                 "pass {--allow-partial} to accept it as it is.", option="allow-partial")
     if not force:
         stale = _stale_suites(run)
         if stale:
@@ -148,13 +160,15 @@ def update(run: RunRecord, root: Path) -> BaselineEntry | None:
 
     Suites of the stored baseline that this run did not evaluate are kept when the model is
     the same (same fingerprint), so gating one suite does not drop another's baseline.
+    A partial run is stored as it is: the caller warns about it.
     """
     if root.suffix == ".json" or root.is_file():
         write_run(merged(read_run(root) if root.is_file() else None, run), root)
         return None
     name = baseline_name(run)
     found = Baselines(root).find([], name=name) if root.is_dir() else None
-    return accept(merged(found[0] if found else None, run), root, name=name, force=True)
+    return accept(merged(found[0] if found else None, run), root, name=name, force=True,
+                  allow_partial=True)  # the caller says so (the pytest plugin warns)
 
 
 def merged(old: RunRecord | None, run: RunRecord) -> RunRecord:

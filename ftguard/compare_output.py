@@ -62,9 +62,10 @@ def verdict_word(c: Comparison) -> str:
 
 
 def _banner(c: Comparison, markdown: bool) -> str:
-    text = (f"{verdict_word(c)}: {c.tuned.spec} ({c.tuned.fingerprint[:19]}"
-            + (f", adapter {c.tuned.adapter}" if c.tuned.adapter else "")
-            + f") vs base {c.base.spec} ({c.base.fingerprint[:19]})")
+    from ftguard.models.naming import model_label
+
+    text = (f"{verdict_word(c)}: {model_label(c.tuned)} ({c.tuned.fingerprint[:19]}) vs base "
+            f"{model_label(c.base)} ({c.base.fingerprint[:19]})")
     return f"## {'✅' if c.passed else '❌'} {text}" if markdown else text
 
 

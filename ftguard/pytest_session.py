@@ -297,6 +297,9 @@ class GateSession:
 
                 root = self.options.baseline
                 self.notes.append(accepted(self.run, root, update(self.run, root)))
+                if partial := self.run.config.partial_reason():  # kept: gated with the same
+                    self.notes.append(f"warning: the baseline is a partial run ({partial}); "
+                                      "candidates are gated on its items only")
         except Exception as exc:  # noqa: BLE001 -- the first item reports it (a bug: traceback)
             self.failure = exc
             return

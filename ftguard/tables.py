@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+from ftguard.models.naming import model_label
 from ftguard.record import RunRecord
 
 _HEADERS = ("suite", "task", "metric", "value", "95% CI", "n")
@@ -48,12 +49,14 @@ def render_results(record: RunRecord, fmt: str = "text") -> str:
     if fmt == "markdown":
         lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
         lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-        return f"**{record.model.spec}** (`{record.model.fingerprint[:19]}`)\n\n" + "\n".join(lines)
+        return f"**{model_label(record.model)}** (`{record.model.fingerprint[:19]}`)\n\n" + \
+            "\n".join(lines)
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{record.model.spec}  {record.model.fingerprint[:19]}", title_justify="left")
+    table = Table(title=f"{model_label(record.model)}  {record.model.fingerprint[:19]}",
+                  title_justify="left")
     for header in _HEADERS:
         table.add_column(header, justify="right" if header in ("value", "n") else "left")
     for row in rows:

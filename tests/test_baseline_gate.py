@@ -108,6 +108,45 @@ def test_accept_and_show_round_trip_records_commit(repo: Path, run_cli: RunCli) 
     assert names == ["fake-0", "release-1"]
 
 
+@pytest.mark.parametrize(("flags", "reason"), [
+    (["--limit", "5"], "at most 5 items per task (--limit 5)"),
+    (["--subset", "0.25"], "a seeded sample of 25% of each task (--subset 0.25)"),
+    (["--subset", "tiny/mc=12"], "a seeded sample of task(s) tiny/mc (12 items) (--subset TASK=N|F)"),
+])
+def test_accept_refuses_a_partial_run_unless_allowed(repo: Path, run_cli: RunCli,
+                                                     flags: list[str], reason: str) -> None:
+    code, _, err = run_cli("eval", "suites/", "--model", "fake:0", "--no-progress",
+                           "--out", "runs/part.json", *flags)
+    assert code == 0, err
+    code, out, err = run_cli("baseline", "accept", "runs/part.json")
+    assert code == 2 and out == ""
+    assert f"runs/part.json: a partial run ({reason}); as a baseline it would gate " in err
+    assert "--allow-partial" in err and "Traceback" not in err
+    assert not (repo / "baselines").exists()
+    code, out, err = run_cli("baseline", "accept", "runs/part.json", "--allow-partial")
+    assert code == 0, err
+    assert out.startswith("accepted fake-0: baselines/fake-0.json")
+    assert err == (f"ftguard: warning: baseline fake-0 is a partial run ({reason}); "
+                   "candidates are gated on its items only\n")
+
+
+def test_a_whole_subset_is_not_partial(repo: Path, run_cli: RunCli) -> None:
+    from ftguard.record.config import RunConfig
+
+    assert RunConfig(subset=1.0, task_subset={"tiny/mc": 1.0}).partial_reason() is None
+    assert RunConfig(limit=None, subset=None).partial_reason() is None
+    # the whole number 1 is one item, the fraction 1.0 every item
+    assert RunConfig(task_subset={"mc": 1}).partial_reason() == (
+        "a seeded sample of task(s) mc (1 item) (--subset TASK=N|F)")
+    assert RunConfig(limit=3, subset=0.5).partial_reason() == (
+        "at most 3 items per task (--limit 3); a seeded sample of 50% of each task (--subset 0.5)")
+    code, _, err = run_cli("eval", "suites/", "--model", "fake:0", "--no-progress",
+                           "--out", "runs/whole.json", "--subset", "1.0")
+    assert code == 0, err
+    code, _, err = run_cli("baseline", "accept", "runs/whole.json")
+    assert (code, err) == (0, "")
+
+
 def test_show_empty_folder(repo: Path, run_cli: RunCli) -> None:
     code, out, _ = run_cli("baseline", "show", "--dir", "nowhere")
     assert code == 0

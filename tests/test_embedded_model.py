@@ -56,3 +56,20 @@ def test_eval_cli_on_the_embedded_model(run_cli, tmp_path: Path) -> None:
 
     samples = read_run(tmp_path / "run.json").suites[0].tasks[0].samples
     assert samples[0].prediction.strip() == "Paris" and samples[0].scores["exact_match"] == 1.0
+
+
+def test_committed_baseline_has_the_embedded_models_fingerprint() -> None:
+    """The shipped baseline was accepted under transformers 5.23; the same weights converted
+    by any later version must keep its fingerprint, or every gate against it is refused."""
+    import json
+
+    from conftest import REPO
+    from ftguard.models import LoadOptions, embedded_model_dir
+    from ftguard.models.load import describe_model
+
+    embedded_model_dir()
+    fingerprint = describe_model(LoadOptions(device="cpu")).fingerprint
+    index = json.loads((REPO / "baselines" / "index.json").read_text())
+    entry = next(e for e in index["entries"] if e["model"] == "smollm2-135m-instruct")
+    record = json.loads((REPO / "baselines" / entry["file"]).read_text())
+    assert entry["fingerprint"] == record["model"]["fingerprint"] == fingerprint

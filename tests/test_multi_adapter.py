@@ -170,11 +170,33 @@ def test_cli_refuses_out_with_several_adapters(
     code, _, err = run_cli("eval", suite, "--model", tiny_model, "--include-base",
                            "--out-dir", tmp_path / "runs")
     assert code == 2 and "goes with --adapter" in err
-    twin = shutil.copytree(adapters[1], tmp_path / "other" / adapters[0].name)
     code, _, err = run_cli("eval", suite, "--model", tiny_model, "--adapter", adapters[0],
-                           "--adapter", f"{twin}/", "--out-dir", tmp_path / "runs")
-    assert code == 2 and "lora-a.json" in err
+                           "--adapter", f"{adapters[0]}/", "--out-dir", tmp_path / "runs")
+    assert code == 2 and f"--adapter {adapters[0]}/: given twice (also as {adapters[0]})" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_records_are_named_after_their_run_folders(
+        tiny_model: Path, adapters: list[Path], suite: Path, tmp_path: Path,
+        run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    """``ftguard train --out runs/a`` saves runs/a/adapter: its record is runs/a.json, and
+    tables, comparisons and baselines call it ``a``."""
+    runs = tmp_path / "runs"
+    a = shutil.copytree(adapters[0], runs / "a" / "adapter")
+    b = shutil.copytree(adapters[1], runs / "b" / "adapter")
+    code, out, err = run_cli("eval", suite, "--model", tiny_model, "--adapter", a, "--adapter", b,
+                             "--out-dir", runs, "--device", "cpu", "--no-progress",
+                             "--format", "markdown")
+    assert code == 0, err
+    assert sorted(p.name for p in runs.glob("*.json")) == ["a.json", "b.json"]
+    assert read_run(runs / "a.json").model.adapter == str(a)
+    assert f"# a\n**a ({tiny_model} + {a})** (`sha256:" in out
+    assert f"# b\n**b ({tiny_model} + {b})** (`sha256:" in out
+    code, out, _ = run_cli("compare", runs / "a.json", runs / "b.json")
+    assert code in (0, 1) and f": b ({tiny_model} + {b}) (sha256:" in out
+    code, out, err = run_cli("baseline", "accept", runs / "a.json", "--dir", tmp_path / "bl")
+    assert code == 0, err
+    assert out.startswith(f"accepted a: {tmp_path / 'bl' / 'a.json'}")
 
 
 def test_single_adapter_keeps_todays_behaviour(

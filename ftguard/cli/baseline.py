@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                      help="baseline name (default: the model SPEC's last path part)")
     acc.add_argument("--force", action="store_true",
                      help="accept even when the run's suite hashes differ from the suites on disk")
+    acc.add_argument("--allow-partial", action="store_true",
+                     help="accept a run made with --limit or --subset (candidates are then "
+                          "gated on its items only)")
     acc.add_argument("--if-changed", action="store_true",
                      help="leave the folder untouched when baseline NAME already has the same "
                           "model fingerprint and suite hashes (no churn in CI)")
@@ -53,7 +57,11 @@ def cmd_baseline_accept(args: argparse.Namespace) -> int:
         print(f"baseline {same.name} unchanged (same model fingerprint and suite hashes); "
               f"{root} left as it is")
         return EXIT_OK
-    entry = accept(run, root, name=args.name, force=args.force, source=run_path)
+    entry = accept(run, root, name=args.name, force=args.force,
+                   allow_partial=args.allow_partial, source=run_path)
+    if partial := run.config.partial_reason():
+        print(f"ftguard: warning: baseline {entry.name} is a partial run ({partial}); "
+              "candidates are gated on its items only", file=sys.stderr)
     print(f"accepted {entry.name}: {root / entry.file} ({entry.model}, "
           f"{suites_text(entry.suites)}, commit {(entry.commit or '-')[:8]})")
     return EXIT_OK

@@ -20,6 +20,7 @@ from ftguard.errors import EXIT_OK, UsageError
 from ftguard.outputs import output_dir, output_file
 
 if TYPE_CHECKING:
+    from ftguard.record import RunRecord
     from ftguard.suite import Suite
 
 
@@ -31,7 +32,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     ev.add_argument("--out", "-o", metavar="FILE", help="write the RunRecord JSON here")
     ev.add_argument("--out-dir", metavar="DIR",
                     help="with several --adapter: write one RunRecord per adapter, "
-                         "DIR/<adapter folder name>.json (base.json with --include-base)")
+                         "DIR/NAME.json, NAME the adapter's folder name or, for a generic "
+                         "one (adapter, model, final, checkpoint-N...), its run folder's: "
+                         "runs/a/adapter -> DIR/a.json (base.json with --include-base)")
     ev.add_argument("--include-base", action="store_true",
                     help="with --adapter: also evaluate the base model (adapters disabled) on "
                          "the same loaded weights")
@@ -62,8 +65,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from ftguard.health import run_warnings
 
         print_table(render_results(record, args.format))
-        for line in run_warnings(record):
-            print(f"ftguard: warning: {line}", file=sys.stderr)
+        for line in [*cached_lines(record), *(f"ftguard: warning: {w}"
+                                              for w in run_warnings(record))]:
+            print(line, file=sys.stderr)
         if args.out:
             print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
@@ -84,7 +88,7 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
         raise UsageError(f"--out writes one RunRecord, but {len(adapters)} --adapter option(s)"
                          f"{' and --include-base' if args.include_base else ''} make one per "
                          "model.", hint="Use --out-dir DIR instead: it writes "
-                                        "DIR/<adapter folder name>.json for each adapter.")
+                                        "DIR/NAME.json for each adapter (NAME its run's).")
     output_dir(args.out_dir, "--out-dir")
     names = record_names(adapters, include_base=args.include_base)
     suites = load_suites(args.suites)
@@ -112,12 +116,19 @@ def _eval_adapters(args: argparse.Namespace, adapters: list[str]) -> int:
     from ftguard.health import run_warnings
 
     for key, record in zip(names, records):
+        for line in cached_lines(record):
+            print(f"{names[key]}: {line}", file=sys.stderr)
         for line in run_warnings(record):
             print(f"ftguard: warning: {names[key]}: {line}", file=sys.stderr)
     if args.out_dir:
         for key in names:
             print(f"wrote {Path(args.out_dir) / (names[key] + '.json')}", file=sys.stderr)
     return EXIT_OK
+
+
+def cached_lines(record: RunRecord) -> list[str]:
+    """``legal: cached, 0 requests`` for each suite the result cache answered (``--cache``)."""
+    return [f"{name}: cached, 0 requests" for name in record.config.cached_suites or []]
 
 
 def check_eval_out(out: str | None, suites: Sequence[Suite]) -> None:

@@ -41,6 +41,7 @@ from ftguard.cli.interrupts import (
     set_signal_handlers,
 )
 from ftguard.errors import EXIT_ERROR, FtguardError
+from ftguard.quiet import verbosity
 from ftguard.version import ftguard_version
 
 COMMANDS = (eval_command, suites, init, import_lmeval, compare, report, power, leakage, train,
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_ERROR
         try:
-            return int(args.handler(args))
+            with verbosity(args.verbose):
+                return int(args.handler(args))
         except FtguardError as exc:
             raise_if_interrupted(exc)
             if args.debug:
@@ -90,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ftguard {ftguard_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.set_defaults(debug=False)
+    common.add_argument("--verbose", "-v", action="store_true",
+                        help="show the libraries' own warnings and notices (transformers "
+                             "deprecations, bitsandbytes kernels...), hidden by default")
+    parser.set_defaults(debug=False, verbose=False)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     for command in COMMANDS:

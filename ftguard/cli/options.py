@@ -30,7 +30,11 @@ def print_table(text: str) -> None:
 def model_options(p: argparse.ArgumentParser, several_adapters: bool = False) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", metavar="SPEC", default=None,
-                   help="local HF folder, hub id, or smollm2-135m-instruct (default)")
+                   help="local HF folder, hub id, smollm2-135m-instruct (default), or "
+                        "fake[:SEED], the dry-run model: no weights, deterministic "
+                        "pseudo-random answers from SEED (default 0), for checking suites, "
+                        "gates and CI wiring in seconds; with --adapter each adapter folder "
+                        "(checked as for a real model) gives other answers")
     if several_adapters:
         g.add_argument("--adapter", metavar="DIR", action="append",
                        help="PEFT adapter folder to apply; repeat it to evaluate several "

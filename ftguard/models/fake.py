@@ -1,14 +1,19 @@
-"""A deterministic model without weights, for tests and dry runs (``--model fake``).
+"""A deterministic model without weights, for tests and dry runs (``--model fake[:SEED]``).
 
-Its log-likelihoods are a pure function of the text (a hash), its generations echo the
-last word of the prompt (or nothing) and always end before ``max_new_tokens``. It never touches torch, so CLI tests that need a model are fast.
+Its log-likelihoods are a pure function of the text and SEED (a hash), its generations echo
+the last word of the prompt (or nothing) and always end before ``max_new_tokens``. It never
+touches torch, so suites, gates and CI wiring can be checked in seconds. An ``--adapter``
+folder is checked as for a real model and makes another fake model (its answers also hash
+the adapter's files), so multi-adapter runs can be dry-run too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from ftguard.models.base import (
     GenerateRequest,
@@ -30,17 +35,22 @@ def _unit(text: str) -> float:
 class FakeBackend:
     """Deterministic stand-in model; ``seed`` changes every answer."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, adapter: Path | None = None) -> None:
+        from ftguard.models.fingerprint import folder_digest
+
+        digest = folder_digest(adapter)[:16] if adapter is not None else None
         self.seed = seed
-        self.info = ModelInfo(spec=f"fake:{seed}", fingerprint=f"fake-{seed}", dtype="none",
-                              backend="fake", device="cpu")
+        self._salt = str(seed) if digest is None else f"{seed}+{digest}"
+        self.info = ModelInfo(spec=f"fake:{seed}", fingerprint=f"fake-{self._salt}",
+                              dtype="none", backend="fake", device="cpu",
+                              adapter=str(adapter) if adapter is not None else None)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
         out = []
         for r in requests:
             n = max(1, len(r.continuation.split()))
-            logprob = -n * (0.5 + 3 * _unit(f"{self.seed}|{r.context}|{r.continuation}"))
+            logprob = -n * (0.5 + 3 * _unit(f"{self._salt}|{r.context}|{r.continuation}"))
             out.append(LoglikelihoodResult(logprob, False, n))
         if progress:
             progress(len(requests))
@@ -51,7 +61,7 @@ class FakeBackend:
         out = []
         for r in requests:
             n = max(1, len(r.text.split()))
-            out.append(RollingResult(n * (2 + math.log1p(_unit(f"{self.seed}|{r.text}"))), n))
+            out.append(RollingResult(n * (2 + math.log1p(_unit(f"{self._salt}|{r.text}"))), n))
         if progress:
             progress(len(requests))
         return out
@@ -61,7 +71,7 @@ class FakeBackend:
         out = []
         for r in requests:
             words = r.context.split()
-            text = words[-1] if words and _unit(f"{self.seed}|{r.context}") < 0.5 else ""
+            text = words[-1] if words and _unit(f"{self._salt}|{r.context}") < 0.5 else ""
             out.append(Generation(text, truncated=False))  # one word: within any budget
         if progress:
             progress(len(requests))
@@ -69,3 +79,17 @@ class FakeBackend:
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
         return "".join(f"<{m['role']}>{m['content']}\n" for m in messages) + "<assistant>"
+
+
+class FakeAdapters:
+    """:class:`ftguard.models.load.AdapterSet` for the fake model: one base, its adapters."""
+
+    def __init__(self, seed: int, adapters: dict[str, Path]) -> None:
+        self.seed, self.adapters = seed, adapters
+
+    def backend(self, adapter: str) -> FakeBackend:
+        return FakeBackend(self.seed, self.adapters[adapter])
+
+    @contextmanager
+    def base(self) -> Iterator[FakeBackend]:
+        yield FakeBackend(self.seed)

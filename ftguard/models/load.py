@@ -10,6 +10,7 @@ from typing import Any
 
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
+from ftguard.models.fake import FakeAdapters
 from ftguard.models.hf_load import (
     HFPlan,
     apply_adapter,
@@ -126,24 +127,30 @@ class AdapterSet:
 def describe_adapters(options: LoadOptions, adapters: Sequence[str]) -> dict[str, ModelInfo]:
     """The ModelInfo of the base with each adapter, without loading anything; every adapter
     folder is checked as for a single ``--adapter`` (ModelError on the first bad one)."""
+    if model_backend(options.model) == "fake":
+        return {a: describe_model(replace(options, adapter=a)) for a in adapters}
     return _adapter_plan(options, adapters)[1]
 
 
 def _adapter_plan(options: LoadOptions,
                   adapters: Sequence[str]) -> tuple[HFPlan, dict[str, ModelInfo]]:
-    if model_backend(options.model) == "fake":
-        raise UsageError(f"{{--model}} {options.model}: the fake backend takes no adapters.",
-                         hint="Pass a Hugging Face model folder or hub id with {--model}.",
-                         option="model")
+    if backend_for(options).name != "hf":
+        raise UsageError(f"{{--backend}} {options.backend}: several adapters on one loaded "
+                         "base need the hf backend.", option="backend")
     plan = hf_plan(replace(options, adapter=None))
     return plan, {a: hf_info(replace(plan, adapter=check_adapter(a, options.allow_pickle)))
                   for a in adapters}
 
 
-def load_adapters(options: LoadOptions, adapters: Sequence[str]) -> AdapterSet:
+def load_adapters(options: LoadOptions, adapters: Sequence[str]) -> AdapterSet | FakeAdapters:
     """Load the base model once and attach every adapter: the first with
     ``PeftModel.from_pretrained``, the others with ``load_adapter``. ``options.adapter`` is
     ignored. An adapter for another base raises the same ModelError as ``--adapter``."""
+    if model_backend(options.model) == "fake":
+        from ftguard.models.registry import fake_seed
+
+        return FakeAdapters(fake_seed(options.model),
+                            {a: check_adapter(a, options.allow_pickle) for a in adapters})
     plan, infos = _adapter_plan(options, adapters)
     tokenizer = load_tokenizer(plan.resolved.path, options.trust_remote_code)
     model = load_model(plan.resolved.path, plan.device, plan.dtype, plan.quant, options)

@@ -145,10 +145,17 @@ class _Fake(BackendKind):
 
     def load(self, options: LoadOptions) -> Backend:
         from ftguard.models.fake import FakeBackend
+        from ftguard.models.hf_load import check_adapter
 
-        match = model_match(self, options.model)
-        assert match is not None  # backend_for chose it by this pattern
-        return FakeBackend(int(match.group(1) or 0))
+        return FakeBackend(fake_seed(options.model),
+                           check_adapter(options.adapter, options.allow_pickle))
+
+
+def fake_seed(spec: str | None) -> int:
+    """SEED of a ``fake[:SEED]`` model spec."""
+    match = model_match(_REGISTRY["fake"], spec)
+    assert match is not None  # backend_for chose the fake backend by this pattern
+    return int(match.group(1) or 0)
 
 
 BACKENDS: tuple[str, ...] = tuple(k.name for k in _REGISTRY.values() if k.model is None)

@@ -103,7 +103,6 @@ class RunConfig(OpenSection):
     train_step: int | None = None
     """Evaluations during training: the optimizer step of the evaluated checkpoint."""
 
-
     def partial_reason(self) -> str | None:
         """Why this run may not have evaluated every item of every task of its suites
         (``--limit``, ``--subset``, ``--tasks``), in words; None for a full run. Such a run

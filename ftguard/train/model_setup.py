@@ -55,25 +55,6 @@ class Prepared:
         return hasattr(self.model, "peft_config")
 
 
-def quiet_libraries() -> None:
-    """Silence library chatter that says nothing to an ftguard user (progress bars of file
-    writes, deprecation notices of internal calls, an optional kernel package missing)."""
-    import logging
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-    # peft looks the base model up by name on save (to see whether the vocabulary changed);
-    # ftguard names the base by its spec and works offline, and trains no embeddings then
-    warnings.filterwarnings("ignore", message=".*Unable to fetch remote file.*", module="peft")
-    warnings.filterwarnings("ignore", message=".*Could not find a config file.*", module="peft")
-
-
 def prepare_model(cfg: TrainConfig) -> Prepared:
     """Load the base model and tokenizer and attach the trainable part for ``cfg.method``."""
     from transformers import set_seed

@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.errors import UsageError
+from ftguard.models.naming import folder_name
+from ftguard.quiet import quiet as quiet_libraries
 from ftguard.train.config import TrainConfig
 from ftguard.train.record import TRAIN_RECORD, DataSummary, TrainRecord, write_train_record
 
 CONFIG_FILE = "config.yaml"
 
 
+@quiet_libraries(progress_bars=False)
 def run_training(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                  quiet: bool = False) -> TrainRecord:
-    """Train as ``cfg`` says; return the final TrainRecord (also written to OUT)."""
-    from ftguard.train.model_setup import quiet_libraries
-
-    quiet_libraries()
+    """Train as ``cfg`` says, the libraries quiet; return the TrainRecord (also in OUT)."""
     from ftguard.train import prepare_data
     from ftguard.train.model_setup import count_parameters, prepare_model
 
@@ -190,8 +190,7 @@ def _check_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
 
 def _clear_out(out: Path) -> None:
     """Remove an earlier run's outputs from OUT (``--overwrite``), once every input has been
-    checked; SIGINT and SIGTERM wait until none of it is left, so OUT never holds half of
-    the old run."""
+    checked; SIGINT and SIGTERM wait until it is all gone (OUT never holds half a run)."""
     from ftguard.atomic import signals_held
 
     with signals_held():
@@ -383,8 +382,9 @@ def _summary(record: TrainRecord, out: Path) -> str:
              (f"{record.tokens_per_second:,.0f} tokens/s; peak memory "
               f"{(record.peak_memory or 0) / 2**30:.2f} GiB")]
     if record.best:
-        lines.append(f"exported step {record.best.step} ({record.best.reason}) to "
-                     f"{out / (record.output or '')}")
+        saved = out / (record.output or "")  # named as its records will be: runs/a/adapter: a
+        lines.append(f"exported step {record.best.step} ({record.best.reason}) to {saved}, "
+                     f"named {folder_name(saved)}")
     return "\n".join(lines)
 
 
