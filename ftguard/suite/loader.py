@@ -39,6 +39,10 @@ class Task:
     instances: list[Instance]
     lm_eval_include: Path | None = None
     """``lm_eval`` tasks: the resolved folder of lm-eval task YAMLs (instances stay empty)."""
+    lm_eval_yaml: Path | None = None
+    """``lm_eval`` tasks: the YAML file defining the lm-eval task (found offline)."""
+    lm_eval_metrics: tuple[str, ...] = ()
+    """``lm_eval`` tasks: the metrics lm-eval reports for it, first the headline."""
 
     @property
     def name(self) -> str:
@@ -319,24 +323,36 @@ def _few_shot_fits(spec: TaskSpec, n_rows: int, shots: list[Row] | None, yaml_pa
 
 def _load_lmeval_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], base: KeyPath,
                       spec: TaskSpec, problems: list[Problem], digest: Any) -> Task | None:
-    """An lm_eval task has no items of its own; its include folder is hashed into the suite."""
-    if spec.lm_eval_include is None:
-        return Task(spec, [])
-    loc: KeyPath = (*base, "lm_eval_include")
-    folder = _resolve_inside(root, spec.lm_eval_include, yaml_path, lines, loc, problems,
-                             must_exist=False)
-    if folder is None:
+    """An lm_eval task has no items of its own; its include folder is hashed into the suite,
+    and its lm-eval task is looked up offline (name, and the metrics its YAML reports)."""
+    folder = None
+    if spec.lm_eval_include is not None:
+        loc: KeyPath = (*base, "lm_eval_include")
+        folder = _resolve_inside(root, spec.lm_eval_include, yaml_path, lines, loc, problems,
+                                 must_exist=False)
+        if folder is None:
+            return None
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        if not any(p.suffix in (".yaml", ".yml") for p in files):
+            problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                    f"'{spec.lm_eval_include}' is not a folder of lm-eval task "
+                                    f"YAML files in {root}."))
+            return None
+        for path in files:
+            digest.update(path.relative_to(root.resolve()).as_posix().encode())
+            _hash_file(digest, path)
+    from ftguard.errors import DataError
+    from ftguard.lmeval.tasks import lookup_task
+
+    assert spec.lm_eval_task is not None  # the schema requires it
+    try:
+        task_yaml, metrics = lookup_task(spec.lm_eval_task, folder)
+    except DataError as exc:
+        loc = (*base, "lm_eval_task")
+        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc), str(exc)))
         return None
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    if not any(p.suffix in (".yaml", ".yml") for p in files):
-        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
-                                f"'{spec.lm_eval_include}' is not a folder of lm-eval task "
-                                f"YAML files in {root}."))
-        return None
-    for path in files:
-        digest.update(path.relative_to(root.resolve()).as_posix().encode())
-        _hash_file(digest, path)
-    return Task(spec, [], lm_eval_include=folder)
+    return Task(spec, [], lm_eval_include=folder, lm_eval_yaml=task_yaml,
+                lm_eval_metrics=metrics)
 
 
 def _read(path: Path, root: Path, problems: list[Problem], digest: Any) -> list[Row] | None:
