@@ -162,8 +162,8 @@ def test_a_task_skipped_in_one_run_is_unchecked_beside_the_compared_ones() -> No
     (rule,) = result.gate
     assert rule.outcome == "unchecked" and rule.fails and not result.passed
     assert rule.rows == ["std/ran acc", "std/hub acc"]
-    assert rule.unchecked == ["std/hub acc: skipped in the tuned run: dataset org/hub not "
-                              "reachable (offline); not compared"]
+    assert rule.unchecked == [("std/hub acc: skipped in the tuned run: dataset org/hub not "
+                               "reachable (offline); not compared")]
     allowed = compare(base, tuned, resolve_policy(allow_unchecked=["*"]))
     assert allowed.passed and allowed.gate[0].outcome == "unchecked"
     assert "std/hub" not in " ".join(allowed.notes)  # not an --allow-mismatch difference

@@ -222,11 +222,10 @@ def build_task(name: str, yaml_path: Path, *, mean: bool) -> tuple[Any, Any]:
         resolved = _resolve(cfg)
     except ImportError as exc:
         package = _missing_module(exc)
+        extra = f"pip install 'lm-eval[{name}]'" if name in _lmeval_extras() else \
+            f"pip install {package}"
         raise TaskSkipped(f"lm-eval task {name!r} needs the Python package {package!r}, which "
-                          f"is not installed ({first_line(exc)}); install it, or lm-eval's "
-                          f"extra for the task (pip install 'lm-eval[{name}]' where lm-eval "
-                          "has one)",
-                          metrics) from exc
+                          f"is not installed ({first_line(exc)}; {extra})", metrics) from exc
     from lm_eval.tasks import TaskManager
 
 
@@ -253,6 +252,15 @@ def _resolve(value: Any) -> Any:
     if isinstance(value, list):
         return [_resolve(v) for v in value]
     return value
+
+
+def _lmeval_extras() -> set[str]:
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        return set(metadata("lm_eval").get_all("Provides-Extra") or [])
+    except PackageNotFoundError:
+        return set()
 
 
 def _missing_module(exc: BaseException) -> str:

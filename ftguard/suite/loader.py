@@ -107,8 +107,11 @@ def load_suite(path: Path) -> Suite:
     if spec is None:
         raise SuiteError(problems)
     tasks: list[Task] = []
-    # Gate rules do not change what is evaluated: runs made before a gate change still compare.
-    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate"}).encode())
+    # Gate rules do not change what is evaluated: runs made before a gate change still compare;
+    # nor does a key added later while unset (suites keep the hash their records carry).
+    unset = {i: {"lm_eval_aggregation"} for i, t in enumerate(spec.tasks)
+             if t.lm_eval_aggregation is None}
+    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode())
     with _without_cycle_collection():
         for index, task_spec in enumerate(spec.tasks):
             task = _load_task(root, yaml_path, lines, index, task_spec, problems, digest)
