@@ -145,7 +145,7 @@ def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
             assert backend is not None
             results.append(run_suite(suite, _for_suite(backend, suite), settings, reporter,
                                      timings))
-            if cache:
+            if cache and not results[-1].skipped:  # a skipped task may run next time
                 from ftguard.cache import results as result_cache
 
                 result_cache.put(backend.info.fingerprint, suite, settings, results[-1])
@@ -269,11 +269,11 @@ def _response_cached(backend: Backend | None, load: LoadOptions, info: ModelInfo
 
 def _for_suite(backend: Backend, suite: Suite) -> Backend:
     """lm_eval tasks drive the Hugging Face model themselves: they get the real backend, not
-    the wrappers (lm-eval runs whole in every process), loaded if the response cache had not
-    needed it yet."""
+    the wrappers (lm-eval runs whole in every process); the bridge loads it if the response
+    cache had not needed it yet, once its lm-eval task is built (a skipped task loads none)."""
     if not any(t.spec.kind == "lm_eval" for t in suite.tasks):
         return backend
-    return unwrap(backend, load=True)
+    return unwrap(backend)
 
 
 def _cached(info: ModelInfo, suites: list[Suite], settings: RunSettings) -> dict[str, SuiteResult]:

@@ -17,7 +17,8 @@ Each test keeps its false-alarm rate at or below alpha at every n (3 items inclu
 default, or Benjamini-Hochberg) within the gated rows of each role, and separately across the
 rest; a row is ``improved``/``regressed`` when its adjusted p-value is below alpha. A row
 without per-item scores is kept as ``not-compared``, so a rule that gates it is ``unchecked``
-(see :func:`ftguard.gate.judge`), never silently passed.
+(see :func:`ftguard.gate.judge`), never silently passed; so is a rule that selects a task one
+run skipped (:mod:`ftguard.compare_skips`).
 """
 
 from __future__ import annotations
@@ -78,22 +79,25 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
 
     if policy is None:
         policy = resolve_policy(suite_gates=suite_gates_of_run(tuned))
+    from ftguard.compare_skips import skipped_checks, skipped_gateables
+
+    skips = skipped_checks(base, tuned)  # every rule selecting one is unchecked
     notes: list[str] = []
     pairs, empty = _pair_tasks(base, tuned, allow_mismatch, notes)
     if check_rules:
         shared = tuned.model_copy(update={"suites": [
-            s.model_copy(update={"tasks": [t for t in s.tasks if (s.name, t.name) in _names(pairs)
-                                           | set(empty)]})
+            s.model_copy(update={"skipped": [], "tasks": [
+                t for t in s.tasks if (s.name, t.name) in _names(pairs) | set(empty)]})
             for s in tuned.suites]})
+        universe = gateables_of_run(shared) + skipped_gateables(skips)
         rules = policy.rules
         if policy.from_suites and (base.config.tasks or tuned.config.tasks):
             # a suite's own rules were checked against all its tasks when it was loaded; those
             # whose tasks --tasks left out select no row here and end unchecked (not a pass)
             from ftguard.gate.resolve import rule_problem
 
-            universe = gateables_of_run(shared)
             rules = [r for r in rules if rule_problem(r, universe) is None]
-        resolve_rules(rules, gateables_of_run(shared))
+        resolve_rules(rules, universe)
         _refuse_empty(policy, empty, base)
     rows: list[ComparisonRow] = []
     for pair in pairs:
@@ -103,13 +107,14 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
                                  alpha=policy.alpha))
     for row in rows:
         row.gated = any(rule.selects(row) for rule in policy.rules)
-    if check_rules and not any(r.gated for r in rows):
+    if check_rules and not any(r.gated for r in rows) and not any(
+            k.selected_by(rule) for k in skips for rule in policy.rules):
         raise UsageError("nothing was gated: no compared row is checked by any gate rule "
                          f"({policy.source}: {', '.join(r.text for r in policy.rules)}).",
                          hint="A comparison that checks nothing is not a pass. Gate at least "
                               "one metric the two runs share (see `--fail-on`).")
     _adjust_and_judge(rows, policy)
-    outcomes = judge(rows, policy)
+    outcomes = judge(rows, policy, skips)
     failures = [line for o in outcomes if o.fails for line in _failure_lines(o)]
     from ftguard.health import change_warnings
 
@@ -181,6 +186,8 @@ def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
                 notes: list[str]) -> tuple[list[_Pair], list[tuple[str, str]]]:
     """The tasks of both runs with their shared items, and the tasks both runs have but
     share no item of (possible only with ``allow_mismatch``)."""
+    from ftguard.compare_skips import skipped_names
+
     problems: list[str] = []
     tuned_suites = {s.name: s for s in tuned.suites}
     pairs: list[_Pair] = []
@@ -193,8 +200,9 @@ def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
         if suite.hash != other.hash:
             problems.append(f"suite {suite.name} differs (content hash {suite.hash[:12]} vs "
                             f"{other.hash[:12]}): items or prompts changed between the runs")
-        tuned_tasks = {t.name: t for t in other.tasks}
-        for task in suite.tasks:
+        skipped = skipped_names(suite) | skipped_names(other)  # gated as unchecked instead
+        tuned_tasks = {t.name: t for t in other.tasks if t.name not in skipped}
+        for task in (t for t in suite.tasks if t.name not in skipped):
             peer = tuned_tasks.get(task.name)
             if peer is None:
                 problems.append(f"task {suite.name}/{task.name} is only in the base run")

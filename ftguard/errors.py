@@ -13,6 +13,8 @@ the file, line, key or flag at fault and says how to fix it.
     ├── ModelError               a model / adapter that cannot be resolved or loaded
     │   └── OfflineError         a hub id asked for while the hub cannot be reached
     └── RecordError              a RunRecord that cannot be read or written
+
+    TaskSkipped (not an FtguardError): a task that cannot run here; recorded as skipped
 """
 
 from __future__ import annotations
@@ -135,3 +137,15 @@ def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     line = lines[0] if lines else type(exc).__name__
     return line if len(line) < 300 else line[:297] + "..."
+
+
+class TaskSkipped(Exception):  # a signal, not an error: the run goes on
+    """A task that cannot run on this machine (its dataset is not reachable, a package its
+    lm-eval task needs is not installed). The engine records it as skipped with ``reason``;
+    compare and gate report every rule that selects it as ``unchecked``, never as passed."""
+
+    def __init__(self, reason: str, metrics: tuple[str, ...] = ()) -> None:
+        self.reason = reason
+        self.metrics = metrics
+        """The metrics the task would have reported (first = headline), when known."""
+        super().__init__(reason)

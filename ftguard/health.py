@@ -49,9 +49,11 @@ def task_health(task: TaskResult) -> GenerationHealth | None:
 
 def run_warnings(run: RunRecord) -> list[str]:
     """One line per generate task with at least :data:`EMPTY_SHARE_WARNING` empty or
-    :data:`TRUNCATED_SHARE_WARNING` truncated predictions, and one line when the truncation
-    of some predictions is unknown."""
-    lines: list[str] = []
+    :data:`TRUNCATED_SHARE_WARNING` truncated predictions, one line when the truncation of
+    some predictions is unknown, and first one line per task the run skipped."""
+    lines: list[str] = [f"{suite.name}/{skip.name}: {skip.reason}; skipped (compare and gate "
+                        "report it as unchecked, never as passed)"
+                        for suite in run.suites for skip in suite.skipped]
     unknown, total, where = 0, 0, []
     for name, health in _healths(run):
         if health.n == 0:

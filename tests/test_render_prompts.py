@@ -66,3 +66,19 @@ def test_show_renders_the_embedded_models_chat_template(run_cli) -> None:
     code, out, err = run_cli("suites", "show", f"{LEGAL}/doctrine_mc", "--render", "1")
     assert code == 0, err
     assert "<|im_start|>user\n" in out and out.count("<|im_start|>assistant\n") == 1
+
+
+@pytest.mark.slow
+def test_show_loads_the_tokenizer_alone(run_cli, monkeypatch) -> None:
+    from ftguard.models import hf_load
+
+    def no_weights(*args: object, **kwargs: object) -> None:
+        raise AssertionError("suites show loaded the model's weights")
+
+    monkeypatch.setattr(hf_load, "load_model", no_weights)
+    code, out, err = run_cli("suites", "show", f"{LEGAL}/doctrine_mc", "--render", "1",
+                             "--format", "json")
+    assert code == 0, err
+    (task,) = json.loads(out)["tasks"]
+    assert task["model"] == "the embedded model"
+    assert task["rendered"][0]["model_input"].startswith("<|im_start|>")

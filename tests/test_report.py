@@ -295,3 +295,41 @@ def test_verdict_sections_in_headless_chromium(tmp_path: Path, chromium: str) ->
     _browser(chromium, tmp_path, (tmp_path / "pass.html").as_uri(), f"--screenshot={shot}",
              "--window-size=1280,1400")
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+SHOTS = "".join(f"Question: example {i}?\nAnswer: yes\n\n" for i in range(4))  # 120 chars
+
+
+def _run_with_contexts() -> RunRecord:
+    base, _ = _runs()
+    samples = base.suites[0].tasks[0].samples
+    samples[0] = samples[0].model_copy(update={
+        "prompt": "Question: mine?\nAnswer:",
+        "context": "<|im_start|>user\n" + SHOTS + "Question: mine?\nAnswer:<|im_end|>\n"})
+    samples[1] = samples[1].model_copy(update={"prompt": HOSTILE[1],
+                                               "context": HOSTILE[0] + HOSTILE[1]})
+    return base
+
+
+def test_run_report_shows_the_exact_input_with_its_opening_folded() -> None:
+    page = render_report(_run_with_contexts())
+    first = page.split(">knowledge-0<")[1].split("</tr>")[0]
+    opening = len("<|im_start|>user\n" + SHOTS)
+    assert first.count('<details class="context">') == 1
+    assert f"<summary>{opening} characters before the item" in first
+    assert "example 3?" in first.split("</details>")[0]  # the few-shot block, folded
+    assert first.split("</details>")[1].startswith(
+        '<pre class="cell">Question: mine?\nAnswer:&lt;|im_end|&gt;\n</pre>')
+    second = page.split(">knowledge-1<")[1].split("</tr>")[0]  # escaped, folded or not
+    assert "<script>alert(1)" not in second and "&lt;script&gt;alert(1)" in second
+    third = page.split(">knowledge-2<")[1].split("</tr>")[0]  # no context: the prompt alone
+    assert "<details" not in third
+
+
+def test_run_report_folds_in_headless_chromium(tmp_path: Path, chromium: str) -> None:
+    report = write_report(_run_with_contexts(), tmp_path / "run.html")
+    done = _browser(chromium, tmp_path, report.as_uri(), "--dump-dom")
+    assert not _page_problems(done.stderr)
+    row = done.stdout.split(">knowledge-0<")[1].split("</tr>")[0]
+    assert '<details class="context">' in row and "open" not in row.split("<summary>")[0]
+    assert not any(tag == "img" for tag, _ in _parse(done.stdout).tags)  # the hostile one inert

@@ -78,8 +78,8 @@ def test_init_writes_a_suite_that_validates_and_runs(run_cli, tmp_path, kinds) -
     assert code == 0, err
     text = (folder / "suite.yaml").read_text()
     schema_line = text.splitlines()[0]
-    assert schema_line.startswith("# yaml-language-server: $schema=")
-    assert json.loads(Path(schema_line.split("=", 1)[1]).read_text()) == suite_schema()
+    assert schema_line == "# yaml-language-server: $schema=suite.schema.json"
+    assert json.loads((folder / "suite.schema.json").read_text()) == suite_schema()
     suite = load_suite(folder)
     want = [k for k in ("choice", "classify", "generate", "perplexity")
             if not kinds or any(k in a for a in kinds)]

@@ -29,7 +29,10 @@ def cache_key(fingerprint: str, suite: Suite, settings: RunSettings) -> str:
     """sha256 over everything that decides a suite's result."""
     parts = {"model": fingerprint, "suite": suite.hash, "limit": settings.limit,
              "subset": settings.subset, "seed": settings.seed, "resamples": settings.resamples,
-             "ftguard": ftguard_version()}
+             "ftguard": ftguard_version(),
+             # results of earlier builds of this version have samples without ``context`` (the
+             # exact model input) and no ``skipped`` tasks: not reused
+             "record": "context+skipped"}
     own = {t.spec.name: subset_for(settings.subset, settings.task_subset, suite.name, t.spec.name)
            for t in suite.tasks}
     if any(value != settings.subset for value in own.values()):  # per-task overrides apply

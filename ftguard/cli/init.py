@@ -27,12 +27,11 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ftguard.suite.json_schema import installed_schema
     from ftguard.suite.scaffold import parse_kinds, write_suite
 
     kinds = parse_kinds(args.kind)
     folder = Path(args.name)
-    files = write_suite(folder, kinds, schema=str(installed_schema()))
+    files = write_suite(folder, kinds)
     for path in files:
         print(f"wrote {path}", file=sys.stderr)
     print(f"next: ftguard suites validate {folder} && ftguard eval {folder} --model fake",

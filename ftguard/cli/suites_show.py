@@ -13,7 +13,7 @@ from ftguard.cli.options import model_options, positive_int
 from ftguard.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from ftguard.models.base import Backend
+    from ftguard.models.base import ChatTemplater
     from ftguard.suite import Suite, Task
 
 
@@ -36,13 +36,16 @@ def add_parser(suite_commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     suite, tasks = _pick(args.suite)
-    backend = None
+    backend, model = None, None
     if args.render and any(t.spec.chat_template for t in tasks):
         from ftguard.cli.options import load_options
-        from ftguard.models.load import load_backend
+        from ftguard.models.load import backend_for
 
-        backend = load_backend(load_options(args))
-    shown = [_task_view(suite, task, args.render, backend) for task in tasks]
+        options = load_options(args)
+        # the chat template is all a prompt needs: a tokenizer for in-process models
+        backend = backend_for(options).templater(options)
+        model = options.model or "the embedded model"
+    shown = [_task_view(suite, task, args.render, backend, model) for task in tasks]
     if args.format == "json":
         print(json.dumps({"suite": suite.name, "role": suite.spec.role,
                           "version": suite.spec.version, "path": str(suite.root),
@@ -82,7 +85,8 @@ def _pick(text: str) -> tuple[Suite, list[Task]]:
     return suite, tasks
 
 
-def _task_view(suite: Suite, task: Task, render: int, backend: Backend | None) -> dict[str, Any]:
+def _task_view(suite: Suite, task: Task, render: int, backend: ChatTemplater | None,
+               model: str | None) -> dict[str, Any]:
     from ftguard.engine.render import continuations, model_inputs
 
     spec = task.spec
@@ -107,7 +111,7 @@ def _task_view(suite: Suite, task: Task, render: int, backend: Backend | None) -
             item["references"] = list(inst.references)
         rendered.append(item)
     view["rendered"] = rendered
-    view["model"] = backend.info.spec if backend is not None else None
+    view["model"] = model if spec.chat_template else None
     return view
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ftguard.models.base import Backend
+from ftguard.models.base import ChatTemplater
 from ftguard.suite import Instance, TaskSpec
 
 
-def model_inputs(instances: Sequence[Instance], backend: Backend | None) -> list[str]:
+def model_inputs(instances: Sequence[Instance], backend: ChatTemplater | None) -> list[str]:
     """Each item's context as sent: few-shot block and prompt, wrapped in ``backend``'s chat
     template for chat tasks (``backend`` may be None when no instance uses chat turns). The
     model's tokenizer may still add special tokens such as BOS in front."""

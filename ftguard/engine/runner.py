@@ -12,6 +12,7 @@ import numpy as np
 from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
+from ftguard.errors import TaskSkipped
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
 from ftguard.metrics.registry import expand_metric_names
@@ -24,23 +25,27 @@ from ftguard.models.base import (
     RollingRequest,
     truncated_flag,
 )
-from ftguard.record import MetricResult, SampleResult, SuiteResult, TaskResult
+from ftguard.record import MetricResult, SampleResult, SkippedTask, SuiteResult, TaskResult
 from ftguard.suite import Instance, Suite, Task
 
 
 def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: Reporter,
               timings: dict[str, float]) -> SuiteResult:
-    tasks = []
+    tasks, skipped = [], []
     for task in suite.tasks:
         label = f"{suite.name}/{task.name}"
         start = time.perf_counter()
         own = subset_for(settings.subset, settings.task_subset, suite.name, task.spec.name)
-        tasks.append(run_task(task, backend, replace(settings, subset=own, task_subset={}),
-                              reporter, label))
+        try:
+            tasks.append(run_task(task, backend, replace(settings, subset=own, task_subset={}),
+                                  reporter, label))
+        except TaskSkipped as why:  # cannot run on this machine: recorded, never a pass
+            skipped.append(SkippedTask(name=task.name, kind=task.spec.kind, reason=why.reason,
+                                       metrics=list(why.metrics or task.lm_eval_metrics)))
         timings[label] = round(time.perf_counter() - start, 3)
     return SuiteResult(name=suite.name, version=suite.spec.version, hash=suite.hash,
                        role=suite.spec.role, path=display_path(suite.root),
-                       gate=list(suite.spec.gate or []), tasks=tasks)
+                       gate=list(suite.spec.gate or []), tasks=tasks, skipped=skipped)
 
 
 def display_path(path: Path) -> str:

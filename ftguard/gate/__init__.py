@@ -33,7 +33,7 @@ have detected what the rule asks for).
 from __future__ import annotations
 
 from ftguard.gate.grammar import parse_condition, parse_rule, rule_from, rule_from_mapping
-from ftguard.gate.judge import judge, row_outcome
+from ftguard.gate.judge import SkippedCheck, judge, row_outcome
 from ftguard.gate.policy import (
     DEFAULT_RULES,
     Policy,
@@ -54,7 +54,8 @@ from ftguard.gate.resolve import (
 from ftguard.gate.rules import CONDITIONS, ROLES, Rule, format_ci, row_stats
 
 __all__ = ["CONDITIONS", "DEFAULT_RULES", "ROLES", "Gateable", "Policy", "PolicyFile", "Rule",
-           "SuiteGate", "check_rules", "format_ci", "gateables_of_run", "gateables_of_suites",
+           "SkippedCheck", "SuiteGate", "check_rules", "format_ci", "gateables_of_run",
+           "gateables_of_suites",
            "judge", "load_policy", "parse_condition", "parse_rule", "resolve_policy",
            "row_outcome", "row_stats", "rule_from", "rule_from_mapping", "rule_problem",
            "suite_gates_of_run", "suite_gates_of_suites"]

@@ -8,10 +8,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ftguard.gate.policy import Policy
-from ftguard.gate.rules import row_stats
+from ftguard.gate.rules import Rule, row_stats
 
 if TYPE_CHECKING:
     from ftguard.record import ComparisonRow, RuleResult
+
+
+@dataclass(frozen=True)
+class SkippedCheck:
+    """A task one run or both skipped (it could not run there): every rule that selects it is
+    ``unchecked`` with ``reason``, never passed."""
+
+    suite: str
+    role: str
+    task: str
+    metrics: tuple[str, ...]
+    """The metrics it reports (first = headline); empty when unknown (any rule matches)."""
+    reason: str
+
+    def selected_by(self, rule: Rule) -> bool:
+        return rule.selects_task(self.suite, self.role, self.task) and (
+            not self.metrics or rule.metric == "headline" or rule.metric in self.metrics)
+
+    def metric_for(self, rule: Rule) -> str:
+        if rule.metric == "headline":
+            return self.metrics[0] if self.metrics else "headline"
+        return rule.metric
 
 
 @dataclass
@@ -22,11 +44,13 @@ class _Tally:
     rows: list[str] = field(default_factory=list)
 
 
-def judge(rows: Sequence[ComparisonRow], policy: Policy) -> list[RuleResult]:
+def judge(rows: Sequence[ComparisonRow], policy: Policy,
+          skipped: Sequence[SkippedCheck] = ()) -> list[RuleResult]:
     """One outcome per rule of ``policy`` over the compared ``rows`` (marking each row's
     ``reason`` and ``rules``): ``failed`` when a row breaks it, else ``unchecked`` when a row
-    could not be compared item by item, else ``underpowered`` when a row could not have
-    detected what the rule asks for, else ``passed``."""
+    could not be compared item by item or it selects a ``skipped`` task, else
+    ``underpowered`` when a row could not have detected what the rule asks for, else
+    ``passed``."""
     from ftguard.record import RuleResult
 
     results = []
@@ -49,6 +73,11 @@ def judge(rows: Sequence[ComparisonRow], policy: Policy) -> list[RuleResult]:
             elif weak := rule.underpowered(row):
                 row.underpowered = True
                 tally.underpowered.append(weak)
+        for skip in skipped:
+            if skip.selected_by(rule):
+                name = f"{skip.suite}/{skip.task} {skip.metric_for(rule)}"
+                tally.rows.append(name)
+                tally.unchecked.append(f"{name}: {skip.reason}; not compared")
         if not tally.rows:
             tally.unchecked.append(f"{rule.text}: selects no row the two runs both have")
         allowed = policy.allows_unchecked(rule)

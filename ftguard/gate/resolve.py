@@ -30,8 +30,11 @@ class Gateable:
 
 
 def gateables_of_run(run: RunRecord) -> list[Gateable]:
+    """The run's tasks, those it skipped included (with the metrics they would report)."""
     return [Gateable(s.name, s.role, t.name, tuple(t.metrics)) for s in run.suites
-            for t in s.tasks]
+            for t in s.tasks] + [Gateable(s.name, s.role, k.name, tuple(k.metrics),
+                                          open=not k.metrics)
+                                 for s in run.suites for k in s.skipped]
 
 
 def gateables_of_suites(suites: Iterable[Suite]) -> list[Gateable]:
@@ -41,10 +44,10 @@ def gateables_of_suites(suites: Iterable[Suite]) -> list[Gateable]:
     for suite in suites:
         for task in suite.tasks:
             spec = task.spec
-            try:
+            if spec.kind == "lm_eval":  # from the lm-eval task's YAML, read at load
+                metrics = task.lm_eval_metrics
+            else:
                 metrics = tuple(expand_metric_names(spec.kind, spec.metric_names, spec.labels))
-            except (KeyError, ValueError, TypeError):  # lm_eval tasks: known after evaluation
-                metrics = ()
             out.append(Gateable(suite.name, suite.spec.role, task.name, metrics,
                                 open=not metrics))
     return out

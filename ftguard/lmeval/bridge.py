@@ -25,15 +25,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ftguard.errors import DataError, UsageError, first_line
+from ftguard.lmeval.tasks import metric_name, quiet_lmeval
 from ftguard.metrics.aggregate import mean_interval
 from ftguard.record import MetricResult, SampleResult, TaskResult
 
@@ -46,36 +44,46 @@ if TYPE_CHECKING:
 
 def run_lmeval_task(task: Task, backend: Backend, settings: RunSettings, reporter: Reporter,
                     label: str) -> TaskResult:
-    """Run ``task`` (kind ``lm_eval``) through lm-eval on ``backend``'s model."""
+    """Run ``task`` (kind ``lm_eval``) through lm-eval on ``backend``'s model. The lm-eval task
+    is built (its dataset loaded) before the model is: one that cannot be built here raises
+    :class:`~ftguard.errors.TaskSkipped` without loading the model."""
     spec = task.spec
-    model, tokenizer, batch_size = _hf_parts(backend, label)
     try:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
     except ImportError:
         raise UsageError(f"task {label} is an lm_eval task, but lm-eval is not installed.",
                          hint="pip install lm-eval") from None
+    from ftguard.lmeval.tasks import build_task, find_task
+    from ftguard.models.wrappers import unwrap
+
     assert spec.lm_eval_task is not None  # the schema requires it
-    with _quiet_lmeval():
-        manager = (TaskManager(include_path=str(task.lm_eval_include), include_defaults=False)
-                   if task.lm_eval_include else TaskManager())
-        _check_task_name(manager, spec.lm_eval_task, task, label)
+    try:
+        yaml_path = task.lm_eval_yaml or find_task(spec.lm_eval_task, task.lm_eval_include)
+        lm_task, manager = build_task(spec.lm_eval_task, yaml_path,
+                                      mean=spec.lm_eval_aggregation == "mean")
+    except DataError as exc:
+        raise DataError(f"task {label}: {exc.message}", hint=exc.hint) from exc
+    except (OSError, ValueError, KeyError) as exc:  # local data missing, bad task YAML, ...
+        raise DataError(f"task {label}: lm-eval could not build task {spec.lm_eval_task!r} "
+                        f"({type(exc).__name__}: {first_line(exc)}).",
+                        hint="Local tasks need their data files; run with --debug for "
+                             "lm-eval's traceback.") from exc
+    model, tokenizer, batch_size = _hf_parts(unwrap(backend, load=True), label)
+    with quiet_lmeval():
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         reporter.start(label, 1)  # lm-eval draws its own bars; this one completes at the end
         try:
             out = lm_eval.simple_evaluate(
-                model=lm, tasks=[spec.lm_eval_task], task_manager=manager,
+                model=lm, tasks=[lm_task], task_manager=manager,
                 num_fewshot=spec.num_fewshot, limit=settings.limit, log_samples=True,
                 apply_chat_template=spec.chat_template, bootstrap_iters=0,
                 random_seed=0, numpy_random_seed=settings.seed, torch_random_seed=settings.seed,
                 fewshot_random_seed=settings.seed)
-        except (OSError, ValueError) as exc:  # datasets offline, bad task YAML, ...
+        except (OSError, ValueError) as exc:  # bad task YAML, ...
             raise DataError(f"task {label}: lm-eval could not run task {spec.lm_eval_task!r} "
                             f"({type(exc).__name__}: {first_line(exc)}).",
-                            hint="Built-in lm-eval tasks need their dataset online or in the "
-                                 "Hugging Face cache; local tasks need their data files. "
-                                 "Run with --debug for lm-eval's traceback.") from exc
+                            hint="Run with --debug for lm-eval's traceback.") from exc
         finally:
             reporter.done(label)
     assert out is not None  # single process: rank 0 always gets results
@@ -86,7 +94,8 @@ def run_lmeval_task(task: Task, backend: Backend, settings: RunSettings, reporte
     logged = [_plain(s) for s in samples[spec.lm_eval_task]]
     result = task_result(spec.name, spec.lm_eval_task, logged, out, source=label)
     result.settings.update({"seed": settings.seed, "limit": settings.limit,
-                            "chat_template": spec.chat_template})
+                            "chat_template": spec.chat_template,
+                            **({"aggregation": "mean"} if spec.lm_eval_aggregation else {})})
     return result
 
 
@@ -103,34 +112,6 @@ def _hf_parts(backend: Backend, label: str) -> tuple[Any, Any, int]:
     # A PEFT model's base model carries the injected adapter layers; HFLM wants that one.
     model = getattr(model, "get_base_model", lambda: model)()
     return model, backend.tokenizer, int(backend.batch_size)
-
-
-def _check_task_name(manager: Any, name: str, task: Task, label: str) -> None:
-    import difflib
-
-    where = (f"lm_eval_include folder {task.lm_eval_include}" if task.lm_eval_include
-             else "lm-eval's built-in tasks")
-    if name not in manager.all_tasks:
-        close = difflib.get_close_matches(name, manager.all_tasks, n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise DataError(f"task {label}: lm-eval has no task {name!r} in {where}.{hint}",
-                        hint="Check lm_eval_task and lm_eval_include in suite.yaml.")
-    if name not in manager.all_subtasks:
-        raise DataError(f"task {label}: {name!r} is an lm-eval group or tag, not a single task; "
-                        "an ftguard task maps to exactly one lm-eval task.",
-                        hint="List each lm-eval task of the group as its own ftguard task.")
-
-
-@contextmanager
-def _quiet_lmeval() -> Iterator[None]:
-    """lm-eval logs at INFO and warns that ``pretrained`` is not a string (on purpose here)."""
-    logger = logging.getLogger("lm_eval")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _plain(sample: dict[str, Any]) -> dict[str, Any]:
@@ -192,11 +173,6 @@ def task_result(name: str, lm_task: str, samples: list[dict[str, Any]], results:
                 "lm_eval_version": results.get("lm_eval_version")}
     return TaskResult(name=name, kind="lm_eval", metrics=metrics, samples=out_samples,
                       settings={k: v for k, v in settings.items() if v is not None})
-
-
-def metric_name(metric: str, flt: str) -> str:
-    """``acc`` for lm-eval's ``acc,none``; ``exact_match,strict-match`` for other filters."""
-    return metric if flt == "none" else f"{metric},{flt}"
 
 
 def config_hash(config: dict[str, Any]) -> str:

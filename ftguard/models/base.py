@@ -91,6 +91,13 @@ def truncated_flag(text: str) -> bool | None:
     return text.truncated if isinstance(text, Generation) else None
 
 
+class ChatTemplater(Protocol):
+    """What applies a model's chat template: every backend, or a tokenizer alone
+    (:meth:`ftguard.models.registry.BackendKind.templater`)."""
+
+    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A loaded model the engine can query. Implementations batch internally."""

@@ -16,7 +16,6 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ftguard.errors import ModelError
 from ftguard.models import hf_encode
 from ftguard.models.base import (
     GenerateRequest,
@@ -27,6 +26,7 @@ from ftguard.models.base import (
     RollingResult,
 )
 from ftguard.models.hf_batching import LOGIT_BUDGET_BYTES, smaller_batch_after_oom
+from ftguard.models.hf_chat import chat_text
 from ftguard.models.hf_encode import Unit
 from ftguard.models.hf_forward import Runner, Score, Scored, forward_rows
 from ftguard.models.hf_generate import generate_all
@@ -89,13 +89,7 @@ class HFBackend:
         return generate_all(self, requests, progress)
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ModelError(f"model {self.info.spec} has no chat template, but a task sets "
-                             "'chat_template: true'.",
-                             hint="Set chat_template: false for this model, or use an instruct "
-                                  "model that ships one.")
-        return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                                      add_generation_prompt=True))
+        return chat_text(self.tokenizer, self.info.spec, messages)
 
     # -- the parts, bound to this model -------------------------------------------------------
 

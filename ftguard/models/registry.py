@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ftguard.errors import UsageError
 
 if TYPE_CHECKING:
-    from ftguard.models.base import Backend
+    from ftguard.models.base import Backend, ChatTemplater
     from ftguard.models.load import LoadOptions
     from ftguard.record import ModelInfo
 
@@ -40,6 +40,11 @@ class BackendKind:
     def load(self, options: LoadOptions) -> Backend:
         """Load the model; raise ModelError with a fix on failure."""
         raise NotImplementedError
+
+    def templater(self, options: LoadOptions) -> ChatTemplater:
+        """What applies the model's chat template, loading no more than it needs (``suites
+        show --render``); by default the loaded backend."""
+        return self.load(options)
 
 
 _REGISTRY: dict[str, BackendKind] = {}
@@ -111,6 +116,15 @@ class _HF(BackendKind):
 
         return HFBackend(model, tokenizer, hf_info(plan), batch_size=options.batch_size,
                          max_length=max_length(model, tokenizer))
+
+    def templater(self, options: LoadOptions) -> ChatTemplater:
+        from ftguard.models.hf_chat import TokenizerChat
+        from ftguard.models.hf_load import load_tokenizer
+        from ftguard.models.resolve import resolve_model
+
+        resolved = resolve_model(options.model, allow_pickle=True)  # no weights are loaded
+        return TokenizerChat(load_tokenizer(resolved.path, options.trust_remote_code),
+                             resolved.spec)
 
 
 @backend("openai")

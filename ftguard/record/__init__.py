@@ -27,6 +27,7 @@ from ftguard.record.run import (
     RecordModel,
     RunRecord,
     SampleResult,
+    SkippedTask,
     SuiteResult,
     TaskResult,
     target_score,
@@ -36,7 +37,8 @@ from ftguard.record.write import write_comparison, write_json_atomic, write_run
 __all__ = [
     "MAX_DEPTH", "SCHEMA_VERSION", "AggregateChange", "Comparison", "ComparisonRow", "Flip",
     "GenerationHealth", "MetricResult", "ModelInfo", "OpenSection", "RecordModel",
-    "RuleResult", "RunConfig", "RunEnvironment", "RunRecord", "SampleResult", "SuiteResult",
+    "RuleResult", "RunConfig", "RunEnvironment", "RunRecord", "SampleResult", "SkippedTask",
+    "SuiteResult",
     "TaskResult", "check_run", "load_json", "read_comparison", "read_record", "read_run",
     "target_score", "validation_error", "write_comparison", "write_json_atomic", "write_run",
 ]

@@ -133,6 +133,20 @@ class TaskResult(RecordModel):
     in records written before ftguard measured it)."""
 
 
+class SkippedTask(RecordModel):
+    """A task that could not run on the evaluating machine; compare and gate report every
+    rule that selects it as ``unchecked``, never as passed."""
+
+    name: str
+    """Task name."""
+    kind: str
+    """Task kind."""
+    reason: str
+    """Why it did not run (a dataset not reachable, a package not installed)."""
+    metrics: list[str] = Field(default_factory=list)
+    """The metrics it would have reported, first the headline (empty when unknown)."""
+
+
 class SuiteResult(RecordModel):
     """Results of one suite."""
 
@@ -150,6 +164,8 @@ class SuiteResult(RecordModel):
     """The suite's own gate rules (its ``gate:`` section), used when compare gets no policy."""
     tasks: list[TaskResult]
     """Results per task."""
+    skipped: list[SkippedTask] = Field(default_factory=list)
+    """Tasks that could not run here, with the reason (absent from ``tasks``)."""
 
 
 class RunRecord(RecordModel):

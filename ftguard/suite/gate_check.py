@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ from ftguard.suite.yaml_lines import KeyPath
 
 
 def gate_problems(data: Any, spec: SuiteSpec | None, valid: list[TaskSpec], root: Path,
-                  yaml_path: Path, lines: dict[KeyPath, int]) -> list[Problem]:
+                  yaml_path: Path, lines: dict[KeyPath, int], *,
+                  loaded: Sequence[Task] = ()) -> list[Problem]:
     """Each rule of the suite's ``gate:`` section that is malformed or selects none of its
     tasks and metrics (selectors are relative to the suite). ``data`` is suite.yaml as read,
     ``spec`` its validated form (None when its keys are wrong), ``valid`` the tasks whose own
-    keys are valid: the rules are checked against every declared task, loaded or not."""
+    keys are valid: the rules are checked against every declared task, loaded or not
+    (``loaded`` tasks with what their loading found, e.g. the metrics of an lm-eval task)."""
     from ftguard.errors import UsageError
     from ftguard.gate import SuiteGate, gateables_of_suites, rule_problem
 
@@ -24,7 +27,9 @@ def gate_problems(data: Any, spec: SuiteSpec | None, valid: list[TaskSpec], root
     if view is None:
         return []
     problems = []
-    universe = gateables_of_suites([Suite(view, root, [Task(t, []) for t in view.tasks], "")])
+    by_name = {t.name: t for t in loaded}
+    tasks = [by_name.get(t.name) or Task(t, []) for t in view.tasks]
+    universe = gateables_of_suites([Suite(view, root, tasks, "")])
     for index, item in enumerate(view.gate or []):
         line = lines.get(("gate", index))
         gate = SuiteGate(view.name, (item,), str(yaml_path), (line,))

@@ -79,8 +79,11 @@ def load_suite(path: Path) -> Suite:
     # whose keys are wrong does not keep the other tasks' data, templates or gate unchecked.
     spec, task_specs = _validate_spec(data, lines, yaml_path, problems)
     tasks: list[Task] = []
-    # Gate rules do not change what is evaluated: runs made before a gate change still compare.
-    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate"}).encode()
+    # Gate rules do not change what is evaluated: runs made before a gate change still compare;
+    # nor does a key added later while unset (suites keep the hash their records carry).
+    unset = {i: {"lm_eval_aggregation"} for i, t in enumerate(spec.tasks)
+             if t.lm_eval_aggregation is None} if spec is not None else {}
+    digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
                             if spec is not None else b"")
     with _without_cycle_collection():
         for index, task_spec in task_specs:
@@ -92,7 +95,8 @@ def load_suite(path: Path) -> Suite:
         if isinstance(rel, str):
             _resolve_inside(root, rel, yaml_path, lines, (key,), problems, must_exist=True)
     # the gate is checked against every declared task, loaded or not (selectors need names only)
-    problems += gate_problems(data, spec, [t for _, t in task_specs], root, yaml_path, lines)
+    problems += gate_problems(data, spec, [t for _, t in task_specs], root, yaml_path, lines,
+                              loaded=tasks)
     if spec is None:
         raise SuiteError(problems)
     suite = Suite(spec, root, tasks, digest.hexdigest())
@@ -294,32 +298,36 @@ def _few_shot_fits(spec: TaskSpec, n_rows: int, shots: list[Row] | None, yaml_pa
 
 def _load_lmeval_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], base: KeyPath,
                       spec: TaskSpec, problems: list[Problem], digest: Any) -> Task | None:
-    """An lm_eval task has no items of its own; its include folder is hashed into the suite."""
-    if spec.lm_eval_include is None:
-        from ftguard.lmeval.registry import builtin_task_problem
-
-        assert spec.lm_eval_task is not None  # the schema requires it
-        if why := builtin_task_problem(spec.lm_eval_task):
-            loc_task: KeyPath = (*base, "lm_eval_task")
-            problems.append(Problem(str(yaml_path), line_of(lines, loc_task),
-                                    format_key(loc_task), why))
+    """An lm_eval task has no items of its own; its include folder is hashed into the suite,
+    and its lm-eval task is looked up offline (name, and the metrics its YAML reports)."""
+    folder = None
+    if spec.lm_eval_include is not None:
+        loc: KeyPath = (*base, "lm_eval_include")
+        folder = _resolve_inside(root, spec.lm_eval_include, yaml_path, lines, loc, problems,
+                                 must_exist=False)
+        if folder is None:
             return None
-        return Task(spec, [])
-    loc: KeyPath = (*base, "lm_eval_include")
-    folder = _resolve_inside(root, spec.lm_eval_include, yaml_path, lines, loc, problems,
-                             must_exist=False)
-    if folder is None:
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        if not any(p.suffix in (".yaml", ".yml") for p in files):
+            problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                    f"'{spec.lm_eval_include}' is not a folder of lm-eval task "
+                                    f"YAML files in {root}."))
+            return None
+        for path in files:
+            digest.update(path.relative_to(root.resolve()).as_posix().encode())
+            _hash_file(digest, path)
+    from ftguard.errors import DataError
+    from ftguard.lmeval.tasks import lookup_task
+
+    assert spec.lm_eval_task is not None  # the schema requires it
+    try:
+        task_yaml, metrics = lookup_task(spec.lm_eval_task, folder)
+    except DataError as exc:
+        loc = (*base, "lm_eval_task")
+        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc), str(exc)))
         return None
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    if not any(p.suffix in (".yaml", ".yml") for p in files):
-        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
-                                f"'{spec.lm_eval_include}' is not a folder of lm-eval task "
-                                f"YAML files in {root}."))
-        return None
-    for path in files:
-        digest.update(path.relative_to(root.resolve()).as_posix().encode())
-        _hash_file(digest, path)
-    return Task(spec, [], lm_eval_include=folder)
+    return Task(spec, [], lm_eval_include=folder, lm_eval_yaml=task_yaml,
+                lm_eval_metrics=metrics)
 
 
 def _read(path: Path, root: Path, problems: list[Problem], digest: Any) -> list[Row] | None:

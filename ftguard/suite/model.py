@@ -17,6 +17,10 @@ class Task:
     instances: list[Instance]
     lm_eval_include: Path | None = None
     """``lm_eval`` tasks: the resolved folder of lm-eval task YAMLs (instances stay empty)."""
+    lm_eval_yaml: Path | None = None
+    """``lm_eval`` tasks: the YAML file defining the lm-eval task (found offline)."""
+    lm_eval_metrics: tuple[str, ...] = ()
+    """``lm_eval`` tasks: the metrics lm-eval reports for it, first the headline."""
 
     @property
     def name(self) -> str:

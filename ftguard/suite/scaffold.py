@@ -142,8 +142,10 @@ Optional keys not used here: `id_field` (default `id`), `target_delimiter` (defa
 space, placed between prompt and answer), `chat_template: true` (wrap prompts in the model's
 chat template; few-shot examples become turns), the suite's `train:`/`replay:` (instruction
 data for `ftguard train`), and `kind: lm_eval` tasks (`lm_eval_task`, `lm_eval_include`,
-`num_fewshot`). `ftguard suites schema` prints every key with its description; the first line
-of suite.yaml points editors at that schema for completion.
+`num_fewshot`). `suite.schema.json` is the JSON Schema of every key with its description (what
+`ftguard suites schema` prints); the first line of suite.yaml points editors with the YAML
+language server at it for completion. Refresh it after upgrading ftguard with
+`ftguard suites schema -o {name}/suite.schema.json`.
 """
 
 
@@ -158,11 +160,12 @@ def parse_kinds(values: list[str] | None) -> list[str]:
     return [k for k in KINDS if k in asked] or list(KINDS)
 
 
-def write_suite(folder: Path, kinds: list[str], *, schema: str) -> list[Path]:
-    """Write the suite into ``folder`` (new or empty); return the files written. ``schema``
-    is what the first line's ``$schema=`` points to."""
+def write_suite(folder: Path, kinds: list[str]) -> list[Path]:
+    """Write the suite into ``folder`` (new or empty); return the files written. A copy of the
+    JSON Schema goes beside suite.yaml, whose first line points editors to it: the folder can
+    be committed and moved, and completes in a teammate's editor too."""
     from ftguard.atomic import write_text_atomic
-    from ftguard.suite.json_schema import schema_comment
+    from ftguard.suite.json_schema import SCHEMA_FILENAME, schema_comment, schema_text
 
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         what = "a file" if not folder.is_dir() else "a folder that is not empty"
@@ -173,13 +176,14 @@ def write_suite(folder: Path, kinds: list[str], *, schema: str) -> list[Path]:
         raise UsageError(f"the suite name {name!r} (the folder's name) may only use letters, "
                          "digits, '_', '-' and '.', starting with a letter or digit.",
                          hint="e.g. ftguard init suites/my_task")
-    yaml = (schema_comment(schema)
+    yaml = (schema_comment(SCHEMA_FILENAME)
             + f"# {name}: written by ftguard init; every key is explained in README.md.\n"
             + f'name: {name}\nversion: "1"\nrole: target\n'
             + "description: Example tasks to replace with your own items.\ntasks:\n"
             + "\n".join(_TASKS[k][0] for k in kinds)
             + "gate:\n  - headline:not-regressed\n")
-    files = {folder / "suite.yaml": yaml, folder / "README.md": _README.format(name=name)}
+    files = {folder / "suite.yaml": yaml, folder / "README.md": _README.format(name=name),
+             folder / SCHEMA_FILENAME: schema_text()}
     for kind in kinds:
         _, rows = _TASKS[kind]
         files[folder / _DATA[kind]] = "".join(json.dumps(r) + "\n" for r in rows)

@@ -27,7 +27,7 @@ DEFAULT_METRICS: dict[str, list[str]] = {
 
 #: Keys an ``lm_eval`` task may set; its lm-eval YAML defines data, prompts and metrics.
 LMEVAL_KEYS: tuple[str, ...] = ("name", "kind", "description", "lm_eval_task", "lm_eval_include",
-                                "num_fewshot", "chat_template")
+                                "num_fewshot", "chat_template", "lm_eval_aggregation")
 
 
 class _Strict(BaseModel):
@@ -109,12 +109,18 @@ class TaskSpec(_Strict):
     """Metric names; default depends on the kind (see DEFAULT_METRICS)."""
     lm_eval_task: str | None = None
     """``lm_eval`` tasks: the lm-eval task name, local (in ``lm_eval_include``) or built-in
-    (built-in tasks need lm-eval's full index and their dataset online or cached)."""
+    (built-in names are checked offline against lm-eval's index, cached in ``$FTGUARD_HOME``;
+    their datasets need the Hugging Face hub or its cache: a task whose dataset cannot be
+    reached is recorded as skipped)."""
     lm_eval_include: str | None = None
     """``lm_eval`` tasks: folder of lm-eval task YAMLs, relative to the suite folder; when
     given, only it is indexed (not lm-eval's 14k built-in tasks)."""
     num_fewshot: int | None = Field(default=None, ge=0, le=64)
     """``lm_eval`` tasks: few-shot examples per prompt; default: the lm-eval task's own."""
+    lm_eval_aggregation: Literal["mean"] | None = None
+    """``lm_eval`` tasks: ``mean`` reports every metric as the mean of its per-item values
+    instead of the task's own aggregation (tinyBenchmarks' IRT estimators, which need the
+    ``tinyBenchmarks`` package and parameters it downloads); default: the task's own."""
 
     @field_validator("name")
     @classmethod
@@ -141,7 +147,8 @@ def _kind_errors(t: TaskSpec) -> list[str]:
     errors: list[str] = [f"required key '{key}' is missing (every task kind but lm_eval needs it)"
                          for key in ("data", "prompt") if getattr(t, key) is None]
     errors += [f"'{key}' is for lm_eval tasks, not {t.kind}"
-               for key in ("lm_eval_task", "lm_eval_include", "num_fewshot")
+               for key in ("lm_eval_task", "lm_eval_include", "num_fewshot",
+                           "lm_eval_aggregation")
                if getattr(t, key) is not None]
     n_target = sum(x is not None for x in (t.target, t.target_field, t.target_index))
     if t.kind == "perplexity":
