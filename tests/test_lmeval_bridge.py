@@ -213,6 +213,12 @@ def test_mapping_of_each_output_type(bridged) -> None:
     assert ppl.aggregation == "corpus" and ppl.ci_method == "none"
     assert ppl.ci_low == ppl.value == ppl.ci_high and not ppl.higher_is_better
     assert all(s.scores == {} for s in tasks["tppl"].samples)
+    # the context lm-eval sent is the recorded model input (none for a rolling document)
+    assert [s.context for s in tasks["tmc"].samples] == \
+        [f"Question: {r['question']}\nAnswer:" for r in MC_ROWS]
+    assert [s.context for s in gen.samples] == [f"Question: {r['question']}\nAnswer:"
+                                                for r in GEN_ROWS]
+    assert all(s.context is None for s in tasks["tppl"].samples)
 
 
 @slow
@@ -225,8 +231,8 @@ def test_import_matches_bridge(bridged, imported, direct) -> None:
         a, b = ours[name], theirs[name]
         assert [s.id for s in a.samples] == [s.id for s in b.samples]
         for x, y in zip(a.samples, b.samples):
-            assert (x.scores, x.prediction, x.target, x.prompt_hash) == \
-                   (y.scores, y.prediction, y.target, y.prompt_hash), (name, x.id)
+            assert (x.scores, x.prediction, x.target, x.prompt_hash, x.context) == \
+                   (y.scores, y.prediction, y.target, y.prompt_hash, y.context), (name, x.id)
             if x.loglikelihoods is not None:
                 assert y.loglikelihoods == pytest.approx(x.loglikelihoods, abs=1e-5)
         assert a.metrics.keys() == b.metrics.keys()

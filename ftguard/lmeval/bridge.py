@@ -8,8 +8,10 @@ ftguard samples, so paired comparisons work on them as on ftguard's own tasks.
 The mapping (:func:`task_result`):
 
 - one sample per lm-eval document: ``id`` is lm-eval's ``doc_id``; ``prompt_hash`` hashes the
-  request arguments; multiple choice records the chosen and the gold choice's text and the
-  per-choice log-likelihoods, generation the filtered output and the target.
+  request arguments, ``context`` is the context lm-eval sent (few-shot block and chat
+  template included; none for rolling perplexity); multiple choice records the chosen and the
+  gold choice's text and the per-choice log-likelihoods, generation the filtered output and
+  the target.
 - metrics carry lm-eval's reported value, named ``metric`` (``metric,filter`` for filters
   other than ``none``). When that value is the mean of numeric per-sample values (acc,
   acc_norm, exact_match...), those values become the samples' ``scores`` and the interval is
@@ -238,8 +240,11 @@ def _sample(doc_id: str, logs: dict[str, dict[str, Any]], config: dict[str, Any]
         target = "" if target is None else str(target)
     if isinstance(target, list):
         target = [str(t) for t in target]
+    sent = arguments[0][0] if arguments and arguments[0] else None
     return SampleResult(id=doc_id, prompt_hash=prompt_hash, prediction=prediction, target=target,
-                        loglikelihoods=lls if output_type != "generate_until" else None)
+                        loglikelihoods=lls if output_type != "generate_until" else None,
+                        context=str(sent) if sent is not None
+                        and output_type != "loglikelihood_rolling" else None)
 
 
 def _arguments(raw: Any) -> list[list[Any]]:
