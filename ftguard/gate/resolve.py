@@ -47,7 +47,11 @@ def gateables_of_suites(suites: Iterable[Suite]) -> list[Gateable]:
             if spec.kind == "lm_eval":  # from the lm-eval task's YAML, read at load
                 metrics = task.lm_eval_metrics
             else:
-                metrics = tuple(expand_metric_names(spec.kind, spec.metric_names, spec.labels))
+                try:
+                    metrics = tuple(expand_metric_names(spec.kind, spec.metric_names,
+                                                        spec.labels))
+                except (KeyError, ValueError, TypeError):  # an unknown metric, reported apart
+                    metrics = ()
             out.append(Gateable(suite.name, suite.spec.role, task.name, metrics,
                                 open=not metrics))
     return out
