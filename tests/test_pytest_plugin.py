@@ -206,8 +206,9 @@ def test_pyproject_settings_are_used_and_flags_win(project: pytest.Pytester) -> 
 
     record = read_run(project.path / "gate" / "accepted" / "fake-0.json")
     assert record.model.spec == "fake:0" and record.config.limit == 20
-    result.stdout.fnmatch_lines([("ftguard: warning: the baseline is a partial run (the first 20 "
-                                  "items of each task); candidates are gated on its items only")])
+    result.stdout.fnmatch_lines([("ftguard: warning: the baseline is a partial run (at most 20 "
+                                  "items per task (--limit 20)); candidates are gated on "
+                                  "its items only")])
     assert [len(t.samples) for t in record.suites[0].tasks] == [20, 20]
     assert (project.path / "reports" / "gate.html").is_file()
 
