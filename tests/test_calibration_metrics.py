@@ -101,3 +101,31 @@ def test_ece_is_vectorised_over_resamples() -> None:
         assert batch[row] == pytest.approx(float(ece_equal_mass(conf[row], correct[row])))
     with pytest.raises(ValueError, match="non-empty"):
         ece_equal_mass(np.zeros(3), np.zeros(4))
+
+
+def test_brier_is_recorded_per_item_and_compared_lower_is_better(tmp_path, run_cli) -> None:
+    import json
+
+    from conftest import MC_ROWS, MC_TASK, suite_yaml, write_jsonl
+    from ftguard.record import read_run
+
+    root = tmp_path / "cal"
+    (root / "data").mkdir(parents=True)
+    (root / "suite.yaml").write_text(suite_yaml("cal", tasks=MC_TASK + "    metrics: [acc, brier]\n"))
+    write_jsonl(root / "data" / "mc.jsonl", MC_ROWS)
+    for seed in ("1", "2"):
+        code, _, err = run_cli("eval", root, "--model", f"fake:{seed}", "--no-progress",
+                               "--out", tmp_path / f"{seed}.json")
+        assert code == 0, err
+    (task,) = read_run(tmp_path / "1.json").suites[0].tasks
+    assert list(task.metrics) == ["acc", "brier"] and not task.metrics["brier"].higher_is_better
+    for sample, row in zip(task.samples, MC_ROWS):
+        probs = choice_probabilities(sample.loglikelihoods)
+        assert sample.scores["brier"] == pytest.approx(brier_score(probs, row["answer"]))
+    assert task.metrics["brier"].value == pytest.approx(
+        np.mean([s.scores["brier"] for s in task.samples]))
+    code, out, err = run_cli("compare", tmp_path / "1.json", tmp_path / "2.json",
+                             "--fail-on", "cal/mc:brier:not-regressed", "--format", "json")
+    assert code in (0, 1), err
+    (row,) = [r for r in json.loads(out)["rows"] if r["metric"] == "brier"]
+    assert row["higher_is_better"] is False and row["n"] == len(MC_ROWS)

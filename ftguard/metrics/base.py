@@ -58,13 +58,16 @@ _REGISTERED: list[tuple[str, Metric]] = []
 _PARAMETRISED: set[str] = set()
 
 
-def mean_metric(name: str, *, higher_is_better: bool, kind: Kind, binary: bool,
-                description: str,
+def mean_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, ...],
+                binary: bool, description: str,
                 bounds: tuple[float, float] | None = (0.0, 1.0)) -> Callable[[F], F]:
     """Register the mean metric ``name``, defined next to the decorated per-sample function
-    (returned unchanged). Decorators stacked on one function register bottom-up."""
+    (returned unchanged); ``kind`` may name several task kinds. Decorators stacked on one
+    function register bottom-up."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+
     def register(fn: F) -> F:
-        _register(fn, Metric(name, higher_is_better, (kind,), "mean", binary, description,
+        _register(fn, Metric(name, higher_is_better, kinds, "mean", binary, description,
                              bounds=bounds))
         return fn
     return register

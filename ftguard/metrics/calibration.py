@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ftguard.metrics.base import mean_metric
+
 ECE_BINS = 10
 """Equal-mass bins of ``ece`` (fewer when a task has fewer items: one item per bin)."""
 
@@ -44,6 +46,9 @@ def top_label(probabilities: np.ndarray, gold: int) -> tuple[float, float]:
     return float(probabilities[pred]), float(pred == gold)
 
 
+@mean_metric("brier", higher_is_better=False, kind=("choice", "classify"), binary=False,
+             description="multi-class Brier score of the normalised choice probabilities "
+                         "(0 = certain and right, 2 = certain and wrong)", bounds=(0.0, 2.0))
 def brier_score(probabilities: np.ndarray, gold: int) -> float:
     """Multi-class Brier score of one item: squared distance to the gold one-hot, in [0, 2]."""
     target = np.zeros_like(probabilities)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa
+from ftguard.metrics.calibration import brier_score, choice_probabilities
 from ftguard.metrics.choice import predict_choice
 from ftguard.metrics.registry import expand_metric_names, split_name
 from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
@@ -53,6 +54,9 @@ def score_choice(loglikelihoods: list[float], choices: list[str], gold: int,
     _check_gold(gold, len(choices))
     scores: dict[str, float] = {}
     for name in expand_metric_names("choice", metrics, None):
+        if name == "brier":
+            scores[name] = brier_score(choice_probabilities(loglikelihoods), gold)
+            continue
         pred = predict_choice(loglikelihoods, choices, normalize=name == "acc_norm")
         scores[name] = float(pred == gold)
     return scores, {}
@@ -73,6 +77,8 @@ def score_classify(loglikelihoods: list[float], labels: list[str], gold: int,
         _, label = split_name(name)
         if name == "accuracy":
             scores[name] = float(pred == gold)
+        elif name == "brier":
+            scores[name] = brier_score(choice_probabilities(loglikelihoods), gold)
         elif name == "macro_f1":
             stats[name] = classification.macro_f1_stats(pred, gold, len(labels))
         elif label is not None:
