@@ -103,7 +103,7 @@ def test_ece_is_vectorised_over_resamples() -> None:
         ece_equal_mass(np.zeros(3), np.zeros(4))
 
 
-def test_brier_is_recorded_per_item_and_compared_lower_is_better(tmp_path, run_cli) -> None:
+def test_brier_and_ece_are_recorded_compared_and_gated(tmp_path, run_cli) -> None:
     import json
 
     from conftest import MC_ROWS, MC_TASK, suite_yaml, write_jsonl
@@ -111,21 +111,32 @@ def test_brier_is_recorded_per_item_and_compared_lower_is_better(tmp_path, run_c
 
     root = tmp_path / "cal"
     (root / "data").mkdir(parents=True)
-    (root / "suite.yaml").write_text(suite_yaml("cal", tasks=MC_TASK + "    metrics: [acc, brier]\n"))
+    (root / "suite.yaml").write_text(suite_yaml("cal", tasks=MC_TASK + "    metrics: [acc, brier, ece]\n"))
     write_jsonl(root / "data" / "mc.jsonl", MC_ROWS)
     for seed in ("1", "2"):
         code, _, err = run_cli("eval", root, "--model", f"fake:{seed}", "--no-progress",
                                "--out", tmp_path / f"{seed}.json")
         assert code == 0, err
     (task,) = read_run(tmp_path / "1.json").suites[0].tasks
-    assert list(task.metrics) == ["acc", "brier"] and not task.metrics["brier"].higher_is_better
+    assert list(task.metrics) == ["acc", "brier", "ece"]
+    assert not task.metrics["brier"].higher_is_better and task.metrics["ece"].aggregation == "set"
+    rows = []
     for sample, row in zip(task.samples, MC_ROWS):
         probs = choice_probabilities(sample.loglikelihoods)
         assert sample.scores["brier"] == pytest.approx(brier_score(probs, row["answer"]))
+        assert sample.stats["ece"] == list(top_label(probs, row["answer"]))
+        assert sample.scores["acc"] == sample.stats["ece"][1]  # the same top choice
+        rows.append(sample.stats["ece"])
+    conf, correct = np.array(rows).T
+    assert task.metrics["ece"].value == pytest.approx(float(ece_equal_mass(conf, correct)))
+    assert task.metrics["ece"].ci_low <= task.metrics["ece"].value <= task.metrics["ece"].ci_high
     assert task.metrics["brier"].value == pytest.approx(
         np.mean([s.scores["brier"] for s in task.samples]))
     code, out, err = run_cli("compare", tmp_path / "1.json", tmp_path / "2.json",
-                             "--fail-on", "cal/mc:brier:not-regressed", "--format", "json")
+                             "--fail-on", "cal/mc:brier:not-regressed",
+                             "--fail-on", "cal/mc:ece:not-regressed", "--format", "json")
     assert code in (0, 1), err
-    (row,) = [r for r in json.loads(out)["rows"] if r["metric"] == "brier"]
-    assert row["higher_is_better"] is False and row["n"] == len(MC_ROWS)
+    rows_out = {r["metric"]: r for r in json.loads(out)["rows"]}
+    assert rows_out["brier"]["higher_is_better"] is False
+    assert rows_out["ece"]["method"] == "swap-exact" and rows_out["ece"]["p_value"] is not None
+    assert {r["rule"] for r in json.loads(out)["gate"]} >= {"cal/mc:ece:not-regressed"}

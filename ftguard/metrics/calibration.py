@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ftguard.metrics.base import mean_metric
+from ftguard.metrics.base import mean_metric, set_metric
 
 ECE_BINS = 10
 """Equal-mass bins of ``ece`` (fewer when a task has fewer items: one item per bin)."""
@@ -107,3 +107,11 @@ def reliability_bins(confidence: Sequence[float], correct: Sequence[float],
     conf, hit = conf[order], hit[order]
     return [ReliabilityBin(float(conf[a:b].mean()), float(hit[a:b].mean()), b - a)
             for a, b in _bin_edges(len(conf), n_bins)]
+
+
+@set_metric("ece", higher_is_better=False, kind=("choice", "classify"),
+            description=f"expected calibration error of the top choice over {ECE_BINS} "
+                        "equal-mass bins of the normalised choice probabilities")
+def ece_of_rows(rows: np.ndarray) -> np.ndarray:
+    """``ece`` from per-sample rows ``[confidence, correct]`` (the record's ``stats``)."""
+    return ece_equal_mass(rows[..., 0], rows[..., 1])
