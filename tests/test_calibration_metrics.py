@@ -140,3 +140,34 @@ def test_brier_and_ece_are_recorded_compared_and_gated(tmp_path, run_cli) -> Non
     assert rows_out["brier"]["higher_is_better"] is False
     assert rows_out["ece"]["method"] == "swap-exact" and rows_out["ece"]["p_value"] is not None
     assert {r["rule"] for r in json.loads(out)["gate"]} >= {"cal/mc:ece:not-regressed"}
+
+
+def test_run_report_draws_the_reliability_diagram_of_the_ece_bins(tmp_path, run_cli) -> None:
+    import re
+
+    from conftest import MC_ROWS, MC_TASK, suite_yaml, write_jsonl
+    from ftguard.record import read_run
+    from ftguard.report import render_report
+
+    root = tmp_path / "cal"
+    (root / "data").mkdir(parents=True)
+    (root / "suite.yaml").write_text(suite_yaml("cal", tasks=MC_TASK + "    metrics: [acc, ece]\n"))
+    rows = [dict(r, id=f"{r['id']}-{i}") for i in range(4) for r in MC_ROWS]
+    write_jsonl(root / "data" / "mc.jsonl", rows)
+    code, _, err = run_cli("eval", root, "--model", "fake:3", "--no-progress", "--out",
+                           tmp_path / "run.json")
+    assert code == 0, err
+    run = read_run(tmp_path / "run.json")
+    page = render_report(run)
+    svg = page.split('<svg class="reliability"')[1].split("</svg>")[0]
+    circles = re.findall(r'<circle class="bin" cx="([\d.]+)" cy="([\d.]+)"', svg)
+    (task,) = run.suites[0].tasks
+    conf, correct = zip(*(s.stats["ece"] for s in task.samples))
+    bins = reliability_bins(conf, correct)
+    assert len(circles) == len(bins) == min(10, len(rows))
+    for (cx, cy), b in zip(circles, bins):  # 240 px square, 36 px margin
+        assert float(cx) == pytest.approx(36 + 240 * b.confidence, abs=0.06)
+        assert float(cy) == pytest.approx(36 + 240 * (1 - b.accuracy), abs=0.06)
+    assert f"cal/mc: ECE {task.metrics['ece'].value:.3f} (n={len(rows)})" in page
+    assert '<svg class="reliability"' not in render_report(run.model_copy(update={"suites": [
+        s.model_copy(update={"tasks": []}) for s in run.suites]}))
