@@ -23,9 +23,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ftguard.stats.inputs import statistics
-from ftguard.stats.permutation import all_indicators, as_extreme, check_sizes, flip_testable
-from ftguard.stats.power import EXACT_MAX_ITEMS, mde_for
+from ftguard.stats.permutation import all_indicators, as_extreme, check_sizes
+from ftguard.stats.power import EXACT_MAX_ITEMS
 from ftguard.stats.result import PairedResult
+from ftguard.stats.swap import swap_result
 
 SetFn = Callable[[np.ndarray], np.ndarray]
 _CHUNK_CELLS = 1 << 21
@@ -44,7 +45,6 @@ def set_swap_test(base_rows: np.ndarray, tuned_rows: np.ndarray, set_fn: SetFn, 
                          f"same fields): {b.shape} vs {t.shape}")
     n = b.shape[0]
     check_sizes(n, resamples, confidence)
-    alpha = 1 - confidence
     base_value, tuned_value = float(set_fn(b)), float(set_fn(t))
     delta = tuned_value - base_value
     differs = np.flatnonzero((b != t).any(axis=1))
@@ -54,20 +54,15 @@ def set_swap_test(base_rows: np.ndarray, tuned_rows: np.ndarray, set_fn: SetFn, 
         p = _exact_p(b, t, differs, set_fn, delta, scale)
     else:
         p = _monte_carlo_p(b, t, set_fn, delta, scale, resamples, seed)
-    deltas = _paired_bootstrap(b, t, set_fn, resamples, seed)
-    low, high = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
-    low, high = min(float(low), delta), max(float(high), delta)
+    # joint resamples of the items for both runs (not the swap test's coins)
+    deltas = _bootstrap(lambda idx: set_fn(t[idx]) - set_fn(b[idx]), *b.shape, resamples,
+                        np.random.default_rng(seed + 1))
+    low, high = _percentile(deltas, delta, confidence)
     spread = float(deltas.std(ddof=1)) * np.sqrt(n)  # per-item scale, as the MDE expects
-    method = "swap-exact" if exact else "swap-mc"
-    testable = flip_testable(n, resamples, alpha)
-    monte_carlo = not exact or n > EXACT_MAX_ITEMS
-    return PairedResult(
-        base=base_value, tuned=tuned_value, delta=delta, ci_low=low, ci_high=high,
-        p_value=p, n=n, method=method, confidence=confidence,
-        resamples=resamples if monte_carlo else None,
-        resampling="swap" if monte_carlo else None, seed=seed,
-        testable=testable, spread=spread,
-        mde=mde_for(method, n, spread, alpha=alpha) if testable else None)
+    # the interval always resamples (multinomial bootstrap); the p-value only when not exact
+    return swap_result(base_value, tuned_value, p, (low, high), n=n, exact=exact,
+                       spread=spread, resamples=resamples, seed=seed, confidence=confidence,
+                       resampling="multinomial" if exact else "swap")
 
 
 def _swapped(b: np.ndarray, t: np.ndarray, coins: np.ndarray,
@@ -112,16 +107,20 @@ def _monte_carlo_p(b: np.ndarray, t: np.ndarray, set_fn: SetFn, delta: float, sc
     return (1 + hits) / (1 + resamples)
 
 
-def _paired_bootstrap(b: np.ndarray, t: np.ndarray, set_fn: SetFn, resamples: int,
-                      seed: int) -> np.ndarray:
-    """``set_fn(tuned*) - set_fn(base*)`` over ``resamples`` joint resamples of the items."""
-    rng = np.random.default_rng(seed + 1)  # not the swap test's coins
-    n, step = b.shape[0], _chunk(*b.shape)
-    out = []
-    for start in range(0, resamples, step):
-        rows = rng.integers(0, n, size=(min(step, resamples - start), n))
-        out.append(np.asarray(set_fn(t[rows]) - set_fn(b[rows]), dtype=np.float64))
-    return np.concatenate(out)
+def _bootstrap(values_of: Callable[[np.ndarray], np.ndarray], n: int, k: int,
+               resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """``values_of(rows)`` over ``resamples`` bootstrap draws of item indices (B, n)."""
+    step = _chunk(n, k)
+    return np.concatenate([np.asarray(values_of(rng.integers(0, n, size=(min(step, resamples - start), n))),
+                                      dtype=np.float64)
+                           for start in range(0, resamples, step)])
+
+
+def _percentile(boot: np.ndarray, value: float, confidence: float) -> tuple[float, float]:
+    """Percentile interval of ``boot``, widened to hold ``value``."""
+    alpha = 1 - confidence
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return min(float(low), value), max(float(high), value)
 
 
 def set_bootstrap(rows: np.ndarray, set_fn: SetFn, *, resamples: int = 1000, seed: int = 1234,
@@ -129,14 +128,8 @@ def set_bootstrap(rows: np.ndarray, set_fn: SetFn, *, resamples: int = 1000, see
     """One run's set value and its percentile bootstrap interval over items:
     ``(value, low, high, stderr)`` (the value kept inside its interval)."""
     x = statistics("rows", rows)
-    n = x.shape[0]
     value = float(set_fn(x))
-    rng = np.random.default_rng(seed)
-    step = _chunk(n, x.shape[1])
-    boot = np.concatenate([np.asarray(set_fn(x[rng.integers(0, n, size=(min(step, resamples - s), n))]),
-                                      dtype=np.float64)
-                           for s in range(0, resamples, step)])
-    alpha = 1 - confidence
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    stderr = float(boot.std(ddof=1)) if resamples > 1 and n > 1 else None
-    return value, min(float(low), value), max(float(high), value), stderr
+    boot = _bootstrap(lambda idx: set_fn(x[idx]), *x.shape, resamples,
+                      np.random.default_rng(seed))
+    stderr = float(boot.std(ddof=1)) if resamples > 1 and x.shape[0] > 1 else None
+    return value, *_percentile(boot, value, confidence), stderr
