@@ -23,10 +23,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ftguard.stats.inputs import statistics
-from ftguard.stats.permutation import all_indicators, as_extreme, check_sizes
+from ftguard.stats.permutation import all_indicators, as_extreme
 from ftguard.stats.power import EXACT_MAX_ITEMS
 from ftguard.stats.result import PairedResult
-from ftguard.stats.swap import swap_result
+from ftguard.stats.swap import paired_rows, swap_result
 
 SetFn = Callable[[np.ndarray], np.ndarray]
 _CHUNK_CELLS = 1 << 21
@@ -38,13 +38,8 @@ def set_swap_test(base_rows: np.ndarray, tuned_rows: np.ndarray, set_fn: SetFn, 
                   confidence: float = 0.95) -> PairedResult:
     """Compare a set metric of two runs on the same items in the same order; rows of shape
     ``(n, k)`` per run."""
-    b = statistics("base_rows", base_rows)
-    t = statistics("tuned_rows", tuned_rows)
-    if b.shape != t.shape:
-        raise ValueError(f"base_rows and tuned_rows must have the same shape (same items, "
-                         f"same fields): {b.shape} vs {t.shape}")
+    b, t = paired_rows(base_rows, tuned_rows, resamples, confidence, "rows")
     n = b.shape[0]
-    check_sizes(n, resamples, confidence)
     base_value, tuned_value = float(set_fn(b)), float(set_fn(t))
     delta = tuned_value - base_value
     differs = np.flatnonzero((b != t).any(axis=1))

@@ -41,13 +41,8 @@ def paired_swap_test(base_stats: np.ndarray, tuned_stats: np.ndarray, corpus_fn:
     interval is the sign-flip interval of the jackknife pseudo-values' mean (n > 16:
     Monte Carlo; n >= 20,000: t-interval).
     """
-    b = statistics("base_stats", base_stats)
-    t = statistics("tuned_stats", tuned_stats)
-    if b.shape != t.shape:
-        raise ValueError(f"base_stats and tuned_stats must have the same shape (same items, "
-                         f"same statistics): {b.shape} vs {t.shape}")
+    b, t = paired_rows(base_stats, tuned_stats, resamples, confidence, "stats")
     n = b.shape[0]
-    check_sizes(n, resamples, confidence)
     alpha = 1 - confidence
     base_value = _corpus_value(corpus_fn, b.sum(axis=0), "the full data")
     tuned_value = _corpus_value(corpus_fn, t.sum(axis=0), "the full data")
@@ -64,6 +59,19 @@ def paired_swap_test(base_stats: np.ndarray, tuned_stats: np.ndarray, corpus_fn:
     return swap_result(base_value, tuned_value, p, (low, high), n=n, exact=exact_p,
                        spread=spread, resamples=resamples, seed=seed, confidence=confidence,
                        resampling="swap" if not exact_p or n > EXACT_MAX_ITEMS else None)
+
+
+def paired_rows(base: np.ndarray, tuned: np.ndarray, resamples: int, confidence: float,
+                what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs' per-item rows (``base_WHAT``, ``tuned_WHAT``) as float64 ``(n, k)`` of the
+    same shape, with sizes a swap test can use; ValueError otherwise."""
+    b = statistics(f"base_{what}", base)
+    t = statistics(f"tuned_{what}", tuned)
+    if b.shape != t.shape:
+        raise ValueError(f"base_{what} and tuned_{what} must have the same shape (same items, "
+                         f"same statistics): {b.shape} vs {t.shape}")
+    check_sizes(b.shape[0], resamples, confidence)
+    return b, t
 
 
 def swap_result(base_value: float, tuned_value: float, p: float,
