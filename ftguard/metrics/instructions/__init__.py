@@ -18,7 +18,13 @@ The checkers give lm-eval's ``ifeval`` results on the same responses
 """
 
 from ftguard.metrics.instructions.data import InstructionPrompt, load_prompts, row_problems
-from ftguard.metrics.instructions.follow import Aggregate, TypeTally, aggregate, follow, loose_variants
+from ftguard.metrics.instructions.follow import (
+    Aggregate,
+    TypeTally,
+    aggregate,
+    follow,
+    loose_variants,
+)
 from ftguard.metrics.instructions.spec import (
     INSTRUCTION_TYPES,
     UNSUPPORTED,

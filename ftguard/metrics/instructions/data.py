@@ -14,6 +14,7 @@ from typing import Any
 
 from ftguard.errors import DataError, Problem
 from ftguard.metrics.instructions.spec import clean_kwargs, kwargs_problems
+from ftguard.suite.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def row_problems(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def load_prompts(path: Path) -> list[InstructionPrompt]:
     """Every prompt of ``path``; DataError listing each bad line and key."""
-    rows, problems = read_rows(path)
+    rows, problems = read_jsonl(path)
     seen: dict[str, int] = {}
     prompts = []
     for row in rows:
@@ -75,7 +76,3 @@ def load_prompts(path: Path) -> list[InstructionPrompt]:
                                                      "for each type's kwargs.")
     return prompts
 
-
-def read_rows(path: Path) -> tuple[list[Any], list[Problem]]:
-    from ftguard.suite.jsonl import read_jsonl
-    return read_jsonl(path)

@@ -127,12 +127,12 @@ def clean_kwargs(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 def kwargs_problems(instruction_id: str, kwargs: Mapping[str, Any] | None) -> list[str]:
     """What is wrong with one instruction (empty when it can be checked)."""
     if instruction_id in UNSUPPORTED:
-        return [f"instruction {instruction_id!r} is not supported: "
-                f"{UNSUPPORTED[instruction_id]}"]
+        return [(f"instruction {instruction_id!r} is not supported: "
+                f"{UNSUPPORTED[instruction_id]}")]
     kind = INSTRUCTION_TYPES.get(instruction_id)
     if kind is None:
-        return [f"unknown instruction {instruction_id!r}; known: "
-                f"{', '.join(sorted(INSTRUCTION_TYPES))}"]
+        return [(f"unknown instruction {instruction_id!r}; known: "
+                f"{', '.join(sorted(INSTRUCTION_TYPES))}")]
     given = clean_kwargs(kwargs)
     problems = [f"{instruction_id}: unexpected kwarg {key!r}"
                 for key in given if key not in kind.params]
