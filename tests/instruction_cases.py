@@ -22,17 +22,18 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
          {"keyword": "tea", "frequency": 2, "relation": "less than"},
          {"keyword": " plan ", "frequency": 1, "relation": "at least"}],
         ["Tea, then more tea.", "One tea only.", "Steam rises from the teapot and the tea.",
-         "No drinks here.", "TEA TEA TEA", "plan: planning the plan", "te a"],
+         "No drinks here.", "TEA TEA TEA", "plan: planning the plan", "te a",
+         "Tea time!\nOne cup of tea, no plan."],
     ),
     "keywords:forbidden_words": (
         [{"forbidden_words": ["very", "really"]}, {"forbidden_words": ["ok"]}],
         ["This is very good.", "Every day is fine.", "REALLY?", "It's ok.", "okay then",
-         "Nothing to see.", "very\nreally"],
+         "Nothing to see.", "very\nreally", "Really, listen.\nThe plan is fine."],
     ),
     "keywords:letter_frequency": (
         [{"letter": "e", "let_frequency": 3, "let_relation": "at least"},
          {"letter": "Z", "let_frequency": 2, "let_relation": "less than"}],
-        ["Eee!", "bee", "Zebra zone", "zz top", "The eel sees the sea.", "abc"],
+        ["Eee!", "bee", "ZZZ!\nbee", "Zz\nzebra", "Zebra zone", "zz top", "The eel sees the sea.", "abc"],
     ),
     "length_constraints:number_words": (
         [{"num_words": 5, "relation": "less than"}, {"num_words": 5, "relation": "at least"},
@@ -77,7 +78,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
     ),
     "detectable_format:number_highlighted_sections": (
         [{"num_highlights": 2}, {"num_highlights": 1}, {"num_highlights": 3}],
-        ["*one* and *two*", "**bold** only", "* * empty", "*a\nb*", "** ** blank bold",
+        ["*one* and *two*", "**bold** only", "*one*, **two**", "* * empty", "*a\nb*", "** ** blank bold",
          "*x* **y**", "***triple***", "No marks."],
     ),
     "detectable_format:multiple_sections": (
@@ -86,17 +87,18 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
          {"section_spliter": " Part ", "num_sections": 1}],
         ["Section 1\nA\nSection 2\nB", "SECTION 1 a SECTION 2 b SECTION 3 c",
          "Section one\nSection two", "Part 1: x", "section 1 lower", "Section1 Section2",
+         "**Section** 1\nA\n**Section** 2\nB",
          "Intro\nSECTION 1\nSECTION 2"],
     ),
     "detectable_format:json_format": (
         [{}],
         ['{"a": 1}', '```json\n{"a": 1}\n```', '```JSON\n[1, 2]\n```', "```\n\"text\"\n```",
-         "Here: {\"a\": 1}", '{"a": 1,}', "42", "NaN", '```Json{"k": true}```',
+         "Here: {\"a\": 1}", "Here you go:\n{\"a\": 1}", '{"a": 1,}', "42", "NaN", '```Json{"k": true}```',
          '```json```{"x": 0}```'],
     ),
     "detectable_format:title": (
         [{}],
-        ["<<My Title>>\nBody.", "<< >>", "<<a\nb>>", "Title: <<Spring>> here", "<<<x>>>",
+        ["<<My Title>>\nBody.", "<< >>", "<<a\nb>>", "Title: <<Spring>> here", "<<**>>\n*x*", "<<<x>>>",
          "< <nope> >"],
     ),
     "combination:two_responses": (
@@ -109,13 +111,13 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
         [{"prompt_to_repeat": "Name three fruits."},
          {"prompt_to_repeat": "  Describe a cloud.  "}],
         ["Name three fruits. Apple, pear, plum.", "name three FRUITS. ok",
-         "Sure! Name three fruits.", "Describe a cloud. It is white.",
+         "Sure! Name three fruits.", "Sure!\nName three fruits. Fig.", "Describe a cloud. It is white.",
          "   describe a cloud.\nGrey."],
     ),
     "startend:end_checker": (
         [{"end_phrase": "Any other questions?"}, {"end_phrase": " Goodbye. "}],
         ["Here it is. Any other questions?", "\"Done. Any other questions?\"",
-         "any other questions?\n\n", "Goodbye.", "Goodbye!", "Goodbye. Bye.",
+         "any other questions?\n\n", "Goodbye.", "Goodbye!", "Goodbye. Bye.", "Any other questions?\nGoodbye.\n(sent from my phone)",
          "See you. GOODBYE."],
     ),
     "startend:quotation": (
@@ -129,7 +131,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
     ),
     "change_case:english_lowercase": (
         [{}],
-        ["all lower case.", "Not lower.", "123 456", "lower with ÄÖ", "ok\n\nTHANKS"],
+        ["all lower case.", "Not lower.", "123 456", "lower with ÄÖ", "Sure!\nall lower now", "ok\n\nTHANKS"],
     ),
     "change_case:english_capital": (
         [{}],
