@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftguard.errors import DataError, Problem
-from ftguard.metrics.instructions.spec import clean_kwargs, kwargs_problems
+from ftguard.metrics.instructions.spec import INSTRUCTION_TYPES, clean_kwargs, kwargs_problems
 from ftguard.suite.jsonl import read_jsonl
 
 
@@ -30,11 +30,18 @@ class InstructionPrompt:
 
 def row_problems(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(key, message)`` for every problem of one row; empty when the row is valid."""
-    ids, kwargs = fields.get("instruction_id_list"), fields.get("kwargs")
     problems: list[tuple[str, str]] = []
     for key in ("id", "prompt"):
         if not isinstance(fields.get(key), str) or not fields[key].strip():
             problems.append((key, "must be a non-blank string"))
+    return problems + instruction_problems(fields)
+
+
+def instruction_problems(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, message)`` for every problem of a row's ``instruction_id_list`` and ``kwargs``
+    (a suite's items have their own prompt fields)."""
+    ids, kwargs = fields.get("instruction_id_list"), fields.get("kwargs")
+    problems: list[tuple[str, str]] = []
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         problems.append(("instruction_id_list", "must be a non-empty list of instruction ids"))
         return problems
@@ -47,8 +54,10 @@ def row_problems(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
         if args is not None and not isinstance(args, dict):
             problems.append((f"kwargs[{index}]", "must be a JSON object"))
             continue
-        problems.extend((f"kwargs[{index}]", message)
-                        for message in kwargs_problems(instruction_id, args))
+        # an id that names no checkable type is the id's problem, not its kwargs'
+        key = (f"kwargs[{index}]" if instruction_id in INSTRUCTION_TYPES
+               else f"instruction_id_list[{index}]")
+        problems.extend((key, message) for message in kwargs_problems(instruction_id, args))
     return problems
 
 
