@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import write_jsonl
 
+from conftest import write_jsonl
 from ftguard.metrics import aggregate, get_metric, score_generate
 from ftguard.metrics.instruction_following import INSTRUCTION_METRICS, followed
 from ftguard.metrics.instructions import aggregate as ifeval_aggregate
@@ -193,7 +193,7 @@ def test_bad_instruction_data_names_file_line_and_key(tmp_path: Path, run_cli: A
             {**good, "id": "s", "instruction_id_list": ["language:response_language"],
              "kwargs": [{"language": "fr"}]}]
     suite = instructed_suite(tmp_path / "bad", rows)
-    code, out, err = run_cli("suites", "validate", suite)
+    code, _, err = run_cli("suites", "validate", suite)
     assert code == 2
     data = suite / "data/follow.jsonl"
     assert f"{data}:2 [instruction_id_list[0]]: unknown instruction 'punctuation:no_semicolon'" \
