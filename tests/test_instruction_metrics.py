@@ -198,7 +198,8 @@ def test_bad_instruction_data_names_file_line_and_key(tmp_path: Path, run_cli: A
     data = suite / "data/follow.jsonl"
     assert f"{data}:2 [instruction_id_list[0]]: unknown instruction 'punctuation:no_semicolon'" \
         in err
-    assert f"{data}:3 [kwargs[0]]: length_constraints:number_words: kwarg 'num_words'" in err
+    assert f"{data}:3 [kwargs[0]]: length_constraints:number_words: kwarg 'num_words' must be " \
+        "a whole number of at least 1 (got 0)" in err
     assert f"{data}:4 [kwargs]: must be a list of 1 dicts" in err
     assert f"{data}:5 [instruction_id_list[0]]: instruction 'language:response_language' " \
            "is not supported" in err
