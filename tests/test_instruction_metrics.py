@@ -180,6 +180,11 @@ def test_shipped_task_eval_and_compare_on_the_fake_model(tmp_path: Path, run_cli
     assert code == 0, err
     page = run_html.read_text(encoding="utf-8")
     assert "Instruction following by type" in page and "combination:repeat_prompt" in page
+    code, out, err = run_cli("suites", "show", f"{SHIPPED}/instructions", "--render", "1",
+                             "--model", "fake")
+    assert code == 0, err
+    assert ('instruction: combination:repeat_prompt {"prompt_to_repeat": "Give tips for a '
+            'first job interview at a bookshop."}') in out
 
 
 def test_bad_instruction_data_names_file_line_and_key(tmp_path: Path, run_cli: Any) -> None:
