@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ftguard.compare_instructions import type_changes
 from ftguard.errors import FtguardError, UsageError
 from ftguard.gate import Policy
 from ftguard.record import (
@@ -134,7 +135,8 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
         forgetting={suite: agg for suite in dict.fromkeys(r.suite for r in rows
                                                           if r.role == "general")
                     if (agg := _aggregate([r for r in rows if r.suite == suite]))},
-        calibration=calibration_curves(pairs), flips=_flips(pairs), notes=notes,
+        calibration=calibration_curves(pairs), instruction_types=type_changes(pairs),
+        flips=_flips(pairs), notes=notes,
         settings={"alpha": policy.alpha, "correction": policy.correction,
                   "strict_power": policy.strict_power,
                   "allow_unchecked": list(policy.allow_unchecked),

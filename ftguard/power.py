@@ -66,11 +66,12 @@ def _binary_row(suite: str, task: str, metric: str, n: int, *, discordance: floa
 
 
 def render_power(rows: list[PowerRow], *, discordance: float, alpha: float, power: float) -> str:
+    width = max([14, *(len(r.metric) for r in rows)])  # prompt_level_strict_acc is longer
     lines = [(f"minimum detectable change, paired, {power:.0%} power, two-sided alpha "
               f"{alpha:g}, assumed discordance {discordance:.0%}"),
-             f"{'suite':10s} {'task':18s} {'metric':14s} {'n':>5s} {'MDE (points)':>12s}"]
+             f"{'suite':10s} {'task':18s} {'metric':{width}s} {'n':>5s} {'MDE (points)':>12s}"]
     for r in rows:
-        lines.append(f"{r.suite:10s} {r.task:18s} {r.metric:14s} {r.n:5d} {_mde_text(r)}")
+        lines.append(f"{r.suite:10s} {r.task:18s} {r.metric:{width}s} {r.n:5d} {_mde_text(r)}")
     return "\n".join(lines)
 
 

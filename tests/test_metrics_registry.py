@@ -14,7 +14,9 @@ from ftguard.metrics import METRICS, expand_metric_names, get_metric, metric_nam
 def test_names_per_kind() -> None:
     assert metric_names_for("generate") == ["exact_match", "exact_match_strict", "f1", "rouge1",
                                             "rouge2", "rougeL", "rougeLsum", "json_valid",
-                                            "json_field_match", "bleu", "chrf"]
+                                            "json_field_match", "prompt_level_strict_acc",
+                                            "prompt_level_loose_acc", "inst_level_strict_acc",
+                                            "inst_level_loose_acc", "bleu", "chrf"]
     assert metric_names_for("choice") == ["acc", "acc_norm", "brier", "ece"]
     assert metric_names_for("classify") == ["accuracy", "macro_f1", "precision", "recall",
                                             "brier", "ece"]
@@ -26,7 +28,7 @@ def test_names_per_kind() -> None:
 def test_definitions_are_consistent() -> None:
     binary = {n for n, m in METRICS.items() if m.binary}
     assert binary == {"exact_match", "exact_match_strict", "json_valid", "acc", "acc_norm",
-                      "accuracy"}
+                      "accuracy", "prompt_level_strict_acc", "prompt_level_loose_acc"}
     lower = {n for n, m in METRICS.items() if not m.higher_is_better}
     assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece"}
     for metric in METRICS.values():

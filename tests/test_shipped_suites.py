@@ -71,7 +71,7 @@ def test_validate_and_power_take_names(tmp_path: Path, monkeypatch: pytest.Monke
     code, out, _ = run_cli("suites", "validate", "legal", "general")
     assert code == 0
     assert "legal v1 (target): 5 tasks, 577 items" in out
-    assert "general v1 (general): 6 tasks, 901 items" in out
+    assert "general v1 (general): 7 tasks, 1041 items" in out
     code, out, _ = run_cli("power", "legal")
     assert code == 0 and "clause_type" in out and "arithmetic" not in out
 

@@ -109,6 +109,8 @@ def _task_view(suite: Suite, task: Task, render: int, backend: ChatTemplater | N
             item["gold"] = inst.gold
         elif spec.kind == "generate":
             item["references"] = list(inst.references)
+            if inst.instructions:
+                item["instructions"] = [{"id": i, "kwargs": dict(k)} for i, k in inst.instructions]
         rendered.append(item)
     view["rendered"] = rendered
     view["model"] = model if spec.chat_template else None
@@ -154,5 +156,7 @@ def _print_task(view: dict[str, Any]) -> None:
         for index, text in enumerate(item.get("continuations", [])):
             mark = "target" if index == item["gold"] else ""
             print(f"  choice {index}: {text!r} {mark}".rstrip())
-        if "references" in item:
-            print(f"  target: {' | '.join(map(repr, item['references']))}")
+        if item.get("references") or "instructions" not in item:
+            print(f"  target: {' | '.join(map(repr, item.get('references', [])))}")
+        for rule in item.get("instructions", []):
+            print(f"  instruction: {rule['id']} {json.dumps(rule['kwargs'], ensure_ascii=False)}")

@@ -15,6 +15,7 @@ from ftguard.engine.subsets import subset_for, subset_size
 from ftguard.errors import TaskSkipped
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
+from ftguard.metrics.instruction_following import followed
 from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
 from ftguard.models.base import (
@@ -26,6 +27,7 @@ from ftguard.models.base import (
     truncated_flag,
 )
 from ftguard.record import MetricResult, SampleResult, SkippedTask, SuiteResult, TaskResult
+from ftguard.record.instructions import by_type, instruction_results
 from ftguard.suite import Instance, Suite, Task
 
 
@@ -74,7 +76,7 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
               if spec.kind == "generate" else None)
     return TaskResult(name=spec.name, kind=spec.kind, metrics=metrics, samples=samples,
                       settings=_task_settings(task), signatures=_signatures(names, samples),
-                      health=health)
+                      health=health, instruction_types=by_type(s.instructions for s in samples))
 
 
 def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
@@ -124,11 +126,13 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
     samples = []
     for inst, ctx, text in zip(instances, contexts, texts):
         refs = list(inst.references)
-        scores, stats = score_generate(text, refs, task.spec.metric_names)
+        done = followed(str(text), inst.instructions) if inst.instructions else None
+        scores, stats = score_generate(text, refs, task.spec.metric_names, done)
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=str(text), truncated=truncated_flag(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
-                                    stats=stats, prompt=inst.prompt, context=ctx))
+                                    stats=stats, prompt=inst.prompt, context=ctx,
+                                    instructions=instruction_results(done)))
     return samples
 
 

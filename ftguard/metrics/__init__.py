@@ -7,7 +7,8 @@ Importing this package is cheap: sacrebleu and rouge-score load on first use.
 - :mod:`.score` -- per-kind scoring of one sample: ``score_generate`` & co.
 - :mod:`.aggregate` -- task value + CI: ``aggregate`` -> ``MetricValue``.
 - family modules hold the definitions, each a decorator beside its function: :mod:`.qa`
-  (SQuAD EM/F1), :mod:`.rouge`, :mod:`.json_format`, :mod:`.bleu_chrf`, :mod:`.choice`,
+  (SQuAD EM/F1), :mod:`.rouge`, :mod:`.json_format`, :mod:`.instruction_following` (IFEval),
+  :mod:`.bleu_chrf`, :mod:`.choice`,
   :mod:`.classification`, :mod:`.perplexity`.
 """
 

@@ -13,6 +13,12 @@ import math
 from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa
 from ftguard.metrics.calibration import brier_score, choice_probabilities, top_label
 from ftguard.metrics.choice import predict_choice
+from ftguard.metrics.instruction_following import (
+    INSTRUCTION_METRICS,
+    Followed,
+    score_followed,
+    uses_instructions,
+)
 from ftguard.metrics.registry import expand_metric_names, split_name
 from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
 
@@ -20,13 +26,21 @@ SampleScores = tuple[dict[str, float], dict[str, list[float]]]
 """(scores, stats) of one sample."""
 
 
-def score_generate(prediction: str, references: list[str], metrics: list[str]) -> SampleScores:
-    """Score a generated answer against one or more references."""
-    if not references:
-        raise ValueError("a generate sample needs at least one reference")
+def score_generate(prediction: str, references: list[str], metrics: list[str],
+                   followed: Followed | None = None) -> SampleScores:
+    """Score a generated answer against one or more references; the instruction-following
+    metrics read ``followed`` instead (:func:`ftguard.metrics.instruction_following.followed`
+    of the item's instructions)."""
     names = expand_metric_names("generate", metrics, None)
     scores: dict[str, float] = {}
     stats: dict[str, list[float]] = {}
+    if uses_instructions(names):
+        if followed is None:
+            raise ValueError("instruction-following metrics need the item's instructions")
+        scores, stats = score_followed(followed, names)
+        names = [n for n in names if n not in INSTRUCTION_METRICS]
+    if names and not references:
+        raise ValueError("a generate sample needs at least one reference")
     rouge = tuple(n for n in names if n in ROUGE_TYPES)
     if rouge:
         scores.update(rouge_fmeasures(prediction, references, rouge))

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ftguard.record.instructions import InstructionTypeChange
 from ftguard.record.run import SCHEMA_VERSION, ModelInfo, RecordModel
 
 
@@ -206,6 +207,8 @@ class Comparison(RecordModel):
     """Reliability bins of base and tuned per task with ``ece`` (the report's overlay)."""
     flips: list[Flip] = Field(default_factory=list)
     """Items that changed correctness, most damaging first."""
+    instruction_types: list[InstructionTypeChange] = Field(default_factory=list)
+    """Instruction-following tasks: each instruction type's shares followed, base vs tuned."""
     notes: list[str] = Field(default_factory=list)
     """What the comparison had to do (e.g. compare only the intersection of items)."""
     settings: dict[str, Any] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftguard.record.config import RunConfig, RunEnvironment
+from ftguard.record.instructions import InstructionResult, InstructionTypeResult
 
 SCHEMA_VERSION = 1
 
@@ -95,6 +96,9 @@ class SampleResult(RecordModel):
     """Generate tasks: whether generation stopped because ``max_new_tokens`` ran out (True),
     or at an end-of-sequence token or stop string (False); None when unknown (other task
     kinds, a backend that does not report it, or an answer from an older response cache)."""
+    instructions: list[InstructionResult] | None = None
+    """Instruction-following tasks: each of the item's instructions and whether the prediction
+    followed it, strictly and loosely (None for other tasks)."""
 
 
 class GenerationHealth(RecordModel):
@@ -132,6 +136,9 @@ class TaskResult(RecordModel):
     health: GenerationHealth | None = None
     """Generate tasks: shares of empty and of truncated predictions (None for other kinds and
     in records written before ftguard measured it)."""
+    instruction_types: dict[str, InstructionTypeResult] | None = None
+    """Instruction-following tasks: per instruction type, its count and strict / loose shares
+    over the samples (None for other tasks)."""
 
 
 class SkippedTask(RecordModel):

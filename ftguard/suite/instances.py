@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftguard.errors import Problem
+from ftguard.metrics.instruction_following import Instructions, uses_instructions
 from ftguard.suite.jsonl import Row
 from ftguard.suite.schema import TaskSpec
 from ftguard.suite.templates import TemplateError, compile_template, render
@@ -57,6 +58,8 @@ class Instance:
     """The few-shot examples asked before this item, in order (never the item itself)."""
     layout: Layout = _PLAIN
     """How ``shots`` and ``prompt`` are put together."""
+    instructions: Instructions = ()
+    """Instruction-following tasks: the item's ``(instruction id, kwargs)`` pairs."""
 
     @property
     def answer(self) -> str:
@@ -104,6 +107,7 @@ class _Renderer:
         self.target_index = (compile_template(task.target_index)
                              if task.target_index is not None else None)
         self.choices = [compile_template(c) for c in task.choices or []]
+        self.instructed = task.kind == "generate" and uses_instructions(task.metric_names)
 
     def instance(self, row: Row) -> Instance:
         """The row's instance; a TemplateError carries the task key (``.key``) at fault."""
@@ -118,14 +122,16 @@ class _Renderer:
                 raise TemplateError("the text to score is empty")
         elif kind == "generate":
             self.key = "target" if self.target is not None else "target_field"
-            references = self._references(fields)
+            references = (self._references(fields)
+                          if self.target is not None or self.task.target_field else ())
         else:
             self.key = "choices" if self.choices else "choices_field"
             choices = self._choices(fields) if kind == "choice" else tuple(self.task.labels or ())
             self.key = "target_index" if self.target_index is not None else "target"
             gold = self._gold(fields, choices)
         return Instance(item_id(row, self.task.id_field), row.line, prompt, choices, gold,
-                        references, layout=self.layout)
+                        references, layout=self.layout,
+                        instructions=_instructions(fields) if self.instructed else ())
 
     def _references(self, fields: dict[str, Any]) -> tuple[str, ...]:
         if self.target is not None:
@@ -179,6 +185,26 @@ class _Renderer:
         return matches[0]
 
 
+class ItemProblem(Exception):
+    """A field of one item is wrong (not a template): reported at the item's line and key."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {message}" for key, message in problems))
+
+
+def _instructions(fields: dict[str, Any]) -> Instructions:
+    """The item's IFEval instructions; ItemProblem naming each bad key."""
+    from ftguard.metrics.instructions.data import instruction_problems
+    from ftguard.metrics.instructions.spec import clean_kwargs
+
+    problems = instruction_problems(fields)
+    if problems:
+        raise ItemProblem(problems)
+    return tuple((instruction_id, clean_kwargs(args)) for instruction_id, args
+                 in zip(fields["instruction_id_list"], fields["kwargs"], strict=True))
+
+
 def item_id(row: Row, id_field: str) -> str:
     value = row.fields.get(id_field)
     return f"line-{row.line}" if value is None else str(value)
@@ -207,7 +233,8 @@ def build_instances(task: TaskSpec, rows: Iterable[Row], shots: Iterable[Row] | 
         draw = _Draw(task.few_shot.k, task.few_shot.seed, pool if pool is not None else instances,
                      own=pool is None)
         instances = [Instance(i.id, i.line, i.prompt, i.choices, i.gold, i.references,
-                              draw(i.id, index), i.layout) for index, i in enumerate(instances)]
+                              draw(i.id, index), i.layout, i.instructions)
+                     for index, i in enumerate(instances)]
     return instances, problems
 
 
@@ -226,8 +253,9 @@ def _render_all(renderer: _Renderer, rows: Iterable[Row], name: str,
     where = f"task {renderer.task.name}"
     failed: dict[tuple[str, str], list[int]] = {}
     examples: dict[tuple[str, str], str] = {}
+    own = 0  # items whose own fields are wrong (ItemProblem)
     for row in rows:
-        if sum(map(len, failed.values())) >= MAX_PROBLEMS:
+        if sum(map(len, failed.values())) + own >= MAX_PROBLEMS:
             problems.extend(_grouped(failed, examples, name, where, locate))
             problems.append(Problem(name, None, where, f"{MAX_PROBLEMS} items failed to render, "
                                     f"the rest from line {row.line} on were not checked; fix "
@@ -235,6 +263,9 @@ def _render_all(renderer: _Renderer, rows: Iterable[Row], name: str,
             return out
         try:
             out.append(renderer.instance(row))
+        except ItemProblem as exc:  # the item's own data: its line and key, never grouped
+            problems.extend(Problem(name, row.line, key, message) for key, message in exc.problems)
+            own += 1
         except TemplateError as exc:
             stem, _, detail = str(exc).partition(" (fields of this item")
             group = (renderer.key, stem)

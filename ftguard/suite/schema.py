@@ -106,7 +106,9 @@ class TaskSpec(_Strict):
     max_length: int | None = Field(default=None, ge=8)
     """Window length in tokens for ``perplexity`` tasks; default: the model's context size."""
     metrics: list[str] = Field(default_factory=list)
-    """Metric names; default depends on the kind (see DEFAULT_METRICS)."""
+    """Metric names; default depends on the kind (see DEFAULT_METRICS). The
+    instruction-following metrics (``prompt_level_strict_acc`` & co.) read each item's
+    ``instruction_id_list`` and ``kwargs`` (IFEval's format) and need no target."""
     lm_eval_task: str | None = None
     """``lm_eval`` tasks: the lm-eval task name, local (in ``lm_eval_include``) or built-in
     (built-in names are checked offline against lm-eval's index, cached in ``$FTGUARD_HOME``;
@@ -157,8 +159,9 @@ def _kind_errors(t: TaskSpec) -> list[str]:
     elif t.kind == "generate":
         if t.target_index is not None:
             errors.append("target_index is for choice/classify tasks; use target or target_field")
-        elif n_target != 1:
-            errors.append("a generate task needs exactly one of 'target' or 'target_field'")
+        elif n_target > 1 or (n_target == 0 and not _instructions_only(t)):
+            errors.append("a generate task needs exactly one of 'target' or 'target_field' "
+                          "(none when every metric is an instruction-following one)")
     else:
         if t.target_field is not None:
             errors.append(f"target_field is for generate tasks; a {t.kind} task uses "
@@ -181,6 +184,13 @@ def _kind_errors(t: TaskSpec) -> list[str]:
     if t.kind == "perplexity" and t.few_shot is not None:
         errors.append("few_shot does not apply to perplexity tasks")
     return errors
+
+
+def _instructions_only(t: TaskSpec) -> bool:
+    """Every metric reads the items' instructions (IFEval), none a reference answer."""
+    from ftguard.metrics.instruction_following import INSTRUCTION_METRICS
+
+    return bool(t.metrics) and all(name in INSTRUCTION_METRICS for name in t.metrics)
 
 
 def _lmeval_errors(t: TaskSpec) -> list[str]:
