@@ -15,6 +15,7 @@ from ftguard.metrics import (
     calibration,
     choice,
     classification,
+    consistency,
     json_format,
     perplexity,
     qa,
@@ -23,7 +24,7 @@ from ftguard.metrics import (
 from ftguard.metrics.base import Metric, parametrised, registered
 
 _FAMILIES = (qa, rouge, json_format, bleu_chrf, choice, classification, calibration,
-             perplexity)
+             perplexity, consistency)
 """The metric families, in registry order; each defines its metrics with a decorator
 (:func:`ftguard.metrics.base.mean_metric`, :func:`~ftguard.metrics.base.corpus_metric`)."""
 

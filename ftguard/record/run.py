@@ -132,6 +132,9 @@ class TaskResult(RecordModel):
     health: GenerationHealth | None = None
     """Generate tasks: shares of empty and of truncated predictions (None for other kinds and
     in records written before ftguard measured it)."""
+    variant_of: str | None = None
+    """A variant's result (named ``TASK@VARIANT``): the task whose items it asks another way;
+    None for a task's own result."""
 
 
 class SkippedTask(RecordModel):

@@ -16,18 +16,6 @@ TaskKind = Literal["generate", "choice", "classify", "perplexity", "lm_eval"]
 TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity", "lm_eval")
 Role = Literal["target", "general"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-VARIANT_SEP = "@"
-"""Joins a task's name and a variant's (``clause_type@reversed``): never in a task name."""
-
-
-def variant_task_name(task: str, variant: str) -> str:
-    """The name a variant's results carry: ``TASK@VARIANT``."""
-    return f"{task}{VARIANT_SEP}{variant}"
-
-
-def is_variant_task(name: str) -> bool:
-    """Whether ``name`` is a variant's (``TASK@VARIANT``) rather than a task's own."""
-    return VARIANT_SEP in name
 
 #: Metrics computed when a task lists none (``lm_eval`` tasks report what lm-eval reports).
 DEFAULT_METRICS: dict[str, list[str]] = {

@@ -10,8 +10,9 @@ from ftguard.errors import Problem
 from ftguard.suite.instances import Instance, build_instances
 from ftguard.suite.jsonl import Row
 from ftguard.suite.model import Task
-from ftguard.suite.schema import TaskSpec, VariantSpec, variant_task_name
+from ftguard.suite.schema import TaskSpec, VariantSpec
 from ftguard.suite.yaml_lines import KeyPath, format_key, line_of
+from ftguard.variant_names import variant_task_name
 
 _OWN_KEYS = ("prompt", "choice_order", "target_delimiter", "chat_template")
 """Keys a variant may set; a problem with any other key is at the task's own line."""
