@@ -45,7 +45,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         # the chat template is all a prompt needs: a tokenizer for in-process models
         backend = backend_for(options).templater(options)
         model = options.model or "the embedded model"
-    shown = [_task_view(suite, task, args.render, backend, model) for task in tasks]
+    # with --render, each variant's prompts follow its task's (TASK@VARIANT)
+    shown = [_task_view(suite, t, args.render, backend, model) for task in tasks
+             for t in (task, *(task.variants if args.render else ()))]
     if args.format == "json":
         print(json.dumps({"suite": suite.name, "role": suite.spec.role,
                           "version": suite.spec.version, "path": str(suite.root),
@@ -90,9 +92,14 @@ def _task_view(suite: Suite, task: Task, render: int, backend: ChatTemplater | N
     from ftguard.engine.render import continuations, model_inputs
 
     spec = task.spec
+    from ftguard.metrics.consistency import NAMES
+
     view: dict[str, Any] = {"task": f"{suite.name}/{task.name}", "items": len(task.instances),
-                            "metrics": spec.metric_names,
+                            "metrics": spec.metric_names + (list(NAMES) if task.variants else []),
                             "settings": spec.model_dump(mode="json", exclude_none=True)}
+    if task.variant is not None:  # a variant: what it changes, not its task's settings again
+        view["settings"] = {"kind": spec.kind, **task.variant.model_dump(mode="json",
+                                                                          exclude_none=True)}
     if not render:
         return view
     if spec.kind == "lm_eval":
