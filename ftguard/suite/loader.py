@@ -202,6 +202,8 @@ def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml
         if getattr(task, key) is not None:
             sources.append(((key,), getattr(task, key)))
     sources += [(("choices", i), c) for i, c in enumerate(task.choices or [])]
+    sources += [(("variants", j, "prompt"), v.prompt) for j, v in enumerate(task.variants or [])
+                if v.prompt is not None]
     for sub, source in sources:
         try:
             compile_template(source)

@@ -4,6 +4,7 @@ template fails on an item is a located problem (file, task, variant) before anyt
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ftguard.errors import Problem
@@ -52,7 +53,9 @@ def load_variants(task: TaskSpec, rows: Sequence[Row], shots: Sequence[Row] | No
                                            else None, data_name=data_name,
                                            shots_name=shots_name, locate=locate,
                                            order=variant.choice_order)
-        problems += found
+        # every problem says which variant it is about, wherever it is located
+        problems += [replace(p, message=f"variant {variant.name!r} of task {task.name}: "
+                                        f"{p.message}") for p in found]
         if not found:
             assert [i.id for i in instances] == [i.id for i in own]  # same rows, same order
             out.append(Task(spec, instances, variant=variant))
