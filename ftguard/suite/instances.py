@@ -292,7 +292,8 @@ def _grouped(failed: dict[tuple[str, str], list[int]], examples: dict[tuple[str,
             continue
         file, line, dotted = locate(key)
         shown = ", ".join(map(str, lines[:8])) + (", ..." if len(lines) > 8 else "")
-        out.append(Problem(file, line, dotted, f"{key} template: {stem} on {len(lines)} "
+        what = "" if key == "choice_order" else f"{key} template: "  # a list, not a template
+        out.append(Problem(file, line, dotted, f"{what}{stem} on {len(lines)} "
                                                f"item(s) of {name} (line(s) {shown}{example})."))
     return out
 
