@@ -1,5 +1,6 @@
-"""``ftguard suites show SUITE[/TASK] [--render N]``: a task's settings and, with ``--render``,
-its first prompts exactly as the model receives them (the runner's own rendering)."""
+"""``ftguard suites show SUITE[/TASK[@VARIANT]] [--render N]``: a task's settings and, with
+``--render``, its first prompts exactly as the model receives them (the runner's own
+rendering); ``TASK@VARIANT`` (or ``TASK@*``) shows a variant's."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def add_parser(suite_commands: Any, common: argparse.ArgumentParser) -> None:
                     "--model (default: the embedded model; loaded only for chat tasks), "
                     "target and the scored continuations.")
     show.add_argument("suite", metavar="SUITE[/TASK]",
-                      help="a suite folder or shipped suite name, optionally /TASK")
+                      help="a suite folder or shipped suite name, optionally /TASK or "
+                           "/TASK@VARIANT (a task's variant; TASK@* all of them)")
     show.add_argument("--render", type=positive_int, metavar="N", default=0,
                       help="print the first N items' model input")
     show.add_argument("--format", choices=("text", "json"), default="text")
@@ -45,9 +47,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         # the chat template is all a prompt needs: a tokenizer for in-process models
         backend = backend_for(options).templater(options)
         model = options.model or "the embedded model"
-    # with --render, each variant's prompts follow its task's (TASK@VARIANT)
-    shown = [_task_view(suite, t, args.render, backend, model) for task in tasks
-             for t in (task, *(task.variants if args.render else ()))]
+    shown = [_task_view(suite, task, args.render, backend, model) for task in tasks]
     if args.format == "json":
         print(json.dumps({"suite": suite.name, "role": suite.spec.role,
                           "version": suite.spec.version, "path": str(suite.root),
@@ -78,10 +78,14 @@ def _pick(text: str) -> tuple[Suite, list[Task]]:
     suite = suites[0]
     if not task_name:
         return suite, list(suite.tasks)
-    tasks = [t for t in suite.tasks if t.name == task_name]
+    # SUITE/TASK@VARIANT: that variant's prompts (SUITE/TASK@*: all of them)
+    tasks = [t for task in suite.tasks for t in (task, *task.variants)
+             if t.name == task_name or (task_name.endswith("@*") and t.variant is not None
+                                        and t.name.startswith(task_name[:-1]))]
     if not tasks:
         raise UsageError(f"suite {suite.name} has no task '{task_name}' (tasks: "
-                         f"{', '.join(t.name for t in suite.tasks)}).",
+                         f"{', '.join(t.name for t in suite.tasks)}; a task's variants: "
+                         "TASK@VARIANT or TASK@*).",
                          hint=f"Write SUITE/TASK with one of those, e.g. {path}/"
                               f"{suite.tasks[0].name}.")
     return suite, tasks
