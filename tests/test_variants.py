@@ -219,3 +219,20 @@ def test_variants_rows_are_selected_only_by_selectors_naming_them() -> None:
     assert Rule("not-regressed", "legal/x@reversed").selects_task("legal", "target",
                                                                   "x@reversed")
     assert Rule("not-regressed", "legal").selects_task("legal", "target", "x")
+
+
+def test_pytest_checks_follow_the_rules_and_leave_variants_to_rules_naming_them(
+        tmp_path: Path) -> None:
+    from ftguard.gate import Policy
+    from ftguard.gate.grammar import parse_rule
+    from ftguard.pytest_nodes import checks_of
+
+    suite = load_suite(_suite(tmp_path))
+
+    def checks(*rules: str) -> list[tuple[str, str]]:
+        policy = Policy(tuple(parse_rule(r) for r in rules))
+        return [(c.task, c.metric) for c in checks_of(suite, policy)]
+
+    assert checks("*:headline:not-regressed") == [("mc", "acc")]
+    assert checks("tiny:consistency:not-regressed", "tiny/mc@*:headline:>=0.1") == [
+        ("mc", "consistency"), ("mc@reversed", "acc"), ("mc@listed", "acc")]
