@@ -117,6 +117,7 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
     _adjust_and_judge(rows, policy)
     outcomes = judge(rows, policy, skips)
     failures = [line for o in outcomes if o.fails for line in _failure_lines(o)]
+    from ftguard.compare_calibration import calibration_curves
     from ftguard.health import change_warnings
 
     return Comparison(
@@ -134,7 +135,7 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
         forgetting={suite: agg for suite in dict.fromkeys(r.suite for r in rows
                                                           if r.role == "general")
                     if (agg := _aggregate([r for r in rows if r.suite == suite]))},
-        flips=_flips(pairs), notes=notes,
+        calibration=calibration_curves(pairs), flips=_flips(pairs), notes=notes,
         settings={"alpha": policy.alpha, "correction": policy.correction,
                   "strict_power": policy.strict_power,
                   "allow_unchecked": list(policy.allow_unchecked),

@@ -122,7 +122,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     from ftguard.api import load_suites
     from ftguard.engine.tasks import narrowed, select_tasks
 
-    loaded = select_tasks(load_suites([suites["legal"], suites["general"]]),  # once for both
+    loaded = select_tasks(load_suites(list(suites.values())),  # once for base and tuned
                           options.tasks)  # checked before the model is fetched
     where = ", ".join(narrowed(loaded) or [s.name for s in loaded])
     if options.model is None:
@@ -186,6 +186,8 @@ def _suites(folder: Path | None) -> dict[str, Path]:
         if not (path / "suite.yaml").is_file():
             raise UsageError(f"--suites {root}: no {name}/suite.yaml in it.",
                              hint="Point --suites at a folder holding legal/ and general/.")
+    if (root / "safety" / "suite.yaml").is_file():  # behaviour: evaluated, not trained on
+        found["safety"] = root / "safety"
     return found
 
 

@@ -7,6 +7,14 @@ from typing import TYPE_CHECKING
 ALPHA = 0.05
 """The gate's default level (the demo uses the default policy)."""
 
+BEHAVIOUR = frozenset({
+    "refusal_rate", "over_refusal_rate", "refusal_margin", "compliance_margin",
+    "prompt_level_strict_acc", "prompt_level_loose_acc", "inst_level_strict_acc",
+    "inst_level_loose_acc", "consistency", "mean_variant", "worst_variant", "spread",
+    "ece", "brier"})
+"""Metrics of behaviour (safety both ways, instruction following, consistency across
+prompt variants, calibration): the story gives them their own section, headline or not."""
+
 if TYPE_CHECKING:
     from ftguard.demo import DemoOptions, DemoResult
     from ftguard.record import AggregateChange, ComparisonRow
@@ -24,8 +32,13 @@ def tell(result: DemoResult, options: DemoOptions) -> str:
                       [r for r in c.rows if r.role == "target" and r.headline], c.gain,
                       "Gain on legal")
     lines += _section("What it cost (general ability; a negative change is the alignment tax):",
-                      [r for r in c.rows if r.role == "general" and r.headline],
+                      [r for r in c.rows if r.role == "general" and r.headline
+                       and r.metric not in BEHAVIOUR and "@" not in r.task],
                       c.alignment_tax, "Change of general ability")
+    behaviour = [r for r in c.rows if r.metric in BEHAVIOUR and "@" not in r.task]
+    if behaviour:
+        lines += _section("What it did to behaviour (safety both ways, instruction following, "
+                          "consistency, calibration):", behaviour, None, "")
     for role, name in (("target", "Legal"), ("general", "General")):
         for verdict in ("improved", "regressed"):
             found = [f"{r.task} {r.metric}" for r in c.rows if r.role == role

@@ -140,6 +140,15 @@ def test_brier_and_ece_are_recorded_compared_and_gated(tmp_path, run_cli) -> Non
     assert rows_out["brier"]["higher_is_better"] is False
     assert rows_out["ece"]["method"] == "swap-exact" and rows_out["ece"]["p_value"] is not None
     assert {r["rule"] for r in json.loads(out)["gate"]} >= {"cal/mc:ece:not-regressed"}
+    (curve,) = json.loads(out)["calibration"]  # the comparison report's overlay
+    assert (curve["suite"], curve["task"], curve["n"]) == ("cal", "mc", len(MC_ROWS))
+    for side, seed in (("base", "1"), ("tuned", "2")):
+        (run_task,) = read_run(tmp_path / f"{seed}.json").suites[0].tasks
+        conf, correct = zip(*(s.stats["ece"] for s in run_task.samples))
+        assert curve[f"{side}_ece"] == pytest.approx(run_task.metrics["ece"].value)
+        assert curve[f"{side}_ece"] == pytest.approx(rows_out["ece"][side])
+        assert curve[f"{side}_bins"] == [[pytest.approx(b.confidence), pytest.approx(b.accuracy),
+                                          b.count] for b in reliability_bins(conf, correct)]
 
 
 def test_run_report_draws_the_reliability_diagram_of_the_ece_bins(tmp_path, run_cli) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,11 +35,12 @@ DOCS = [{"id": f"d{i}", "text": f"Clause {i}. Either party may terminate this Ag
 @pytest.fixture
 def demo_suites(tmp_path: Path) -> Path:
     root = tmp_path / "suites"
-    for name, role, extra in (("legal", "target", "train.jsonl"),
-                              ("general", "general", "replay.jsonl")):
+    for name, role, extra, metrics in (("legal", "target", "train.jsonl", ""),
+                                       ("general", "general", "replay.jsonl",
+                                        "    metrics: [acc, brier, ece]\n")):
         (root / name).mkdir(parents=True)
-        (root / name / "suite.yaml").write_text(suite_yaml(name, role, MC_TASK + CORPUS_TASK),
-                                                encoding="utf-8")
+        (root / name / "suite.yaml").write_text(
+            suite_yaml(name, role, MC_TASK + metrics + CORPUS_TASK), encoding="utf-8")
         write_jsonl(root / name / "data" / "mc.jsonl", MC_ROWS)
         write_jsonl(root / name / "data" / "corpus.jsonl", DOCS)
         write_jsonl(root / name / extra, TRAIN)
@@ -80,6 +82,12 @@ def test_demo_runs_every_stage_then_reruns_from_caches(options: DemoOptions,
     assert train.base.fingerprint == result.base.model.fingerprint  # so the cache serves it
     story = tell(result, options)
     assert "What the fine-tune bought" in story and "What it cost" in story
+    behaviour = story.split("What it did to behaviour")[1].split("\n\n")[0]
+    for metric in ("ece", "brier"):  # calibration, its own section, lower is better
+        row = next(r for r in comparison.rows if r.metric == metric)
+        assert re.search(rf"mc {metric} +{row.base:.3f} -> {row.tuned:.3f} ", behaviour)
+        assert behaviour.count(f"mc {metric} ") == 1 and "(lower is better)" in behaviour
+    assert "mc ece" not in story.split("What it cost")[1].split("What it did")[0]
     assert f"Gate: {'PASS' if comparison.passed else 'FAIL'}" in story
     assert str(options.report) in story
 

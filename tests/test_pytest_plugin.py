@@ -370,3 +370,37 @@ def test_a_baseline_is_not_updated_from_some_of_a_suites_tasks(project: pytest.P
     assert not (project.path / "baselines").exists()
     result = run(project, *FAKE, "--ftguard-tasks", "smoke/*", "--ftguard-update-baseline")
     result.assert_outcomes(passed=2)
+
+
+def test_calibration_checks_fail_on_a_real_calibration_regression(
+        project: pytest.Pytester) -> None:
+    """Gated ``ece`` (a set metric: the swap test over item rows) and ``brier`` (lower is
+    better) are pytest items and fail against a baseline that was perfectly calibrated."""
+    from ftguard.api import evaluate
+    from ftguard.baseline import accept
+    from ftguard.models.load import LoadOptions
+
+    suite = project.path / "suites" / "smoke" / "suite.yaml"
+    suite.write_text(SUITE.replace('target_index: "{{ answer }}"\n  - name: doctrine',
+                                   'target_index: "{{ answer }}"\n'
+                                   '    metrics: [acc, brier, ece]\n  - name: doctrine')
+                     + "gate:\n  - 'clause_type:ece:not-regressed'\n"
+                       "  - 'clause_type:brier:0.01'\n", encoding="utf-8")
+    record = evaluate([Path("suites")], load=LoadOptions(model="fake:0"))
+    task = record.suites[0].tasks[0]
+    for sample in task.samples:  # sure and right on every item: ECE 0, Brier 0
+        sample.scores.update(acc=1.0, brier=0.0)
+        sample.stats["ece"] = [1.0, 1.0]
+        sample.prediction = str(sample.target)
+    for name, value in (("acc", 1.0), ("brier", 0.0), ("ece", 0.0)):
+        metric = task.metrics[name]
+        metric.value = metric.ci_low = metric.ci_high = value
+    accept(record, project.path / "baselines", name="calibrated", force=True)
+    result = run(project, *FAKE, "-v")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*::clause_type::ece[[]not-regressed[]] FAILED*"])
+    result.stdout.fnmatch_lines(["*::clause_type::brier[[]0.01[]] FAILED*"])
+    out = result.stdout.str()
+    assert "smoke/clause_type ece regressed significantly: 0 -> 0." in out, out[-3000:]
+    assert "smoke/clause_type brier rose (lower is better) by 1." in out
+    assert "Traceback" not in out

@@ -333,3 +333,38 @@ def test_run_report_folds_in_headless_chromium(tmp_path: Path, chromium: str) ->
     row = done.stdout.split(">knowledge-0<")[1].split("</tr>")[0]
     assert '<details class="context">' in row and "open" not in row.split("<summary>")[0]
     assert not any(tag == "img" for tag, _ in _parse(done.stdout).tags)  # the hostile one inert
+
+
+def test_calibration_overlay_in_headless_chromium(tmp_path: Path, chromium: str, run_cli) -> None:
+    """The comparison report overlays base and tuned reliability bins per task with ece: in a
+    real browser, each series' dots sit at its bins (240 px square, 36 px margin)."""
+    import re
+
+    from conftest import MC_ROWS, MC_TASK, suite_yaml, write_jsonl
+    from ftguard.record import read_run
+
+    root = tmp_path / "cal"
+    (root / "data").mkdir(parents=True)
+    (root / "suite.yaml").write_text(suite_yaml("cal", tasks=MC_TASK + "    metrics: [acc, ece]\n"))
+    write_jsonl(root / "data" / "mc.jsonl",
+                [dict(r, id=f"{r['id']}-{i}") for i in range(3) for r in MC_ROWS])
+    for seed in ("1", "2"):
+        code, _, err = run_cli("eval", root, "--model", f"fake:{seed}", "--no-progress",
+                               "--out", tmp_path / f"{seed}.json")
+        assert code == 0, err
+    c = compare(read_run(tmp_path / "1.json"), read_run(tmp_path / "2.json"), resamples=200)
+    (curve,) = c.calibration
+    report = write_report(c, tmp_path / "cal.html")
+    done = _browser(chromium, tmp_path, report.as_uri(), "--dump-dom")
+    assert not _page_problems(done.stderr)
+    dom = done.stdout
+    assert "Calibration" in dom and f"base {curve.base_ece:.3f}, tuned {curve.tuned_ece:.3f}" in dom
+    svg = dom.split('<svg class="reliability"')[1].split("</svg>")[0]
+    for side, bins in (("base", curve.base_bins), ("tuned", curve.tuned_bins)):
+        group = svg.split(f'<g class="series {side}">')[1].split("</g>")[0]
+        dots = re.findall(r'<circle class="bin" cx="([\d.]+)" cy="([\d.]+)"', group)
+        assert len(dots) == len(bins) == 10
+        for (cx, cy), (conf, acc, _) in zip(dots, bins):
+            assert float(cx) == pytest.approx(36 + 240 * conf, abs=0.06)
+            assert float(cy) == pytest.approx(36 + 240 * (1 - acc), abs=0.06)
+    assert svg.count("<polyline") == 2

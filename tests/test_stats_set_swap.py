@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ftguard.metrics.calibration import ece_equal_mass
-from ftguard.stats.set_swap import set_bootstrap, set_swap_test
+from ftguard.stats.set_swap import INTERVAL_MIN_ITEMS, set_bootstrap, set_swap_test
 
 
 def ece(rows: np.ndarray) -> np.ndarray:
@@ -55,8 +55,32 @@ def test_detects_a_model_that_became_overconfident() -> None:
     assert result.ci_low <= result.delta <= result.ci_high and result.ci_low > 0
 
 
+@pytest.mark.parametrize("n", [17, 40])  # > 16 differing items: Monte Carlo p (fast)
+def test_interval_holds_zero_for_exchangeable_runs(n: int) -> None:
+    """From INTERVAL_MIN_ITEMS items on, the paired bootstrap interval of two exchangeable
+    runs' ECE difference misses 0 at most 5% of the time (by simulation)."""
+    rng = np.random.default_rng(100 + n)
+    runs = 200
+    results = [set_swap_test(_run(rng, n), _run(rng, n), ece, resamples=199, seed=s)
+               for s in range(runs)]
+    missed = np.mean([not r.ci_low <= 0 <= r.ci_high for r in results])
+    assert missed <= 0.05 + 2.5 * np.sqrt(0.05 * 0.95 / runs)
+
+
+def test_interval_is_unbounded_below_its_minimum_items() -> None:
+    """Below INTERVAL_MIN_ITEMS the percentile interval under-covers (the p-value still
+    holds): both ends are infinite, reported as unbounded, never a narrow false interval."""
+    rng = np.random.default_rng(5)
+    for n in (3, INTERVAL_MIN_ITEMS - 1):
+        result = set_swap_test(_run(rng, n), _run(rng, n, 0.3), ece)
+        assert (result.ci_low, result.ci_high) == (-np.inf, np.inf)
+        assert 0 <= result.p_value <= 1 and result.method == "swap-exact"
+    bounded = set_swap_test(_run(rng, INTERVAL_MIN_ITEMS), _run(rng, INTERVAL_MIN_ITEMS), ece)
+    assert np.isfinite([bounded.ci_low, bounded.ci_high]).all()
+
+
 def test_identical_runs_do_not_differ() -> None:
-    rows = _run(np.random.default_rng(1), 12)
+    rows = _run(np.random.default_rng(1), 20)
     result = set_swap_test(rows, rows.copy(), ece)
     assert result.delta == 0.0 and result.p_value == 1.0
     assert (result.ci_low, result.ci_high) == (0.0, 0.0)

@@ -64,7 +64,7 @@ class Rule:
             "not-regressed": "must not regress significantly",
             "improved": "must improve significantly",
             "noninferior": f"must be non-inferior within {amount} (95% CI)",
-            "max-drop": f"may not drop by more than {amount}",
+            "max-drop": f"may not worsen by more than {amount}",
             ">=": f"must be at least {self.value:g}",
             "<=": f"must be at most {self.value:g}",
         }[self.kind]
@@ -118,7 +118,8 @@ class Rule:
                 return (f"{where} not shown non-inferior within {margin:.4g}: the CI allows "
                         f"{loss}; {stats}")
         if self.kind == "max-drop" and gain < -margin:
-            return f"{where} dropped by {-gain:.4g} (more than {margin:.4g} allowed): {stats}"
+            moved = "dropped" if row.higher_is_better else "rose (lower is better)"
+            return f"{where} {moved} by {-gain:.4g} (more than {margin:.4g} allowed): {stats}"
         if self.kind == ">=" and row.tuned < self.value:
             return f"{where} is {row.tuned:.4g}, below the floor {self.value:g}: {stats}"
         if self.kind == "<=" and row.tuned > self.value:

@@ -12,6 +12,7 @@ readers and atomic writers.
 from ftguard.record.check import MAX_DEPTH, check_run
 from ftguard.record.comparison import (
     AggregateChange,
+    CalibrationCurve,
     Comparison,
     ComparisonRow,
     Flip,
@@ -35,7 +36,8 @@ from ftguard.record.run import (
 from ftguard.record.write import write_comparison, write_json_atomic, write_run
 
 __all__ = [
-    "MAX_DEPTH", "SCHEMA_VERSION", "AggregateChange", "Comparison", "ComparisonRow", "Flip",
+    "MAX_DEPTH", "SCHEMA_VERSION", "AggregateChange", "CalibrationCurve", "Comparison",
+    "ComparisonRow", "Flip",
     "GenerationHealth", "MetricResult", "ModelInfo", "OpenSection", "RecordModel",
     "RuleResult", "RunConfig", "RunEnvironment", "RunRecord", "SampleResult", "SkippedTask",
     "SuiteResult",

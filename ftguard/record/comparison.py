@@ -145,6 +145,24 @@ class Flip(RecordModel):
     """How decisive the flip is (log-likelihood margin swing for choice tasks, else 0)."""
 
 
+class CalibrationCurve(RecordModel):
+    """Base and tuned reliability bins of one task with ``ece``, over the compared items."""
+
+    suite: str
+    """Suite name."""
+    task: str
+    """Task name."""
+    n: int
+    """Compared items."""
+    base_ece: float
+    tuned_ece: float
+    base_bins: list[list[float]]
+    """Equal-mass bins of the base run: ``[mean confidence, accuracy, items]``, lowest
+    confidence first (:func:`ftguard.metrics.calibration.reliability_bins`)."""
+    tuned_bins: list[list[float]]
+    """The tuned run's bins, as ``base_bins``."""
+
+
 class Comparison(RecordModel):
     """Base vs tuned: every paired row, aggregates, flips and the gate verdict."""
 
@@ -184,6 +202,8 @@ class Comparison(RecordModel):
     """Aggregate change over role-target suites."""
     forgetting: dict[str, AggregateChange] = Field(default_factory=dict)
     """Aggregate change per general suite."""
+    calibration: list[CalibrationCurve] = Field(default_factory=list)
+    """Reliability bins of base and tuned per task with ``ece`` (the report's overlay)."""
     flips: list[Flip] = Field(default_factory=list)
     """Items that changed correctness, most damaging first."""
     notes: list[str] = Field(default_factory=list)

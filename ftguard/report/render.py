@@ -118,6 +118,7 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
               "prompt": f.prompt or ""} for f in c.flips]
     general = [r for r in headline if r.role == "general"]
     from ftguard.compare_output import verdict_word
+    from ftguard.report.reliability import comparison_charts
 
     return {
         "c": c,
@@ -135,6 +136,7 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
         "w2c": sum(f["direction"] == "wrong_to_correct" for f in flips),
         "flips_json": json_island(flips),
         "shown_limit": SHOWN_FLIPS,
+        "reliability_charts": comparison_charts(c),
     }
 
 

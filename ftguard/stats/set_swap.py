@@ -9,7 +9,10 @@ the same tests run on the item rows themselves:
   from ``resamples`` random swaps. The interval is the paired percentile bootstrap of the
   difference (items resampled jointly for both runs): the jackknife that corpus metrics use
   is inconsistent for a binned statistic (leaving one item out moves every bin edge), as it
-  is for the median. The p-value, not the interval, carries the small-n guarantee.
+  is for the median. The p-value, not the interval, carries the small-n guarantee: below
+  :data:`INTERVAL_MIN_ITEMS` items the percentile interval under-covers (simulated: 0 lies
+  outside the 95% interval of two exchangeable runs' ECE difference 13% of the time at n = 6,
+  11% at n = 10, 2% at 15, under 1% from 20 on) and both ends are infinite, "unbounded".
 - :func:`set_bootstrap`: one run's value with a percentile bootstrap interval over items.
 
 ``set_fn`` maps rows of shape ``(..., n, k)`` to values ``(...)`` (vectorised over leading
@@ -29,6 +32,8 @@ from ftguard.stats.result import PairedResult
 from ftguard.stats.swap import paired_rows, swap_result
 
 SetFn = Callable[[np.ndarray], np.ndarray]
+INTERVAL_MIN_ITEMS = 15
+"""Fewest items whose paired bootstrap interval is reported (fewer: unbounded)."""
 _CHUNK_CELLS = 1 << 21
 """Float cells of the swapped rows per chunk (16 MiB)."""
 
@@ -52,7 +57,8 @@ def set_swap_test(base_rows: np.ndarray, tuned_rows: np.ndarray, set_fn: SetFn, 
     # joint resamples of the items for both runs (not the swap test's coins)
     deltas = _bootstrap(lambda idx: set_fn(t[idx]) - set_fn(b[idx]), *b.shape, resamples,
                         np.random.default_rng(seed + 1))
-    low, high = _percentile(deltas, delta, confidence)
+    low, high = (_percentile(deltas, delta, confidence) if n >= INTERVAL_MIN_ITEMS
+                 else (-np.inf, np.inf))
     spread = float(deltas.std(ddof=1)) * np.sqrt(n)  # per-item scale, as the MDE expects
     # the interval always resamples (multinomial bootstrap); the p-value only when not exact
     return swap_result(base_value, tuned_value, p, (low, high), n=n, exact=exact,
