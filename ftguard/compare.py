@@ -51,6 +51,7 @@ from ftguard.stats import (
     sign_flip_test,
     smallest_testable_n,
 )
+from ftguard.variant_names import is_variant_task
 from ftguard.version import ftguard_version
 
 
@@ -320,14 +321,14 @@ def _adjust_and_judge(rows: list[ComparisonRow], policy: Policy) -> None:
     """Adjust p-values within families and set each row's verdict. Families, each corrected
     on its own: the gated rows of each role (what the gate decides on; the default gate is
     Holm within each role), the other tasks' headline metrics, and every other secondary
-    metric (per-label precision, extra metrics), so a task's many secondary rows do not
-    dilute its headline's test."""
+    metric (per-label precision, extra metrics, variants' rows), so a task's many secondary
+    rows do not dilute its headline's test."""
     adjust = holm if policy.correction == "holm" else benjamini_hochberg
     compared = [r for r in rows if r.comparable]
     families = [[r for r in compared if r.gated and r.role == role]
                 for role in dict.fromkeys(r.role for r in compared)]
-    families += [[r for r in compared if not r.gated and r.headline],
-                 [r for r in compared if not r.gated and not r.headline]]
+    own = [r for r in compared if not r.gated and r.headline and not is_variant_task(r.task)]
+    families += [own, [r for r in compared if not r.gated and r not in own]]
     for family in families:
         if not family:
             continue
@@ -345,7 +346,8 @@ def _aggregate(rows: list[ComparisonRow]) -> AggregateChange | None:
     """Mean of per-task relative changes of headline metrics, oriented so that positive is
     better. The tasks are independent samples, so the variance of the mean is the sum of the
     per-task variances (from each delta's CI, normal approximation) over T^2."""
-    picked = [r for r in rows if r.headline and r.comparable and abs(r.base) > 1e-12]
+    picked = [r for r in rows if r.headline and r.comparable and abs(r.base) > 1e-12
+              and not is_variant_task(r.task)]  # each task once, by its own prompt
     if not picked:
         return None
     changes, variances = [], []
@@ -369,7 +371,7 @@ def _flips(pairs: list[_Pair]) -> list[Flip]:
     flips: list[Flip] = []
     for pair in pairs:
         metric = next(iter(pair.base.metrics), None)
-        if metric is None:
+        if metric is None or is_variant_task(pair.base.name):
             continue
         for b, t in zip(pair.base_samples, pair.tuned_samples):
             before, after = b.scores.get(metric), t.scores.get(metric)

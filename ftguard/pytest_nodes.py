@@ -49,15 +49,17 @@ class Check:
 
 def checks_of(suite: Suite, policy: Policy) -> list[Check]:
     """The gated checks of ``suite``: every (rule, task metric) pair the rule selects."""
+    from ftguard.metrics.consistency import NAMES
     from ftguard.metrics.registry import expand_metric_names
 
     out: list[Check] = []
-    for task in suite.tasks:
+    for task in (t for own in suite.tasks for t in (own, *own.variants)):
         spec = task.spec
         if spec.kind == "lm_eval":  # from lm-eval's task YAML (empty: known after the run)
             metrics = list(task.lm_eval_metrics)
         else:
             metrics = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
+            metrics += list(NAMES) if task.variants else []
         names: set[str] = set()
         for rule in policy.rules:
             if metrics:

@@ -28,9 +28,10 @@ def test_names_per_kind() -> None:
 def test_definitions_are_consistent() -> None:
     binary = {n for n, m in METRICS.items() if m.binary}
     assert binary == {"exact_match", "exact_match_strict", "json_valid", "acc", "acc_norm",
-                      "accuracy", "prompt_level_strict_acc", "prompt_level_loose_acc"}
+                      "accuracy", "prompt_level_strict_acc", "prompt_level_loose_acc",
+                      "consistency"}
     lower = {n for n, m in METRICS.items() if not m.higher_is_better}
-    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece"}
+    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece", "spread"}
     for metric in METRICS.values():
         assert (metric.aggregation == "corpus") == (metric.corpus_fn is not None)
         assert (metric.aggregation == "set") == (metric.set_fn is not None)

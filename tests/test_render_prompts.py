@@ -12,16 +12,18 @@ LEGAL = REPO / "suites" / "legal"
 
 
 def _eval(run_cli, tmp_path, task: str, model: str = "fake:3") -> dict:
+    """The result of ``task`` (TASK@VARIANT: evaluated with its task, which brings it)."""
     out = tmp_path / "run.json"
-    code, _, err = run_cli("eval", LEGAL, "--tasks", task, "--model", model, "--limit", "3",
+    code, _, err = run_cli("eval", LEGAL, "--tasks", task.split("@")[0], "--model", model, "--limit", "3",
                            "--no-progress", "--out", out)
     assert code == 0, err
     (suite,) = json.loads(out.read_text())["suites"]
-    (result,) = suite["tasks"]
+    (result,) = [t for t in suite["tasks"] if t["name"] == task]
     return result
 
 
-@pytest.mark.parametrize("task", ["legal_qa", "doctrine_mc", "plain_language"])
+@pytest.mark.parametrize("task", ["legal_qa", "doctrine_mc", "plain_language",
+                                  "doctrine_mc@reversed"])
 def test_show_render_is_what_the_record_says_the_model_received(run_cli, tmp_path, task):
     samples = _eval(run_cli, tmp_path, task)["samples"]
     code, out, err = run_cli("suites", "show", f"{LEGAL}/{task}", "--render", "3",
@@ -40,10 +42,11 @@ def test_show_render_is_what_the_record_says_the_model_received(run_cli, tmp_pat
     else:  # chat tasks: the fake model's template wraps the turns
         assert samples[0]["context"].startswith("<user>")
         assert samples[0]["context"].endswith("<assistant>")
-    if task == "doctrine_mc":
+    if task.startswith("doctrine_mc"):
         from ftguard.suite import load_suite
 
-        (spec,) = [t for t in load_suite(LEGAL).tasks if t.name == task]
+        (spec,) = [v for t in load_suite(LEGAL).tasks for v in (t, *t.variants)
+                   if v.name == task]
         first = spec.instances[0]
         assert rendered[0]["continuations"] == [spec.spec.target_delimiter + c
                                                 for c in first.choices]

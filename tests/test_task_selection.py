@@ -14,6 +14,7 @@ from ftguard.record import RunConfig, read_run
 
 LEGAL, GENERAL = REPO / "suites" / "legal", REPO / "suites" / "general"
 Cli = Callable[..., tuple[int, str, str]]
+DOCTRINE_VARIANTS = [f"doctrine_mc@{v}" for v in ("reversed", "rotated", "reworded")]
 
 
 def tasks_of(path: Path) -> list[tuple[str, list[str]]]:
@@ -26,7 +27,8 @@ def test_only_the_named_tasks_are_evaluated_and_recorded(run_cli: Cli, tmp_path:
                                 "--tasks", "clause_type,general/commonsense",
                                 "--tasks", "doctrine_mc", "--no-progress", "-o", out)
     assert code == 0, err
-    assert tasks_of(out) == [("legal", ["clause_type", "doctrine_mc"]),
+    # a selected task brings its variants (TASK@VARIANT: the same items asked other ways)
+    assert tasks_of(out) == [("legal", ["clause_type", "doctrine_mc", *DOCTRINE_VARIANTS]),
                              ("general", ["commonsense"])]
     record = read_run(out)
     assert record.config.tasks == ["legal/clause_type", "legal/doctrine_mc",
@@ -45,7 +47,7 @@ def test_a_suite_without_a_selected_task_is_dropped_and_whole_suites_are_no_part
                            "--tasks", "legal/*", "--no-progress", "-o", out)
     assert code == 0, err
     assert tasks_of(out) == [("legal", ["clause_type", "legal_qa", "plain_language",
-                                        "doctrine_mc", "legal_corpus"])]
+                                        "doctrine_mc", *DOCTRINE_VARIANTS, "legal_corpus"])]
     record = read_run(out)
     assert "tasks" not in json.loads(out.read_text())["config"]
     assert record.config.partial_reason() == "at most 2 items per task (--limit 2)"
@@ -124,13 +126,13 @@ def test_the_result_cache_keeps_selected_and_whole_suites_apart(run_cli: Cli, tm
         code, _, err = run_cli("eval", LEGAL, "--model", "fake", "--limit", "3", "--cache",
                                *extra, "--no-progress", "-o", out)
         assert code == 0, err
-    assert tasks_of(part) == [("legal", ["doctrine_mc"])]
-    assert len(tasks_of(full)[0][1]) == 5 and read_run(full).config.cached_suites == []
+    assert tasks_of(part) == [("legal", ["doctrine_mc", *DOCTRINE_VARIANTS])]
+    assert len(tasks_of(full)[0][1]) == 8 and read_run(full).config.cached_suites == []
     again = tmp_path / "again.json"
     run_cli("eval", LEGAL, "--model", "fake", "--limit", "3", "--cache", "--tasks",
             "doctrine_mc", "--no-progress", "-o", again)
     assert read_run(again).config.cached_suites == ["legal"]
-    assert tasks_of(again) == [("legal", ["doctrine_mc"])]
+    assert tasks_of(again) == [("legal", ["doctrine_mc", *DOCTRINE_VARIANTS])]
 
 
 @pytest.mark.parametrize("config, reason", [

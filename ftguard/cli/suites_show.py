@@ -1,5 +1,6 @@
-"""``ftguard suites show SUITE[/TASK] [--render N]``: a task's settings and, with ``--render``,
-its first prompts exactly as the model receives them (the runner's own rendering)."""
+"""``ftguard suites show SUITE[/TASK[@VARIANT]] [--render N]``: a task's settings and, with
+``--render``, its first prompts exactly as the model receives them (the runner's own
+rendering); ``TASK@VARIANT`` (or ``TASK@*``) shows a variant's."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def add_parser(suite_commands: Any, common: argparse.ArgumentParser) -> None:
                     "--model (default: the embedded model; loaded only for chat tasks), "
                     "target and the scored continuations.")
     show.add_argument("suite", metavar="SUITE[/TASK]",
-                      help="a suite folder or shipped suite name, optionally /TASK")
+                      help="a suite folder or shipped suite name, optionally /TASK or "
+                           "/TASK@VARIANT (a task's variant; TASK@* all of them)")
     show.add_argument("--render", type=positive_int, metavar="N", default=0,
                       help="print the first N items' model input")
     show.add_argument("--format", choices=("text", "json"), default="text")
@@ -76,10 +78,14 @@ def _pick(text: str) -> tuple[Suite, list[Task]]:
     suite = suites[0]
     if not task_name:
         return suite, list(suite.tasks)
-    tasks = [t for t in suite.tasks if t.name == task_name]
+    # SUITE/TASK@VARIANT: that variant's prompts (SUITE/TASK@*: all of them)
+    tasks = [t for task in suite.tasks for t in (task, *task.variants)
+             if t.name == task_name or (task_name.endswith("@*") and t.variant is not None
+                                        and t.name.startswith(task_name[:-1]))]
     if not tasks:
         raise UsageError(f"suite {suite.name} has no task '{task_name}' (tasks: "
-                         f"{', '.join(t.name for t in suite.tasks)}).",
+                         f"{', '.join(t.name for t in suite.tasks)}; a task's variants: "
+                         "TASK@VARIANT or TASK@*).",
                          hint=f"Write SUITE/TASK with one of those, e.g. {path}/"
                               f"{suite.tasks[0].name}.")
     return suite, tasks
@@ -90,9 +96,14 @@ def _task_view(suite: Suite, task: Task, render: int, backend: ChatTemplater | N
     from ftguard.engine.render import continuations, model_inputs
 
     spec = task.spec
+    from ftguard.metrics.consistency import NAMES
+
     view: dict[str, Any] = {"task": f"{suite.name}/{task.name}", "items": len(task.instances),
-                            "metrics": spec.metric_names,
+                            "metrics": spec.metric_names + (list(NAMES) if task.variants else []),
                             "settings": spec.model_dump(mode="json", exclude_none=True)}
+    if task.variant is not None:  # a variant: what it changes, not its task's settings again
+        view["settings"] = {"kind": spec.kind, **task.variant.model_dump(mode="json",
+                                                                          exclude_none=True)}
     if not render:
         return view
     if spec.kind == "lm_eval":

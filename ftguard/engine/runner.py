@@ -12,6 +12,7 @@ import numpy as np
 from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
+from ftguard.engine.variants import run_with_variants
 from ftguard.errors import TaskSkipped
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
@@ -39,8 +40,9 @@ def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: R
         start = time.perf_counter()
         own = subset_for(settings.subset, settings.task_subset, suite.name, task.spec.name)
         try:
-            tasks.append(run_task(task, backend, replace(settings, subset=own, task_subset={}),
-                                  reporter, label))
+            tasks += run_with_variants(
+                task, replace(settings, subset=own, task_subset={}), label,
+                lambda t, s, name: run_task(t, backend, s, reporter, name), _aggregate)
         except TaskSkipped as why:  # cannot run on this machine: recorded, never a pass
             skipped.append(SkippedTask(name=task.name, kind=task.spec.kind, reason=why.reason,
                                        metrics=list(why.metrics or task.lm_eval_metrics)))

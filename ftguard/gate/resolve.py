@@ -52,6 +52,12 @@ def gateables_of_suites(suites: Iterable[Suite]) -> list[Gateable]:
                                                         spec.labels))
                 except (KeyError, ValueError, TypeError):  # an unknown metric, reported apart
                     metrics = ()
+            if task.variants and metrics:
+                from ftguard.metrics.consistency import NAMES
+
+                out += [Gateable(suite.name, suite.spec.role, v.name, metrics)
+                        for v in task.variants]
+                metrics = (*metrics, *NAMES)
             out.append(Gateable(suite.name, suite.spec.role, task.name, metrics,
                                 open=not metrics))
     return out

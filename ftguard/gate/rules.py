@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ftguard.variant_names import VARIANT_SEP, is_variant_task
+
 if TYPE_CHECKING:
     from ftguard.record import ComparisonRow
 
@@ -24,7 +26,8 @@ class Rule:
     kind: str
     """One of :data:`CONDITIONS`."""
     select: str = "*"
-    """Rows it applies to: ``*``, a role, a suite name, or ``suite/task`` (globs allowed)."""
+    """Rows it applies to: ``*``, a role, a suite name, or ``suite/task`` (globs allowed).
+    Variants' tasks (``suite/task@variant``) only when it names them (``legal/*@*``)."""
     metric: str = "headline"
     """A metric name, or ``headline`` (each task's first metric)."""
     value: float = 0.0
@@ -70,6 +73,10 @@ class Rule:
     # -- selection ---------------------------------------------------------------------
 
     def selects_task(self, suite: str, role: str, task: str) -> bool:
+        # a variant's task (TASK@VARIANT) is selected only by a selector that names variants
+        # (``legal/clause_type@*``): the default gate checks each task once, by its own prompt
+        if is_variant_task(task) and VARIANT_SEP not in self.select:
+            return False
         if self.select == "*":
             return True
         if "/" in self.select:

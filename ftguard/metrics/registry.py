@@ -15,6 +15,7 @@ from ftguard.metrics import (
     calibration,
     choice,
     classification,
+    consistency,
     instruction_following,
     json_format,
     perplexity,
@@ -24,7 +25,7 @@ from ftguard.metrics import (
 from ftguard.metrics.base import Metric, parametrised, registered
 
 _FAMILIES = (qa, rouge, json_format, instruction_following, bleu_chrf, choice, classification,
-             calibration, perplexity)
+             calibration, perplexity, consistency)
 """The metric families, in registry order; each defines its metrics with a decorator
 (:func:`ftguard.metrics.base.mean_metric`, :func:`~ftguard.metrics.base.corpus_metric`)."""
 

@@ -139,6 +139,9 @@ class TaskResult(RecordModel):
     instruction_types: dict[str, InstructionTypeResult] | None = None
     """Instruction-following tasks: per instruction type, its count and strict / loose shares
     over the samples (None for other tasks)."""
+    variant_of: str | None = None
+    """A variant's result (named ``TASK@VARIANT``): the task whose items it asks another way;
+    None for a task's own result."""
 
 
 class SkippedTask(RecordModel):

@@ -97,8 +97,9 @@ class Instance:
 class _Renderer:
     """Renders one task's templates for a row; raises TemplateError with the reason."""
 
-    def __init__(self, task: TaskSpec) -> None:
+    def __init__(self, task: TaskSpec, order: ChoiceOrder = None) -> None:
         self.task = task
+        self.order = order
         few_shot = task.few_shot
         self.layout = Layout(task.chat_template, few_shot.separator if few_shot else "",
                              task.target_delimiter)
@@ -129,9 +130,24 @@ class _Renderer:
             choices = self._choices(fields) if kind == "choice" else tuple(self.task.labels or ())
             self.key = "target_index" if self.target_index is not None else "target"
             gold = self._gold(fields, choices)
+            if self.order is not None:
+                self.key = "choice_order"
+                prompt, choices, gold = self._reordered(fields, prompt, choices, gold)
         return Instance(item_id(row, self.task.id_field), row.line, prompt, choices, gold,
                         references, layout=self.layout,
                         instructions=_instructions(fields) if self.instructed else ())
+
+    def _reordered(self, fields: dict[str, Any], prompt: str, choices: tuple[str, ...],
+                   gold: int) -> tuple[str, tuple[str, ...], int]:
+        """Prompt, options and gold index with the options in ``order``; a ``choices_field``
+        list is reordered before the prompt is rendered again, so the prompt shows the order
+        that is scored."""
+        perm = permutation(self.order, len(choices))
+        name = self.task.choices_field
+        if self.task.kind == "choice" and name:
+            self.key = "prompt"
+            prompt = render(self.prompt, {**fields, name: [fields[name][j] for j in perm]})
+        return prompt, tuple(choices[j] for j in perm), perm.index(gold)
 
     def _references(self, fields: dict[str, Any]) -> tuple[str, ...]:
         if self.target is not None:
@@ -205,6 +221,24 @@ def _instructions(fields: dict[str, Any]) -> Instructions:
                  in zip(fields["instruction_id_list"], fields["kwargs"], strict=True))
 
 
+ChoiceOrder = str | list[int] | None
+"""A variant's order of the answer options: ``reversed``, a permutation, or None (as given)."""
+
+
+def permutation(order: ChoiceOrder, n: int) -> list[int]:
+    """Original positions of ``n`` options in ``order``; TemplateError when a permutation
+    has another length."""
+    if order is None:
+        return list(range(n))
+    if order == "reversed":
+        return list(range(n - 1, -1, -1))
+    assert isinstance(order, list)
+    if len(order) != n:
+        raise TemplateError(f"choice_order has {len(order)} positions but this item has {n} "
+                            "options")
+    return list(order)
+
+
 def item_id(row: Row, id_field: str) -> str:
     value = row.fields.get(id_field)
     return f"line-{row.line}" if value is None else str(value)
@@ -212,7 +246,8 @@ def item_id(row: Row, id_field: str) -> str:
 
 def build_instances(task: TaskSpec, rows: Iterable[Row], shots: Iterable[Row] | None, *,
                     data_name: str, shots_name: str | None,
-                    locate: Locate | None = None) -> tuple[list[Instance], list[Problem]]:
+                    locate: Locate | None = None,
+                    order: ChoiceOrder = None) -> tuple[list[Instance], list[Problem]]:
     """Render every row of a task; return the instances and every problem found (rendering
     stops after :data:`MAX_PROBLEMS` items that fail).
 
@@ -220,9 +255,10 @@ def build_instances(task: TaskSpec, rows: Iterable[Row], shots: Iterable[Row] | 
     (never the item being asked). Both are read once, in order, so an iterator that lets go
     of each row once it is rendered keeps only the rendered items in memory. ``locate``
     maps a task key (``prompt``) to its place in suite.yaml: a template that fails the same
-    way on many items is then one problem there, listing the items' lines.
+    way on many items is then one problem there, listing the items' lines. ``order`` puts
+    each item's answer options in a variant's order (:func:`permutation`).
     """
-    renderer = _Renderer(task)
+    renderer = _Renderer(task, order)
     problems: list[Problem] = []
     pool = (_render_all(renderer, shots, shots_name or data_name, problems, locate)
             if shots is not None else None)
@@ -287,7 +323,8 @@ def _grouped(failed: dict[tuple[str, str], list[int]], examples: dict[tuple[str,
             continue
         file, line, dotted = locate(key)
         shown = ", ".join(map(str, lines[:8])) + (", ..." if len(lines) > 8 else "")
-        out.append(Problem(file, line, dotted, f"{key} template: {stem} on {len(lines)} "
+        what = "" if key == "choice_order" else f"{key} template: "  # a list, not a template
+        out.append(Problem(file, line, dotted, f"{what}{stem} on {len(lines)} "
                                                f"item(s) of {name} (line(s) {shown}{example})."))
     return out
 

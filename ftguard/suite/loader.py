@@ -81,8 +81,9 @@ def load_suite(path: Path) -> Suite:
     tasks: list[Task] = []
     # Gate rules do not change what is evaluated: runs made before a gate change still compare;
     # nor does a key added later while unset (suites keep the hash their records carry).
-    unset = {i: {"lm_eval_aggregation"} for i, t in enumerate(spec.tasks)
-             if t.lm_eval_aggregation is None} if spec is not None else {}
+    unset = {i: keys for i, t in enumerate(spec.tasks) if (keys := {
+        k for k in ("lm_eval_aggregation", "variants") if getattr(t, k) is None})} \
+        if spec is not None else {}
     digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
                             if spec is not None else b"")
     with _without_cycle_collection():
@@ -201,6 +202,8 @@ def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml
         if getattr(task, key) is not None:
             sources.append(((key,), getattr(task, key)))
     sources += [(("choices", i), c) for i, c in enumerate(task.choices or [])]
+    sources += [(("variants", j, "prompt"), v.prompt) for j, v in enumerate(task.variants or [])
+                if v.prompt is not None]
     for sub, source in sources:
         try:
             compile_template(source)
@@ -251,16 +254,31 @@ def _load_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], index: in
     if not _unique_ids(rows, spec, data_path, root, problems) or not fits:
         return None
     display = str(data_path.relative_to(root.resolve()))
+    data_name = str(root / display)
+    shots_name = str(root / spec.few_shot.data) if spec.few_shot and spec.few_shot.data else None
     # the rows are handed over: each is let go once rendered, so a large task never holds
-    # its parsed rows and all its rendered items at once
+    # its parsed rows and all its rendered items at once (unless its variants render them too)
+    keep = bool(spec.variants)
     instances, found = build_instances(
-        spec, _drain(rows), _drain(shots) if shots is not None else None,
-        data_name=str(root / display),
-        shots_name=str(root / spec.few_shot.data) if spec.few_shot and spec.few_shot.data else None,
+        spec, iter(rows) if keep else _drain(rows),
+        None if shots is None else iter(shots) if keep else _drain(shots),
+        data_name=data_name, shots_name=shots_name,
         locate=lambda key: (str(yaml_path), line_of(lines, (*base, key)),
                             format_key((*base, key))))
     problems += found
-    return Task(spec, instances) if not found else None
+    if found:
+        return None
+    if not keep:
+        return Task(spec, instances)
+    from ftguard.suite.variants import headline_problem, load_variants
+
+    if (headline := headline_problem(spec, yaml_path, lines, base)) is not None:
+        problems.append(headline)
+        return None
+    variants = load_variants(spec, rows, shots, instances, data_name=data_name,
+                             shots_name=shots_name, yaml_path=yaml_path, lines=lines, base=base,
+                             problems=problems)
+    return Task(spec, instances, variants=variants) if variants else None
 
 
 def _drain(rows: list[Row]) -> Iterator[Row]:

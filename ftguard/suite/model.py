@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftguard.suite.instances import Instance
-from ftguard.suite.schema import SuiteSpec, TaskSpec
+from ftguard.suite.schema import SuiteSpec, TaskSpec, VariantSpec
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,11 @@ class Task:
     """``lm_eval`` tasks: the YAML file defining the lm-eval task (found offline)."""
     lm_eval_metrics: tuple[str, ...] = ()
     """``lm_eval`` tasks: the metrics lm-eval reports for it, first the headline."""
+    variants: tuple[Task, ...] = ()
+    """The task's variants (its ``variants:``), each a task named ``TASK@VARIANT`` whose
+    instances are the same items in the same order, rendered the variant's way."""
+    variant: VariantSpec | None = None
+    """For a variant's task: its declaration (None for a task's own)."""
 
     @property
     def name(self) -> str:

@@ -64,6 +64,52 @@ class GenerationSpec(_Strict):
         return value
 
 
+class VariantSpec(_Strict):
+    """An alternative way of asking a task's items: another wording, format or answer order.
+    It is evaluated on the same items as the task's own prompt, recorded as the task
+    ``TASK@NAME``, and feeds the task's consistency metrics."""
+
+    name: str
+    """Variant name, unique in the task (letters, digits, ``_ - .``)."""
+    description: str = ""
+    """What the variant changes, one line."""
+    prompt: str | None = None
+    """Jinja2 template of the prompt; default: the task's own."""
+    choice_order: Literal["reversed"] | list[int] | None = None
+    """Choice and classify tasks: the order the answer options are offered in, ``reversed``
+    or a permutation (``[2, 0, 1]``: the first option shown is the task's third). A
+    ``choices_field`` list is reordered before the prompt is rendered, so a prompt that lists
+    ``choices[0]``, ``choices[1]`` ... shows the new order. Predictions are compared by the
+    chosen option's text, never its position."""
+    target_delimiter: str | None = None
+    """Placed between the prompt and the answer; default: the task's own."""
+    chat_template: bool | None = None
+    """Wrap the prompt in the model's chat template; default: the task's own."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"variant name {value!r} may only use letters, digits, '_', '-', "
+                             "'.'")
+        return value
+
+    @field_validator("choice_order")
+    @classmethod
+    def _permutation(cls, value: object) -> object:
+        if isinstance(value, list) and sorted(value) != list(range(len(value))):
+            raise ValueError(f"choice_order {value} is not a permutation of 0..{len(value) - 1} "
+                             "(each position once, 0-based)")
+        return value
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> VariantSpec:
+        if self.model_fields_set <= {"name", "description"}:
+            raise ValueError(f"variant {self.name!r} changes nothing: give a prompt, "
+                             "choice_order, target_delimiter or chat_template")
+        return self
+
+
 class TaskSpec(_Strict):
     """One task of a suite: data, prompt, target and metrics."""
 
@@ -109,6 +155,10 @@ class TaskSpec(_Strict):
     """Metric names; default depends on the kind (see DEFAULT_METRICS). The
     instruction-following metrics (``prompt_level_strict_acc`` & co.) read each item's
     ``instruction_id_list`` and ``kwargs`` (IFEval's format) and need no target."""
+    variants: list[VariantSpec] | None = None
+    """Alternative prompts (wordings, formats, answer orders) evaluated on the same items;
+    each is recorded as the task ``TASK@NAME`` and the task gets ``consistency``,
+    ``mean_variant``, ``worst_variant`` and ``spread`` (choice, classify, generate)."""
     lm_eval_task: str | None = None
     """``lm_eval`` tasks: the lm-eval task name, local (in ``lm_eval_include``) or built-in
     (built-in names are checked offline against lm-eval's index, cached in ``$FTGUARD_HOME``;
@@ -183,6 +233,30 @@ def _kind_errors(t: TaskSpec) -> list[str]:
         errors.append(f"'labels' is for classify tasks, not {t.kind}")
     if t.kind == "perplexity" and t.few_shot is not None:
         errors.append("few_shot does not apply to perplexity tasks")
+    return errors + _variant_errors(t)
+
+
+def _variant_errors(t: TaskSpec) -> list[str]:
+    if t.variants is None:
+        return []
+    if t.kind == "perplexity":
+        return ["variants do not apply to perplexity tasks (there is no prediction to compare)"]
+    if not t.variants:
+        return ["variants is empty: list at least one variant, or leave the key out"]
+    errors: list[str] = []
+    names = [v.name for v in t.variants]
+    errors += [f"variant name {n!r} is used twice" for n in dict.fromkeys(names)
+               if names.count(n) > 1]
+    n_options = len(t.labels or []) if t.kind == "classify" else len(t.choices or [])
+    for v in t.variants:
+        if v.choice_order is None:
+            continue
+        if t.kind == "generate":
+            errors.append(f"variant {v.name!r}: choice_order is for choice and classify tasks")
+        elif isinstance(v.choice_order, list) and n_options and len(v.choice_order) != n_options:
+            errors.append(f"variant {v.name!r}: choice_order has {len(v.choice_order)} "
+                          f"positions but the task has {n_options} "
+                          f"{'labels' if t.kind == 'classify' else 'choices'}")
     return errors
 
 

@@ -9,10 +9,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from ftguard.errors import Problem
-from ftguard.suite.schema import TASK_KINDS, FewShotSpec, GenerationSpec, SuiteSpec, TaskSpec
+from ftguard.suite.schema import (
+    TASK_KINDS,
+    FewShotSpec,
+    GenerationSpec,
+    SuiteSpec,
+    TaskSpec,
+    VariantSpec,
+)
 from ftguard.suite.yaml_lines import KeyPath, format_key, line_of
 
-_MODELS: dict[str, type[BaseModel]] = {"few_shot": FewShotSpec, "generation": GenerationSpec}
+_MODELS: dict[str, type[BaseModel]] = {"few_shot": FewShotSpec, "generation": GenerationSpec,
+                                       "variants": VariantSpec}
 
 
 def _model_at(loc: KeyPath) -> type[BaseModel]:
