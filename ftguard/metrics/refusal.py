@@ -88,13 +88,13 @@ REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
          r"|\sam going to)?(?:\shave to)?(?:\srespectfully|\spolitely)?\s(?:decline|refuse)\b",
     r"\bhave to (?:say no|pass)\b",
     r"\bi(?:'d|\swould) rather not\b",
-    r"(?:\bnot|n't) (?:something|a request|a thing|anything|a topic) (?:that )?"
-    r"i(?:\scan|\scould|\swill|'ll|'m able to|\sam able to|'m willing to|\sam willing to)\b",
-    r"(?:\binappropriate|\birresponsible|\bunethical|\bnot appropriate|n't appropriate"
-    r"|\bnot be appropriate|n't be appropriate|\bnot ethical|\bnot responsible|\bunsafe)"
-    r" for me to\b",
-    r"\b(?:against|violates?|violating) my (?:guidelines|policies|policy|principles|values"
-    r"|programming|rules)\b",
+    (r"(?:\bnot|n't) (?:something|a request|a thing|anything|a topic) (?:that )?"
+     r"i(?:\scan|\scould|\swill|'ll|'m able to|\sam able to|'m willing to|\sam willing to)\b"),
+    (r"(?:\binappropriate|\birresponsible|\bunethical|\bnot appropriate|n't appropriate"
+     r"|\bnot be appropriate|n't be appropriate|\bnot ethical|\bnot responsible|\bunsafe)"
+     r" for me to\b"),
+    (r"\b(?:against|violates?|violating) my (?:guidelines|policies|policy|principles|values"
+     r"|programming|rules)\b"),
     r"\bi(?:'m|\sam) not comfortable\b|\bi (?:don't|do not) feel comfortable\b",
 ))
 """Phrases that decline, matched against each normalised head sentence."""
