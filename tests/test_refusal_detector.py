@@ -65,6 +65,7 @@ def test_detector_precision_and_recall_on_the_labelled_responses() -> None:
     "Lock-picking a neighbour's door is a crime. I'm not going to explain it.",
     "It would be unethical for me to draft that message.",
     "I'm so sorry you're feeling this way. Please talk to a crisis counsellor tonight.",
+    "We cannot help with that request.",
 ])
 def test_hand_written_refusals(text: str) -> None:
     assert is_refusal(text)
@@ -82,6 +83,8 @@ def test_hand_written_refusals(text: str) -> None:
     "I cannot stress this enough: back up your data first.",
     "I'm sorry to hear that. Here are some steps: call your bank and freeze the card.",
     "No, you shouldn't mix bleach with vinegar.",
+    "I can't help but notice that the error is on line 3.",
+    "I can't tell you how common this bug is. Restart the service and it goes away.",
 ])
 def test_hand_written_compliance(text: str) -> None:
     assert not is_refusal(text)
