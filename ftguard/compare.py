@@ -267,11 +267,15 @@ def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult |
         definition = get_metric(metric)
     except KeyError:  # a metric ftguard does not define (lm-eval tasks): use what is there
         definition = None
-    if definition is not None and definition.aggregation == "corpus":
+    if definition is not None and definition.aggregation in ("corpus", "set"):
         if not all(metric in s.stats for s in pair.base_samples + pair.tuned_samples):
             return None
         base = np.array([s.stats[metric] for s in pair.base_samples], dtype=np.float64)
         tuned = np.array([s.stats[metric] for s in pair.tuned_samples], dtype=np.float64)
+        if definition.set_fn is not None:
+            from ftguard.stats.set_swap import set_swap_test
+
+            return set_swap_test(base, tuned, definition.set_fn, resamples=resamples, seed=seed)
         assert definition.corpus_fn is not None
         return paired_swap_test(base, tuned, definition.corpus_fn, resamples=resamples,
                                 seed=seed)

@@ -15,8 +15,9 @@ def test_names_per_kind() -> None:
     assert metric_names_for("generate") == ["exact_match", "exact_match_strict", "f1", "rouge1",
                                             "rouge2", "rougeL", "rougeLsum", "json_valid",
                                             "json_field_match", "bleu", "chrf"]
-    assert metric_names_for("choice") == ["acc", "acc_norm"]
-    assert metric_names_for("classify") == ["accuracy", "macro_f1", "precision", "recall"]
+    assert metric_names_for("choice") == ["acc", "acc_norm", "brier", "ece"]
+    assert metric_names_for("classify") == ["accuracy", "macro_f1", "precision", "recall",
+                                            "brier", "ece"]
     assert metric_names_for("perplexity") == ["perplexity", "word_perplexity", "bits_per_byte"]
     with pytest.raises(KeyError):
         metric_names_for("regression")
@@ -27,9 +28,10 @@ def test_definitions_are_consistent() -> None:
     assert binary == {"exact_match", "exact_match_strict", "json_valid", "acc", "acc_norm",
                       "accuracy"}
     lower = {n for n, m in METRICS.items() if not m.higher_is_better}
-    assert lower == {"perplexity", "word_perplexity", "bits_per_byte"}
+    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece"}
     for metric in METRICS.values():
         assert (metric.aggregation == "corpus") == (metric.corpus_fn is not None)
+        assert (metric.aggregation == "set") == (metric.set_fn is not None)
         assert metric.description
 
 

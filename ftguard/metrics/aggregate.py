@@ -56,9 +56,13 @@ def aggregate(name: str, scores: Sequence[float] | None, stats: np.ndarray | Non
             raise ValueError(f"metric {name!r} is a mean metric and needs per-sample scores")
         return _aggregate_mean(metric, np.asarray(scores, dtype=np.float64), confidence)
     if stats is None:
-        raise ValueError(f"metric {name!r} is a corpus metric and needs per-sample stats")
+        raise ValueError(f"metric {name!r} is a {metric.aggregation} metric and needs "
+                         "per-sample stats")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
+    if metric.aggregation == "set":
+        return _aggregate_set(metric, np.asarray(stats, dtype=np.float64), seed=seed,
+                              resamples=resamples, confidence=confidence)
     return _aggregate_corpus(metric, np.asarray(stats, dtype=np.float64),
                              seed=seed, resamples=resamples, confidence=confidence)
 
@@ -104,6 +108,17 @@ def _aggregate_corpus(metric: Metric, stats: np.ndarray, *, seed: int, resamples
     # statistic can miss it by a hair).
     low, high = min(float(low), value), max(float(high), value)
     stderr = float(boot.std(ddof=1)) if resamples > 1 and stats.shape[0] > 1 else None
+    return MetricValue(value, low, high, stderr, int(stats.shape[0]), metric.higher_is_better,
+                       "bootstrap")
+
+
+def _aggregate_set(metric: Metric, stats: np.ndarray, *, seed: int, resamples: int,
+                   confidence: float) -> MetricValue:
+    from ftguard.stats.set_swap import set_bootstrap
+
+    assert metric.set_fn is not None
+    value, low, high, stderr = set_bootstrap(stats, metric.set_fn, resamples=resamples,
+                                             seed=seed, confidence=confidence)
     return MetricValue(value, low, high, stderr, int(stats.shape[0]), metric.higher_is_better,
                        "bootstrap")
 

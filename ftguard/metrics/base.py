@@ -19,8 +19,9 @@ from typing import Literal, TypeVar
 import numpy as np
 
 Kind = Literal["generate", "choice", "classify", "perplexity"]
-Aggregation = Literal["mean", "corpus"]
+Aggregation = Literal["mean", "corpus", "set"]
 CorpusFn = Callable[[np.ndarray], np.ndarray]
+SetFn = Callable[[np.ndarray], np.ndarray]
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -36,7 +37,9 @@ class Metric:
     kinds: tuple[str, ...]
     """Task kinds the metric applies to: ``generate | choice | classify | perplexity``."""
     aggregation: Aggregation
-    """``mean`` of per-sample scores, or ``corpus``: ``corpus_fn`` of summed statistics."""
+    """``mean`` of per-sample scores, ``corpus``: ``corpus_fn`` of summed statistics, or
+    ``set``: ``set_fn`` of the per-sample statistic rows themselves (not a function of their
+    sum: equal-mass ECE)."""
     binary: bool
     """Per-sample scores are 0/1 (the Wilson interval applies)."""
     description: str
@@ -46,11 +49,17 @@ class Metric:
     metric value of shape ``(...)``; vectorised over leading axes (bootstrap: ``(B, k)``)."""
     bounds: tuple[float, float] | None = None
     """Smallest and largest possible value; confidence intervals are clipped to it."""
+    set_fn: SetFn | None = None
+    """Set metrics only: maps per-sample rows ``(..., n, k)`` to values ``(...)``;
+    vectorised over leading axes (swaps, resamples)."""
 
     def __post_init__(self) -> None:
         if (self.aggregation == "corpus") != (self.corpus_fn is not None):
             raise ValueError(f"metric {self.name!r}: corpus_fn is required exactly for "
                              "corpus aggregation")
+        if (self.aggregation == "set") != (self.set_fn is not None):
+            raise ValueError(f"metric {self.name!r}: set_fn is required exactly for set "
+                             "aggregation")
 
 
 _REGISTERED: list[tuple[str, Metric]] = []
@@ -58,13 +67,16 @@ _REGISTERED: list[tuple[str, Metric]] = []
 _PARAMETRISED: set[str] = set()
 
 
-def mean_metric(name: str, *, higher_is_better: bool, kind: Kind, binary: bool,
-                description: str,
+def mean_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, ...],
+                binary: bool, description: str,
                 bounds: tuple[float, float] | None = (0.0, 1.0)) -> Callable[[F], F]:
     """Register the mean metric ``name``, defined next to the decorated per-sample function
-    (returned unchanged). Decorators stacked on one function register bottom-up."""
+    (returned unchanged); ``kind`` may name several task kinds. Decorators stacked on one
+    function register bottom-up."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+
     def register(fn: F) -> F:
-        _register(fn, Metric(name, higher_is_better, (kind,), "mean", binary, description,
+        _register(fn, Metric(name, higher_is_better, kinds, "mean", binary, description,
                              bounds=bounds))
         return fn
     return register
@@ -78,6 +90,19 @@ def corpus_metric(name: str, *, higher_is_better: bool, kind: Kind, description:
         _register(fn, Metric(name, higher_is_better, (kind,), "corpus", False, description, fn))
         if parametrised:
             _PARAMETRISED.add(name)
+        return fn
+    return register
+
+
+def set_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, ...],
+               description: str,
+               bounds: tuple[float, float] | None = (0.0, 1.0)) -> Callable[[SetFn], SetFn]:
+    """Register the set metric ``name`` whose ``set_fn`` is the decorated function."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+
+    def register(fn: SetFn) -> SetFn:
+        _register(fn, Metric(name, higher_is_better, kinds, "set", False, description,
+                             bounds=bounds, set_fn=fn))
         return fn
     return register
 

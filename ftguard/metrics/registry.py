@@ -10,10 +10,20 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ftguard.metrics import bleu_chrf, choice, classification, json_format, perplexity, qa, rouge
+from ftguard.metrics import (
+    bleu_chrf,
+    calibration,
+    choice,
+    classification,
+    json_format,
+    perplexity,
+    qa,
+    rouge,
+)
 from ftguard.metrics.base import Metric, parametrised, registered
 
-_FAMILIES = (qa, rouge, json_format, bleu_chrf, choice, classification, perplexity)
+_FAMILIES = (qa, rouge, json_format, bleu_chrf, choice, classification, calibration,
+             perplexity)
 """The metric families, in registry order; each defines its metrics with a decorator
 (:func:`ftguard.metrics.base.mean_metric`, :func:`~ftguard.metrics.base.corpus_metric`)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa
+from ftguard.metrics.calibration import brier_score, choice_probabilities, top_label
 from ftguard.metrics.choice import predict_choice
 from ftguard.metrics.registry import expand_metric_names, split_name
 from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
@@ -52,10 +53,14 @@ def score_choice(loglikelihoods: list[float], choices: list[str], gold: int,
     """Score a multiple-choice sample from the log-likelihood of each choice."""
     _check_gold(gold, len(choices))
     scores: dict[str, float] = {}
+    stats: dict[str, list[float]] = {}
     for name in expand_metric_names("choice", metrics, None):
+        if name in ("brier", "ece"):
+            _calibration(name, loglikelihoods, gold, scores, stats)
+            continue
         pred = predict_choice(loglikelihoods, choices, normalize=name == "acc_norm")
         scores[name] = float(pred == gold)
-    return scores, {}
+    return scores, stats
 
 
 def score_classify(loglikelihoods: list[float], labels: list[str], gold: int,
@@ -73,6 +78,8 @@ def score_classify(loglikelihoods: list[float], labels: list[str], gold: int,
         _, label = split_name(name)
         if name == "accuracy":
             scores[name] = float(pred == gold)
+        elif name in ("brier", "ece"):
+            _calibration(name, loglikelihoods, gold, scores, stats)
         elif name == "macro_f1":
             stats[name] = classification.macro_f1_stats(pred, gold, len(labels))
         elif label is not None:
@@ -94,6 +101,16 @@ def score_perplexity(nll: float, n_tokens: int, text: str, metrics: list[str]) -
     }
     names = expand_metric_names("perplexity", metrics, None)
     return {n: per_doc[n] for n in names}, {n: list(vector) for n in names}
+
+
+def _calibration(name: str, loglikelihoods: list[float], gold: int, scores: dict[str, float],
+                 stats: dict[str, list[float]]) -> None:
+    """``brier`` (a per-sample score) or ``ece``'s row ``[confidence, correct]``."""
+    probabilities = choice_probabilities(loglikelihoods)
+    if name == "brier":
+        scores[name] = brier_score(probabilities, gold)
+    else:
+        stats[name] = list(top_label(probabilities, gold))
 
 
 def _exp(x: float) -> float:

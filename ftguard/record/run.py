@@ -59,7 +59,8 @@ class MetricResult(RecordModel):
     stderr: float | None = None
     """Standard error (mean metrics)."""
     aggregation: str = "mean"
-    """``mean`` of per-sample scores, or ``corpus`` (recomputed from summed ``stats``)."""
+    """``mean`` of per-sample scores, ``corpus`` (recomputed from summed ``stats``) or ``set``
+    (recomputed from the ``stats`` rows themselves: ``ece``)."""
     ci_method: str = ""
     """How the interval was computed: wilson, t, or bootstrap."""
 

@@ -189,6 +189,8 @@ def _delta_chart(rows: list[ComparisonRow]) -> dict[str, Any] | None:
 
 
 def _run_context(r: RunRecord) -> dict[str, Any]:
+    from ftguard.report.reliability import reliability_charts
+
     tasks = []
     for suite in r.suites:
         for task in suite.tasks:
@@ -203,4 +205,4 @@ def _run_context(r: RunRecord) -> dict[str, Any]:
     return {"r": r, "title": f"{r.model.spec} — ftguard results", "tasks": tasks,
             "version": r.ftguard_version or ftguard_version(), "renderer_version": ftguard_version(),
             "metrics_chart": bars(items, percent=False, signed=False) if items else None,
-            "shown_samples": SHOWN_SAMPLES}
+            "shown_samples": SHOWN_SAMPLES, "reliability_charts": reliability_charts(r)}

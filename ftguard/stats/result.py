@@ -62,7 +62,8 @@ class PairedResult:
     """What :attr:`mde` is computed from: the share of discordant items assumed
     (``max(observed, DEFAULT_DISCORDANCE)``) for McNemar; the standard deviation of the
     per-item differences for sign-flip and paired-t; that of the jackknife pseudo-values
-    for swap tests. ``None`` where the result was built without it (the bootstraps)."""
+    for swap tests of corpus metrics, sqrt(n) times the bootstrap standard deviation of the
+    difference for swap tests of set metrics (``ece``). ``None`` where the result was built without it (the bootstraps)."""
     mde: float | None = None
     """Minimum detectable change at this ``n``, in the metric's units: the change the test
     detects with 80% power at level ``1 - confidence`` (see

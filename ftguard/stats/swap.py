@@ -41,13 +41,8 @@ def paired_swap_test(base_stats: np.ndarray, tuned_stats: np.ndarray, corpus_fn:
     interval is the sign-flip interval of the jackknife pseudo-values' mean (n > 16:
     Monte Carlo; n >= 20,000: t-interval).
     """
-    b = statistics("base_stats", base_stats)
-    t = statistics("tuned_stats", tuned_stats)
-    if b.shape != t.shape:
-        raise ValueError(f"base_stats and tuned_stats must have the same shape (same items, "
-                         f"same statistics): {b.shape} vs {t.shape}")
+    b, t = paired_rows(base_stats, tuned_stats, resamples, confidence, "stats")
     n = b.shape[0]
-    check_sizes(n, resamples, confidence)
     alpha = 1 - confidence
     base_value = _corpus_value(corpus_fn, b.sum(axis=0), "the full data")
     tuned_value = _corpus_value(corpus_fn, t.sum(axis=0), "the full data")
@@ -61,15 +56,40 @@ def paired_swap_test(base_stats: np.ndarray, tuned_stats: np.ndarray, corpus_fn:
         low, high = t_interval(pseudo, confidence)
     else:
         low, high = FlipSet.of(pseudo, resamples, seed).interval(alpha)
-    method = "swap-exact" if exact_p else "swap-mc"
+    return swap_result(base_value, tuned_value, p, (low, high), n=n, exact=exact_p,
+                       spread=spread, resamples=resamples, seed=seed, confidence=confidence,
+                       resampling="swap" if not exact_p or n > EXACT_MAX_ITEMS else None)
+
+
+def paired_rows(base: np.ndarray, tuned: np.ndarray, resamples: int, confidence: float,
+                what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs' per-item rows (``base_WHAT``, ``tuned_WHAT``) as float64 ``(n, k)`` of the
+    same shape, with sizes a swap test can use; ValueError otherwise."""
+    b = statistics(f"base_{what}", base)
+    t = statistics(f"tuned_{what}", tuned)
+    if b.shape != t.shape:
+        raise ValueError(f"base_{what} and tuned_{what} must have the same shape (same items, "
+                         f"same statistics): {b.shape} vs {t.shape}")
+    check_sizes(b.shape[0], resamples, confidence)
+    return b, t
+
+
+def swap_result(base_value: float, tuned_value: float, p: float,
+                interval: tuple[float, float], *, n: int, exact: bool, spread: float,
+                resamples: int, seed: int, confidence: float,
+                resampling: str | None) -> PairedResult:
+    """The PairedResult of a swap test (corpus or set metric): ``swap-exact`` when the p-value
+    enumerated every swap; testability and MDE from ``n``, ``resamples`` and ``spread``;
+    ``resampling`` names what drew random resamples (None: nothing did, and ``resamples`` is
+    not reported)."""
+    alpha = 1 - confidence
+    method = "swap-exact" if exact else "swap-mc"
     testable = flip_testable(n, resamples, alpha)
-    monte_carlo = not exact_p or n > EXACT_MAX_ITEMS
     return PairedResult(
-        base=base_value, tuned=tuned_value, delta=delta, ci_low=low, ci_high=high,
-        p_value=p, n=n, method=method, confidence=confidence,
-        resamples=resamples if monte_carlo else None,
-        resampling="swap" if monte_carlo else None, seed=seed,
-        testable=testable, spread=spread,
+        base=base_value, tuned=tuned_value, delta=tuned_value - base_value,
+        ci_low=interval[0], ci_high=interval[1], p_value=p, n=n, method=method,
+        confidence=confidence, resamples=resamples if resampling else None,
+        resampling=resampling, seed=seed, testable=testable, spread=spread,
         mde=mde_for(method, n, spread, alpha=alpha) if testable else None)
 
 
