@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa
+from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa, refusal
 from ftguard.metrics.calibration import brier_score, choice_probabilities, top_label
 from ftguard.metrics.choice import predict_choice
 from ftguard.metrics.registry import expand_metric_names, split_name
@@ -21,7 +21,9 @@ SampleScores = tuple[dict[str, float], dict[str, list[float]]]
 
 
 def score_generate(prediction: str, references: list[str], metrics: list[str]) -> SampleScores:
-    """Score a generated answer against one or more references."""
+    """Score a generated answer against one or more references. ``refusal_margin`` and
+    ``compliance_margin`` are not scored from the text: the engine adds them
+    (:mod:`ftguard.metrics.refusal_margin`)."""
     if not references:
         raise ValueError("a generate sample needs at least one reference")
     names = expand_metric_names("generate", metrics, None)
@@ -41,6 +43,8 @@ def score_generate(prediction: str, references: list[str], metrics: list[str]) -
             scores[name] = json_format.json_valid(prediction)
         elif name == "json_field_match":
             scores[name] = json_format.json_field_match(prediction, references)
+        elif name in ("refusal_rate", "over_refusal_rate"):
+            scores[name] = refusal.refusal_score(prediction)
         elif name == "bleu":
             stats[name] = bleu_chrf.bleu_stats(prediction, references)
         elif name == "chrf":
