@@ -14,7 +14,9 @@ from ftguard.metrics import METRICS, expand_metric_names, get_metric, metric_nam
 def test_names_per_kind() -> None:
     assert metric_names_for("generate") == ["exact_match", "exact_match_strict", "f1", "rouge1",
                                             "rouge2", "rougeL", "rougeLsum", "json_valid",
-                                            "json_field_match", "bleu", "chrf"]
+                                            "json_field_match", "bleu", "chrf", "refusal_rate",
+                                            "over_refusal_rate", "refusal_margin",
+                                            "compliance_margin"]
     assert metric_names_for("choice") == ["acc", "acc_norm", "brier", "ece"]
     assert metric_names_for("classify") == ["accuracy", "macro_f1", "precision", "recall",
                                             "brier", "ece"]
@@ -26,9 +28,10 @@ def test_names_per_kind() -> None:
 def test_definitions_are_consistent() -> None:
     binary = {n for n, m in METRICS.items() if m.binary}
     assert binary == {"exact_match", "exact_match_strict", "json_valid", "acc", "acc_norm",
-                      "accuracy"}
+                      "accuracy", "refusal_rate", "over_refusal_rate"}
     lower = {n for n, m in METRICS.items() if not m.higher_is_better}
-    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece"}
+    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece",
+                     "over_refusal_rate"}
     for metric in METRICS.values():
         assert (metric.aggregation == "corpus") == (metric.corpus_fn is not None)
         assert (metric.aggregation == "set") == (metric.set_fn is not None)
