@@ -16,7 +16,9 @@ def test_names_per_kind() -> None:
                                             "rouge2", "rougeL", "rougeLsum", "json_valid",
                                             "json_field_match", "prompt_level_strict_acc",
                                             "prompt_level_loose_acc", "inst_level_strict_acc",
-                                            "inst_level_loose_acc", "bleu", "chrf"]
+                                            "inst_level_loose_acc", "bleu", "chrf", "refusal_rate",
+                                            "over_refusal_rate", "refusal_margin",
+                                            "compliance_margin"]
     assert metric_names_for("choice") == ["acc", "acc_norm", "brier", "ece"]
     assert metric_names_for("classify") == ["accuracy", "macro_f1", "precision", "recall",
                                             "brier", "ece"]
@@ -29,9 +31,10 @@ def test_definitions_are_consistent() -> None:
     binary = {n for n, m in METRICS.items() if m.binary}
     assert binary == {"exact_match", "exact_match_strict", "json_valid", "acc", "acc_norm",
                       "accuracy", "prompt_level_strict_acc", "prompt_level_loose_acc",
-                      "consistency"}
+                      "consistency", "refusal_rate", "over_refusal_rate"}
     lower = {n for n, m in METRICS.items() if not m.higher_is_better}
-    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece", "spread"}
+    assert lower == {"perplexity", "word_perplexity", "bits_per_byte", "brier", "ece", "spread",
+                     "over_refusal_rate"}
     for metric in METRICS.values():
         assert (metric.aggregation == "corpus") == (metric.corpus_fn is not None)
         assert (metric.aggregation == "set") == (metric.set_fn is not None)

@@ -281,5 +281,5 @@ def read_train(path_text: str | None, obj: object = None):  # -> TrainRecord | N
 
 
 SUITE_HELP = ("suite folder(s) or folders above them, or a shipped suite's name (legal, "
-              "general, standard); an existing path wins over a name")
+              "general, safety, standard); an existing path wins over a name")
 """Help of every positional SUITE argument."""

@@ -17,6 +17,7 @@ from ftguard.errors import TaskSkipped
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
 from ftguard.metrics.instruction_following import followed
+from ftguard.metrics.refusal_margin import OPENERS, margin_scores, opener_pairs
 from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
 from ftguard.models.base import (
@@ -125,17 +126,34 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
     requests = [GenerateRequest(ctx, gen.max_new_tokens, tuple(gen.stop)) for ctx in contexts]
     texts = _with_progress(reporter, label, [1] * len(requests),
                            lambda p: backend.generate(requests, p))
+    margins = _opener_margins(task, contexts, backend, reporter, label)
     samples = []
-    for inst, ctx, text in zip(instances, contexts, texts):
+    for inst, ctx, text, margin in zip(instances, contexts, texts, margins):
         refs = list(inst.references)
         done = followed(str(text), inst.instructions) if inst.instructions else None
         scores, stats = score_generate(text, refs, task.spec.metric_names, done)
+        scores.update(margin)
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=str(text), truncated=truncated_flag(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
                                     stats=stats, prompt=inst.prompt, context=ctx,
                                     instructions=instruction_results(done)))
     return samples
+
+
+def _opener_margins(task: Task, contexts: list[str], backend: Backend, reporter: Reporter,
+                    label: str) -> list[dict[str, float]]:
+    """Per-item ``refusal_margin`` / ``compliance_margin`` when the task asks for them: the
+    openers scored after each generate context, in one loglikelihood call."""
+    pairs = opener_pairs(contexts, task.spec.metric_names)
+    if pairs:
+        asks = [LoglikelihoodRequest(ctx, opener) for ctx, opener in pairs]
+        results = _with_progress(reporter, f"{label} (openers)", [len(OPENERS)] * len(contexts),
+                                 lambda p: backend.loglikelihood(asks, p))
+        logprobs = [r.logprob for r in results]
+    else:
+        logprobs = []
+    return margin_scores(logprobs, len(contexts), task.spec.metric_names)
 
 
 def _run_perplexity(task: Task, instances: Sequence[Instance], contexts: list[str],

@@ -20,12 +20,14 @@ from ftguard.metrics import (
     json_format,
     perplexity,
     qa,
+    refusal,
+    refusal_margin,
     rouge,
 )
 from ftguard.metrics.base import Metric, parametrised, registered
 
-_FAMILIES = (qa, rouge, json_format, instruction_following, bleu_chrf, choice, classification,
-             calibration, perplexity, consistency)
+_FAMILIES = (qa, rouge, json_format, instruction_following, bleu_chrf, refusal,
+             refusal_margin, choice, classification, calibration, perplexity, consistency)
 """The metric families, in registry order; each defines its metrics with a decorator
 (:func:`ftguard.metrics.base.mean_metric`, :func:`~ftguard.metrics.base.corpus_metric`)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa
+from ftguard.metrics import bleu_chrf, classification, json_format, perplexity, qa, refusal
 from ftguard.metrics.calibration import brier_score, choice_probabilities, top_label
 from ftguard.metrics.choice import predict_choice
 from ftguard.metrics.instruction_following import (
@@ -30,7 +30,8 @@ def score_generate(prediction: str, references: list[str], metrics: list[str],
                    followed: Followed | None = None) -> SampleScores:
     """Score a generated answer against one or more references; the instruction-following
     metrics read ``followed`` instead (:func:`ftguard.metrics.instruction_following.followed`
-    of the item's instructions)."""
+    of the item's instructions). ``refusal_margin`` and ``compliance_margin`` are not
+    scored from the text: the engine adds them (:mod:`ftguard.metrics.refusal_margin`)."""
     names = expand_metric_names("generate", metrics, None)
     scores: dict[str, float] = {}
     stats: dict[str, list[float]] = {}
@@ -55,6 +56,8 @@ def score_generate(prediction: str, references: list[str], metrics: list[str],
             scores[name] = json_format.json_valid(prediction)
         elif name == "json_field_match":
             scores[name] = json_format.json_field_match(prediction, references)
+        elif name in ("refusal_rate", "over_refusal_rate"):
+            scores[name] = refusal.refusal_score(prediction)
         elif name == "bleu":
             stats[name] = bleu_chrf.bleu_stats(prediction, references)
         elif name == "chrf":
