@@ -56,7 +56,7 @@ def test_an_unknown_name_lists_the_shipped_suites_and_suggests(tmp_path: Path,
     with pytest.raises(SuiteError) as caught:
         find_suites([Path("genral")])
     text = str(caught.value)
-    assert "genral: is neither an existing path nor a shipped suite (shipped: general, legal, standard)" \
+    assert "genral: is neither an existing path nor a shipped suite (shipped: general, legal, safety, standard)" \
         in text
     assert "Did you mean 'general'?" in text and "path of a suite folder" in text
     code, _, err = run_cli("suites", "validate", "lgal")
@@ -84,5 +84,5 @@ def test_pytest_plugin_takes_a_shipped_name(pytester: pytest.Pytester) -> None:
     bad = pytester.runpytest("--ftguard", "legl", "--ftguard-model", "fake")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     wanted = ("*--ftguard legl: is neither an existing path nor a shipped suite "
-              "(shipped: general, legal, standard). Did you mean 'legal'?*")
+              "(shipped: general, legal, safety, standard). Did you mean 'legal'?*")
     bad.stderr.fnmatch_lines([wanted])
