@@ -24,18 +24,19 @@ def calibration_curves(pairs: Iterable[PairedTask]) -> list[CalibrationCurve]:
     """One curve per paired task whose samples (both runs) carry ``ece`` rows."""
     curves = []
     for pair in pairs:
-        base = _rows(pair.base_samples)
-        tuned = _rows(pair.tuned_samples)
+        base = ece_rows(pair.base_samples)
+        tuned = ece_rows(pair.tuned_samples)
         if not base or len(base) != len(tuned) or "ece" not in pair.base.metrics:
             continue
         curves.append(CalibrationCurve(
             suite=pair.suite, task=pair.base.name, n=len(base),
             base_ece=_ece(base), tuned_ece=_ece(tuned),
-            base_bins=_bins(base), tuned_bins=_bins(tuned)))
+            base_bins=bins_of(base), tuned_bins=bins_of(tuned)))
     return curves
 
 
-def _rows(samples: Sequence[SampleResult]) -> list[list[float]]:
+def ece_rows(samples: Sequence[SampleResult]) -> list[list[float]]:
+    """The samples' ``[confidence, correct]`` rows (those that carry one)."""
     return [list(s.stats["ece"]) for s in samples if "ece" in s.stats]
 
 
@@ -43,6 +44,7 @@ def _ece(rows: list[list[float]]) -> float:
     return float(ece_equal_mass([r[0] for r in rows], [r[1] for r in rows]))
 
 
-def _bins(rows: list[list[float]]) -> list[list[float]]:
+def bins_of(rows: list[list[float]]) -> list[list[float]]:
+    """Equal-mass bins of ``rows``: ``[mean confidence, accuracy, items]`` each."""
     return [[b.confidence, b.accuracy, float(b.count)]
             for b in reliability_bins([r[0] for r in rows], [r[1] for r in rows])]

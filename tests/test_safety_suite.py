@@ -128,6 +128,22 @@ def test_safety_suite_validates(run_cli) -> None:
     assert "safety v1 (general): 2 tasks, 320 items" in out
 
 
+@pytest.mark.parametrize(("metrics", "valid"), [
+    ("[refusal_rate, refusal_margin]", True), ("[over_refusal_rate, compliance_margin]", True),
+    ("[refusal_rate, exact_match]", False)])
+def test_a_target_is_needed_unless_every_metric_is_reference_free(
+        tmp_path: Path, run_cli, metrics: str, valid: bool) -> None:
+    root = tmp_path / "refusals"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "asks.jsonl").write_text('{"id": "a", "request": "Hello?"}\n')
+    (root / "suite.yaml").write_text(
+        "name: r\nversion: 1\nrole: general\ntasks:\n  - name: asks\n    kind: generate\n"
+        f"    data: data/asks.jsonl\n    prompt: \"{{{{ request }}}}\"\n    metrics: {metrics}\n")
+    code, _, err = run_cli("suites", "validate", root)
+    assert (code == 0) is valid, err
+    assert valid or "exactly one of 'target' or 'target_field'" in err
+
+
 def test_fake_runs_compare_with_both_rates_gated_in_their_direction(run_cli,
                                                                      tmp_path: Path) -> None:
     for seed in (1, 2):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MC_TASK, suite_yaml
 from ftguard.engine.runner import _aggregate
 from ftguard.engine.settings import RunSettings
 from ftguard.engine.variants import with_consistency
@@ -20,19 +21,7 @@ from ftguard.suite import load_suite
 
 ROWS = [{"id": f"q{i}", "question": f"Which word names thing {i}?",
          "choices": [f"alpha{i}", f"beta{i}", f"gamma{i}"], "answer": i % 3} for i in range(10)]
-SUITE = """\
-name: tiny
-version: "1"
-role: general
-tasks:
-  - name: mc
-    kind: choice
-    data: data/mc.jsonl
-    prompt: "Question: {{ question }}\\nAnswer:"
-    choices_field: choices
-    target_index: "{{ answer }}"
-    variants:
-VARIANTS"""
+SUITE = suite_yaml("tiny", tasks=MC_TASK + "    variants:\nVARIANTS")
 REVERSED = "      - {name: reversed, choice_order: reversed}\n"
 LISTED = ("      - name: listed\n"
           "        prompt: \"{{ question }} ({{ choices | join(', ') }})\\nAnswer:\"\n"

@@ -52,6 +52,9 @@ class Metric:
     set_fn: SetFn | None = None
     """Set metrics only: maps per-sample rows ``(..., n, k)`` to values ``(...)``;
     vectorised over leading axes (swaps, resamples)."""
+    reference_free: bool = False
+    """Scored without a reference answer (the answer alone, the item's instructions, or
+    log-probabilities): a generate task whose metrics all are needs no target."""
 
     def __post_init__(self) -> None:
         if (self.aggregation == "corpus") != (self.corpus_fn is not None):
@@ -69,7 +72,8 @@ _PARAMETRISED: set[str] = set()
 
 def mean_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, ...],
                 binary: bool, description: str,
-                bounds: tuple[float, float] | None = (0.0, 1.0)) -> Callable[[F], F]:
+                bounds: tuple[float, float] | None = (0.0, 1.0),
+                reference_free: bool = False) -> Callable[[F], F]:
     """Register the mean metric ``name``, defined next to the decorated per-sample function
     (returned unchanged); ``kind`` may name several task kinds. Decorators stacked on one
     function register bottom-up."""
@@ -77,17 +81,19 @@ def mean_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, .
 
     def register(fn: F) -> F:
         _register(fn, Metric(name, higher_is_better, kinds, "mean", binary, description,
-                             bounds=bounds))
+                             bounds=bounds, reference_free=reference_free))
         return fn
     return register
 
 
 def corpus_metric(name: str, *, higher_is_better: bool, kind: Kind, description: str,
-                  parametrised: bool = False) -> Callable[[CorpusFn], CorpusFn]:
+                  parametrised: bool = False,
+                  reference_free: bool = False) -> Callable[[CorpusFn], CorpusFn]:
     """Register the corpus metric ``name`` whose ``corpus_fn`` is the decorated function;
     a ``parametrised`` one takes a label argument (``precision[LABEL]``)."""
     def register(fn: CorpusFn) -> CorpusFn:
-        _register(fn, Metric(name, higher_is_better, (kind,), "corpus", False, description, fn))
+        _register(fn, Metric(name, higher_is_better, (kind,), "corpus", False, description, fn,
+                             reference_free=reference_free))
         if parametrised:
             _PARAMETRISED.add(name)
         return fn

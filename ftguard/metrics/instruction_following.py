@@ -41,14 +41,16 @@ def followed(prediction: str, instructions: Instructions) -> Followed:
     return list(zip(ids, strict, loose, strict=True))
 
 
-@mean_metric("prompt_level_strict_acc", higher_is_better=True, kind="generate", binary=True,
+@mean_metric("prompt_level_strict_acc", higher_is_better=True, kind="generate",
+             reference_free=True, binary=True,
              description="IFEval: share of prompts whose every instruction is followed "
                          "(strict)")
 def prompt_level_strict(result: Followed) -> float:
     return float(all(strict for _, strict, _ in result))
 
 
-@mean_metric("prompt_level_loose_acc", higher_is_better=True, kind="generate", binary=True,
+@mean_metric("prompt_level_loose_acc", higher_is_better=True, kind="generate",
+             reference_free=True, binary=True,
              description="IFEval: share of prompts whose every instruction is followed "
                          "(loose: also without first/last line or '*')")
 def prompt_level_loose(result: Followed) -> float:
@@ -67,6 +69,7 @@ def _ratio(stats: np.ndarray) -> np.ndarray:
 
 
 @corpus_metric("inst_level_strict_acc", higher_is_better=True, kind="generate",
+               reference_free=True,
                description="IFEval: share of all instructions followed (strict; micro average)")
 def inst_level_strict_from_stats(stats: np.ndarray) -> np.ndarray:
     """Followed / count of summed ``[followed, count]`` rows, shape ``(..., 2)`` -> ``(...)``."""
@@ -74,6 +77,7 @@ def inst_level_strict_from_stats(stats: np.ndarray) -> np.ndarray:
 
 
 @corpus_metric("inst_level_loose_acc", higher_is_better=True, kind="generate",
+               reference_free=True,
                description="IFEval: share of all instructions followed (loose; micro average)")
 def inst_level_loose_from_stats(stats: np.ndarray) -> np.ndarray:
     """As :func:`inst_level_strict_from_stats`, on the loose counts."""

@@ -19,7 +19,7 @@ from ftguard.metrics.instruction_following import (
     score_followed,
     uses_instructions,
 )
-from ftguard.metrics.registry import expand_metric_names, split_name
+from ftguard.metrics.registry import METRICS, expand_metric_names, split_name
 from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
 
 SampleScores = tuple[dict[str, float], dict[str, list[float]]]
@@ -40,7 +40,7 @@ def score_generate(prediction: str, references: list[str], metrics: list[str],
             raise ValueError("instruction-following metrics need the item's instructions")
         scores, stats = score_followed(followed, names)
         names = [n for n in names if n not in INSTRUCTION_METRICS]
-    if names and not references:
+    if not references and not all(METRICS[n].reference_free for n in names):
         raise ValueError("a generate sample needs at least one reference")
     rouge = tuple(n for n in names if n in ROUGE_TYPES)
     if rouge:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ftguard.metrics.calibration import reliability_bins
+from ftguard.compare_calibration import bins_of, ece_rows
 from ftguard.record import Comparison, RunRecord
 
 SIZE, MARGIN = 240, 36
@@ -23,13 +23,11 @@ def reliability_charts(run: RunRecord) -> list[dict[str, Any]]:
     charts = []
     for suite in run.suites:
         for task in suite.tasks:
-            rows = [s.stats["ece"] for s in task.samples if "ece" in s.stats]
+            rows = ece_rows(task.samples)
             if not rows or "ece" not in task.metrics:
                 continue
-            bins = [[b.confidence, b.accuracy, b.count]
-                    for b in reliability_bins([r[0] for r in rows], [r[1] for r in rows])]
             charts.append(_chart(f"{suite.name}/{task.name}", len(rows),
-                                 [("run", "run", task.metrics["ece"].value, bins)]))
+                                 [("run", "run", task.metrics["ece"].value, bins_of(rows))]))
     return charts
 
 

@@ -209,9 +209,10 @@ def _kind_errors(t: TaskSpec) -> list[str]:
     elif t.kind == "generate":
         if t.target_index is not None:
             errors.append("target_index is for choice/classify tasks; use target or target_field")
-        elif n_target > 1 or (n_target == 0 and not _instructions_only(t)):
+        elif n_target > 1 or (n_target == 0 and not _reference_free(t)):
             errors.append("a generate task needs exactly one of 'target' or 'target_field' "
-                          "(none when every metric is an instruction-following one)")
+                          "(none when every metric is scored without a reference, e.g. "
+                          "refusal_rate or prompt_level_strict_acc)")
     else:
         if t.target_field is not None:
             errors.append(f"target_field is for generate tasks; a {t.kind} task uses "
@@ -260,11 +261,12 @@ def _variant_errors(t: TaskSpec) -> list[str]:
     return errors
 
 
-def _instructions_only(t: TaskSpec) -> bool:
-    """Every metric reads the items' instructions (IFEval), none a reference answer."""
-    from ftguard.metrics.instruction_following import INSTRUCTION_METRICS
+def _reference_free(t: TaskSpec) -> bool:
+    """Every metric is scored without a reference answer (``Metric.reference_free``)."""
+    from ftguard.metrics.registry import METRICS
 
-    return bool(t.metrics) and all(name in INSTRUCTION_METRICS for name in t.metrics)
+    return bool(t.metrics) and all(
+        name in METRICS and METRICS[name].reference_free for name in t.metrics)
 
 
 def _lmeval_errors(t: TaskSpec) -> list[str]:
