@@ -43,7 +43,9 @@ def test_eval_by_suite_name_from_an_empty_folder(wheel_env, tmp_path: Path) -> N
     for name, suite in expected.items():
         assert got[name]["hash"] == suite.hash
         counts = {t["name"]: len(t["samples"]) for t in got[name]["tasks"]}
-        assert counts == {t.name: len(t.instances) for t in suite.tasks}
+        # each task's own items, then each of its variants' (TASK@VARIANT) on the same items
+        assert counts == {v.name: len(v.instances) for t in suite.tasks
+                          for v in (t, *t.variants)}
     assert sum(len(t["samples"]) for s in record["suites"] for t in s["tasks"]) == 577 + 901
     # the suites were read from the installed package, not from the checkout
     assert all(Path(s["path"]).is_relative_to(wheel_env.venv) for s in record["suites"])

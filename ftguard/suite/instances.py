@@ -7,13 +7,15 @@ import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftguard.errors import Problem
-from ftguard.metrics.instruction_following import Instructions, uses_instructions
 from ftguard.suite.jsonl import Row
 from ftguard.suite.schema import TaskSpec
 from ftguard.suite.templates import TemplateError, compile_template, render
+
+if TYPE_CHECKING:  # the metrics package loads numpy; the CLI's cheap paths never need it
+    from ftguard.metrics.instruction_following import Instructions
 
 Message = dict[str, str]
 
@@ -108,6 +110,8 @@ class _Renderer:
         self.target_index = (compile_template(task.target_index)
                              if task.target_index is not None else None)
         self.choices = [compile_template(c) for c in task.choices or []]
+        from ftguard.metrics.instruction_following import uses_instructions
+
         self.instructed = task.kind == "generate" and uses_instructions(task.metric_names)
 
     def instance(self, row: Row) -> Instance:
