@@ -147,17 +147,17 @@ def test_missing_suites_are_a_clear_error(run_cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_quick_demo_on_the_embedded_model_from_another_directory(tmp_path: Path) -> None:
+def test_quick_demo_on_the_embedded_model_from_another_directory(
+        tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "FTGUARD_HOME": os.environ.get("FTGUARD_HOME", "")}
     # one task of each kind (the real quick demo evaluates all eleven; its timing is README's):
     # every stage on the embedded model, in a third of the time
     chosen = ["legal/clause_type", "legal/legal_qa", "general/world_knowledge",
               "general/english_corpus"]
-    command = [sys.executable, "-m", "ftguard", "demo", "--quick", "--no-progress",
-               "--tasks", ",".join(chosen)]
+    args = ["demo", "--quick", "--no-progress", "--tasks", ",".join(chosen)]
     started = time.perf_counter()
-    first = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=900)
+    first = subprocess.run([sys.executable, "-m", "ftguard", *args], check=False, cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Gate: " in first.stdout and "What it cost" in first.stdout
     assert (tmp_path / "reports" / "demo.html").is_file()
@@ -167,11 +167,24 @@ def test_quick_demo_on_the_embedded_model_from_another_directory(tmp_path: Path)
     assert {f"{r['suite']}/{r['task']}" for r in comparison["rows"]} == {*chosen, *variants}
     assert {r["role"] for r in comparison["rows"]} == {"target", "general"}
     first_seconds = time.perf_counter() - started
+
+    # the second run (in this process: no second interpreter start-up) finds everything the
+    # first one wrote to disk, so it neither trains nor loads a model
+    import ftguard.api
+    import ftguard.train.run
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the second demo run must reuse the first")
+
+    monkeypatch.setattr(ftguard.api, "load_backend", must_not_run)
+    monkeypatch.setattr(ftguard.train.run, "run_training", must_not_run)
+    monkeypatch.chdir(tmp_path)
     started = time.perf_counter()
-    second = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=900)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "reusing the finished fine-tune" in second.stdout
+    code, out, err = run_cli(*args)
+    assert code == 0, err[-3000:]
+    assert "reusing the finished fine-tune" in out and "Gate: " in out
+    assert json.loads((tmp_path / "runs" / "demo" / "comparison.json").read_text())["rows"] == \
+        comparison["rows"]
     assert time.perf_counter() - started < first_seconds / 3
 
 
