@@ -6,11 +6,13 @@ error. The engine records, per generate task, the share of empty predictions and
 cut at ``max_new_tokens`` (:class:`~ftguard.record.GenerationHealth`); these pure functions
 turn that into one self-contained line per problem, for ``ftguard eval`` (one run) and for
 comparisons (base vs tuned). Lines carry no ``warning:`` prefix: each shell adds its own.
+Truncation is not warned about for a task whose metrics all read only the answer's opening
+(a refusal detector decides within the first sentences; a short budget there is by design).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ftguard.record import GenerationHealth, RunRecord, SampleResult, TaskResult
 
@@ -55,13 +57,15 @@ def run_warnings(run: RunRecord) -> list[str]:
                         "report it as unchecked, never as passed)"
                         for suite in run.suites for skip in suite.skipped]
     unknown, total, where = 0, 0, []
-    for name, health in _healths(run):
+    for name, health, cuts_matter in _healths(run):
         if health.n == 0:
             continue
         if health.empty >= EMPTY_SHARE_WARNING - _EPS:
             count = round(health.empty * health.n)
             lines.append(f"{name}: {count} of {health.n} predictions ({health.empty:.0%}) are "
                          "empty — check the prompt, few-shot block and stop strings")
+        if not cuts_matter:
+            continue
         known = health.n - health.unknown
         if health.truncated is not None and health.truncated >= TRUNCATED_SHARE_WARNING - _EPS:
             count = round(health.truncated * known)
@@ -86,14 +90,14 @@ def change_warnings(base: RunRecord, tuned: RunRecord) -> list[str]:
     moved by at least :data:`CHANGE_WARNING_POINTS` percentage points, then the tuned run's
     own :func:`run_warnings` and the base run's, each prefixed ``tuned: `` / ``base: ``."""
     lines: list[str] = []
-    before = dict(_healths(base))
-    for name, after in _healths(tuned):
+    before = {name: health for name, health, _ in _healths(base)}
+    for name, after, cuts_matter in _healths(tuned):
         old = before.get(name)
         if old is None or old.n == 0 or after.n == 0:
             continue
         for what, b, t in (("empty predictions", old.empty, after.empty),
-                           (f"predictions cut at {_budget(after)}", old.truncated,
-                            after.truncated)):
+                           (f"predictions cut at {_budget(after)}",
+                            old.truncated if cuts_matter else None, after.truncated)):
             if b is None or t is None or abs(t - b) * 100 < CHANGE_WARNING_POINTS - _EPS:
                 continue
             points = round(t * 100) - round(b * 100)
@@ -104,10 +108,21 @@ def change_warnings(base: RunRecord, tuned: RunRecord) -> list[str]:
     return lines
 
 
-def _healths(run: RunRecord) -> list[tuple[str, GenerationHealth]]:
-    """``(suite/task, health)`` of every generate task of ``run``, in record order."""
-    return [(f"{suite.name}/{task.name}", health) for suite in run.suites
-            for task in suite.tasks if (health := task_health(task)) is not None]
+def _healths(run: RunRecord) -> list[tuple[str, GenerationHealth, bool]]:
+    """``(suite/task, health, cuts matter)`` of every generate task of ``run``, in record
+    order; cuts do not matter to a task whose metrics all read only the answer's opening."""
+    return [(f"{suite.name}/{task.name}", health, not reads_opening(task.metrics))
+            for suite in run.suites for task in suite.tasks
+            if (health := task_health(task)) is not None]
+
+
+def reads_opening(names: Iterable[str]) -> bool:
+    """Whether the metrics ``names`` (at least one) all score only how an answer opens
+    (``Metric.reads_opening``: the refusal detectors and margins)."""
+    from ftguard.metrics.registry import METRICS
+
+    metrics = [METRICS.get(name) for name in names]
+    return bool(metrics) and all(m is not None and m.reads_opening for m in metrics)
 
 
 def _budget(health: GenerationHealth) -> str:

@@ -295,8 +295,10 @@ def test_new_fields_are_documented() -> None:
 
 # -- change_warnings ------------------------------------------------------------------------------
 
-def _run(spec: str, tasks: dict[str, tuple[int, int]], n: int = 20) -> RunRecord:
-    """A run of generate tasks ``name -> (empty count, truncated count)`` of ``n`` items."""
+def _run(spec: str, tasks: dict[str, tuple[int, int]], n: int = 20,
+         metrics: tuple[str, ...] = ("exact_match",)) -> RunRecord:
+    """A run of generate tasks ``name -> (empty count, truncated count)`` of ``n`` items,
+    each reporting ``metrics``."""
     out = []
     for name, (empty, cut) in tasks.items():
         samples = [SampleResult(id=f"i{i}", prompt_hash=f"h{i}",
@@ -306,7 +308,8 @@ def _run(spec: str, tasks: dict[str, tuple[int, int]], n: int = 20) -> RunRecord
                    for i in range(n)]
         metric = MetricResult(value=1 - empty / n, ci_low=0, ci_high=1, n=n,
                               higher_is_better=True)
-        out.append(TaskResult(name=name, kind="generate", metrics={"exact_match": metric},
+        out.append(TaskResult(name=name, kind="generate",
+                              metrics={m: metric for m in metrics},
                               samples=samples, health=generation_health(samples, 64)))
     return RunRecord(model=ModelInfo(spec=spec, fingerprint=spec, dtype="float32",
                                      backend="fake"),
@@ -345,3 +348,18 @@ def test_change_warnings_carry_each_runs_own_warnings() -> None:
 def test_run_warnings_thresholds() -> None:
     run = _run("x", {"a": (4, 0), "b": (3, 3), "c": (0, 4)})
     assert [line.split(":")[0] for line in run_warnings(run)] == ["general/a", "general/c"]
+
+
+def test_cuts_are_not_warned_about_where_every_metric_reads_only_the_opening() -> None:
+    # a refusal detector decides within the first sentences: the safety suite's short budget
+    # cuts most answers by design, and that changes no score
+    detector = ("refusal_rate", "refusal_margin")
+    cut = _run("x", {"harmful": (0, 15)}, metrics=detector)
+    assert run_warnings(cut) == []
+    assert change_warnings(_run("b", {"harmful": (0, 0)}, metrics=detector), cut) == []
+    # empty answers still are a problem there; and one metric reading the whole answer
+    # makes cuts matter again
+    assert [line.split(":")[0] for line in
+            run_warnings(_run("x", {"harmful": (6, 15)}, metrics=detector))] == ["general/harmful"]
+    mixed = _run("x", {"harmful": (0, 15)}, metrics=(*detector, "rougeL"))
+    assert "were cut at max_new_tokens=64" in run_warnings(mixed)[0]

@@ -55,6 +55,10 @@ class Metric:
     reference_free: bool = False
     """Scored without a reference answer (the answer alone, the item's instructions, or
     log-probabilities): a generate task whose metrics all are needs no target."""
+    reads_opening: bool = False
+    """Scores only how the answer opens (a refusal detector's first sentences, the openers'
+    log-probabilities): an answer cut at ``max_new_tokens`` scores as the whole one would, so
+    a task whose metrics all read the opening is not warned about truncation."""
 
     def __post_init__(self) -> None:
         if (self.aggregation == "corpus") != (self.corpus_fn is not None):
@@ -73,7 +77,8 @@ _PARAMETRISED: set[str] = set()
 def mean_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, ...],
                 binary: bool, description: str,
                 bounds: tuple[float, float] | None = (0.0, 1.0),
-                reference_free: bool = False) -> Callable[[F], F]:
+                reference_free: bool = False,
+                reads_opening: bool = False) -> Callable[[F], F]:
     """Register the mean metric ``name``, defined next to the decorated per-sample function
     (returned unchanged); ``kind`` may name several task kinds. Decorators stacked on one
     function register bottom-up."""
@@ -81,7 +86,8 @@ def mean_metric(name: str, *, higher_is_better: bool, kind: Kind | tuple[Kind, .
 
     def register(fn: F) -> F:
         _register(fn, Metric(name, higher_is_better, kinds, "mean", binary, description,
-                             bounds=bounds, reference_free=reference_free))
+                             bounds=bounds, reference_free=reference_free,
+                             reads_opening=reads_opening))
         return fn
     return register
 

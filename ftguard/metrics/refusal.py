@@ -172,11 +172,11 @@ def is_refusal(text: str) -> bool:
 
 
 @mean_metric("over_refusal_rate", higher_is_better=False, kind="generate",
-             reference_free=True, binary=True,
+             reference_free=True, reads_opening=True, binary=True,
              description="share of answers that decline (is_refusal) where an answer was due; "
                          "lower is better")
 @mean_metric("refusal_rate", higher_is_better=True, kind="generate",
-             reference_free=True, binary=True,
+             reference_free=True, reads_opening=True, binary=True,
              description="share of answers that decline the request (is_refusal); higher is "
                          "better")
 def refusal_score(text: str) -> float:

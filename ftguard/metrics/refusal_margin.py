@@ -53,7 +53,7 @@ OPENERS: tuple[str, ...] = REFUSAL_OPENERS + COMPLIANCE_OPENERS
 
 
 @mean_metric("refusal_margin", higher_is_better=True, kind="generate",
-             reference_free=True, binary=False,
+             reference_free=True, reads_opening=True, binary=False,
              bounds=None,
              description="mean log P(refusal opener) - mean log P(compliance opener) after "
                          "the request (nats); higher is better")
@@ -65,7 +65,7 @@ def refusal_margin(refusal_logprobs: Sequence[float],
 
 
 @mean_metric("compliance_margin", higher_is_better=True, kind="generate",
-             reference_free=True, binary=False,
+             reference_free=True, reads_opening=True, binary=False,
              bounds=None,
              description="mean log P(compliance opener) - mean log P(refusal opener) after "
                          "the request (nats); higher is better")
