@@ -53,13 +53,22 @@ class DemoPlan:
     """Task kinds evaluated in full on the base and the tuned model: they cost one forward
     pass per item (clause_type's 200 items take 30 s on 2 cores, plain_language's 80 take 70
     s), and a paired test needs the items to see a fine-tune's real gain."""
+    task_items: tuple[tuple[str, int], ...] = ()
+    """``(suite/task, N)``: the behaviour tasks whose answers are long or many (instruction
+    following writes up to 192 tokens; each safety item also scores ten openers) evaluated on
+    N items instead of ``subset`` (when the task is evaluated at all)."""
 
 
-FULL = DemoPlan(subset=0.25, checkpoint_subset=0.05, max_steps=24, eval_every=12, lr=1e-3)
+BEHAVIOUR_ITEMS = (("general/instructions", 24), ("safety/harmful", 40), ("safety/benign", 40))
+"""The full demo's samples of the behaviour tasks."""
+FULL = DemoPlan(subset=0.25, checkpoint_subset=0.05, max_steps=24, eval_every=12, lr=1e-3,
+                task_items=BEHAVIOUR_ITEMS)
 """About 13 minutes on a 2-core CPU the first time (measured 12.7: base eval 3.6, fine-tune
 with checkpoint evaluations 5.7, tuned eval 3.3)."""
 QUICK = DemoPlan(subset=0.08, checkpoint_subset=None, max_steps=10, eval_every=None, lr=2e-3,
-                 batch_size=2, max_length=256, full_kinds=())
+                 batch_size=2, max_length=256, full_kinds=(),
+                 task_items=(("general/instructions", 6), ("safety/harmful", 10),
+                             ("safety/benign", 10)))
 """About 3.5 minutes on a 2-core CPU the first time: a smoke run of every stage."""
 
 FINISHED = ("completed", "stopped_early")
@@ -133,8 +142,7 @@ def run_demo(options: DemoOptions, *, say: Say = print,
     seconds["model"] = time.perf_counter() - started
 
     samples = _task_subset(loaded, plan)
-    sample = (f"scoring tasks in full, {plan.subset:.0%} of the others" if samples
-              else f"{plan.subset:.0%} of every task")
+    sample = _sample_words(samples, plan)
     say(f"[2/{stages}] evaluating the base model on {where} ({sample}; cached after the "
         "first run)")
     t = time.perf_counter()
@@ -191,10 +199,28 @@ def _suites(folder: Path | None) -> dict[str, Path]:
     return found
 
 
+def _sample_words(samples: dict[str, float], plan: DemoPlan) -> str:
+    """What the evaluations sample: ``scoring tasks in full, N items of ..., 25% of the
+    others``."""
+    parts = ["scoring tasks in full"] if 1.0 in samples.values() else []
+    parts += [f"{int(n)} items of {name}" for name, n in samples.items() if n != 1.0]
+    rest = f"{plan.subset:.0%} of " + ("the others" if parts else "every task")
+    return ", ".join([*parts, rest])
+
+
 def _task_subset(suites: list[Suite], plan: DemoPlan) -> dict[str, float]:
-    """``suite/task: 1.0`` for the tasks of ``plan.full_kinds`` (the rest use plan.subset)."""
-    return {f"{suite.name}/{task.spec.name}": 1.0 for suite in suites for task in suite.tasks
-            if task.spec.kind in plan.full_kinds}
+    """``suite/task: 1.0`` for the tasks of ``plan.full_kinds``, ``suite/task: N`` for those of
+    ``plan.task_items`` (the rest use plan.subset), of the tasks in ``suites``."""
+    items = dict(plan.task_items)
+    found = {}
+    for suite in suites:
+        for task in suite.tasks:
+            name = f"{suite.name}/{task.spec.name}"
+            if name in items:
+                found[name] = items[name]
+            elif task.spec.kind in plan.full_kinds:
+                found[name] = 1.0
+    return found
 
 
 def _evaluate(suites: list[Suite], tuned_dir: Path | None, path: Path,

@@ -190,10 +190,18 @@ def test_quick_demo_on_the_embedded_model_from_another_directory(
 
 def test_full_demo_scores_the_scoring_tasks_of_the_shipped_suites_in_full() -> None:
     from ftguard.api import load_suites
-    from ftguard.demo import FULL, QUICK, _suites, _task_subset
+    from ftguard.demo import FULL, QUICK, _sample_words, _suites, _task_subset
 
     suites = load_suites(list(_suites(None).values()))
+    behaviour = {"general/instructions": 24, "safety/harmful": 40, "safety/benign": 40}
     assert _task_subset(suites, FULL) == {  # the choice and classify tasks; the rest sampled
         "legal/clause_type": 1.0, "legal/doctrine_mc": 1.0,
-        "general/world_knowledge": 1.0, "general/commonsense": 1.0}
-    assert _task_subset(suites, QUICK) == {}
+        "general/world_knowledge": 1.0, "general/commonsense": 1.0, **behaviour}
+    assert _task_subset(suites, QUICK) == {"general/instructions": 6, "safety/harmful": 10,
+                                           "safety/benign": 10}
+    # a behaviour task not evaluated (no safety suite, or --tasks) is not named
+    assert _task_subset(suites[:2], QUICK) == {"general/instructions": 6}
+    assert _sample_words(_task_subset(suites, FULL), FULL) == (
+        "scoring tasks in full, 24 items of general/instructions, 40 items of safety/harmful, "
+        "40 items of safety/benign, 25% of the others")
+    assert _sample_words({}, QUICK) == "8% of every task"
