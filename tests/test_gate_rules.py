@@ -113,7 +113,10 @@ def test_precedence_flags_policy_suites_default(tmp_path: Path) -> None:
     _, b = _runs(gate=["acc:5%"])
     suites = suite_gates_of_run(b)
     own = resolve_policy(suite_gates=suites)
-    assert [r.text for r in own.rules] == ["legal:acc:5%"] and "gate: section" in own.source
+    # legal's own section, and the default for general, which has none
+    assert [r.text for r in own.rules] == ["legal:acc:5%", "general:headline:not-regressed"]
+    assert own.source == ("the gate: section of suite(s) legal; default (every headline must "
+                          "not regress) for general")
     path = tmp_path / "gate.yaml"
     path.write_text("alpha: 0.2\nrules: ['general:acc:not-regressed']\n")
     file = resolve_policy(policy=load_policy(path), suite_gates=suites)
@@ -186,6 +189,25 @@ def test_default_gate_fails_a_target_only_regression(tmp_path: Path, run_cli) ->
     assert not comparison.passed
     assert [o.rule for o in comparison.gate if o.fails] == ["*:headline:not-regressed"]
     assert comparison.rows[0].verdict == "regressed" and comparison.rows[0].failed
+    write_run(a, tmp_path / "a.json")
+    write_run(b, tmp_path / "b.json")
+    code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json")
+    assert code == 1 and out.startswith("FAIL")
+
+
+def test_a_gated_suite_leaves_the_others_under_the_default(tmp_path: Path, run_cli) -> None:
+    """A behaviour suite with its own gate: section (safety) does not ungate the suites
+    without one: their regressions still fail (it used to pass, on the demo)."""
+    base, tuned = flipped_pair(100, 30, 0, seed=1)
+    same = flipped_pair(100, 0, 0, seed=2)[0]
+    a = binary_run("a", {("general", "json_format"): base, ("safety", "harmful"): same})
+    b = binary_run("b", {("general", "json_format"): tuned, ("safety", "harmful"): same})
+    b.suites[1].gate = ["harmful:acc:not-regressed"]
+    comparison = compare(a, b)
+    assert not comparison.passed
+    assert [o.rule for o in comparison.gate if o.fails] == ["general:headline:not-regressed"]
+    assert [o.rule for o in comparison.gate] == ["safety/harmful:acc:not-regressed",
+                                                 "general:headline:not-regressed"]
     write_run(a, tmp_path / "a.json")
     write_run(b, tmp_path / "b.json")
     code, out, _ = run_cli("compare", tmp_path / "a.json", tmp_path / "b.json")

@@ -158,22 +158,22 @@ class SuiteGate:
 
 def suite_gates_of_run(run: RunRecord) -> list[SuiteGate]:
     """The ``gate:`` sections recorded in a RunRecord (lines read from its suite.yaml when
-    that file is still there and holds the same section)."""
+    that file is still there and holds the same section), and an empty one (``items`` ())
+    for each suite without a section: the default rule applies to that suite."""
     gates = []
     for suite in run.suites:
-        if not suite.gate:
-            continue
-        file, lines = _gate_lines(suite.path, suite.gate)
-        gates.append(SuiteGate(suite.name, tuple(suite.gate), file, lines))
+        file, lines = _gate_lines(suite.path, suite.gate) if suite.gate else (None, ())
+        gates.append(SuiteGate(suite.name, tuple(suite.gate or ()), file, lines))
     return gates
 
 
 def suite_gates_of_suites(suites: Iterable[Suite]) -> list[SuiteGate]:
+    """As :func:`suite_gates_of_run`, from loaded suites."""
     out = []
     for suite in suites:
-        if suite.spec.gate:
-            file, lines = _gate_lines(str(suite.root), suite.spec.gate)
-            out.append(SuiteGate(suite.name, tuple(suite.spec.gate), file, lines))
+        gate = suite.spec.gate or []
+        file, lines = _gate_lines(str(suite.root), gate) if gate else (None, ())
+        out.append(SuiteGate(suite.name, tuple(gate), file, lines))
     return out
 
 
@@ -199,8 +199,10 @@ def resolve_policy(*, fail_on: Sequence[Rule] = (), policy: PolicyFile | None = 
     """The policy a comparison is judged under; every surface calls this.
 
     Rules: ``--fail-on`` flags, else the policy file's, else the suites' ``gate:`` sections,
-    else :data:`DEFAULT_RULES`. Settings: flags, else the policy file, else the defaults
-    (alpha 0.05, Holm, underpowered rules listed but not failing).
+    else :data:`DEFAULT_RULES`. When only some suites have a ``gate:`` section, each of the
+    others (an empty :class:`SuiteGate`) is gated by the default rule on its own rows: adding
+    a gated behaviour suite never ungates the rest. Settings: flags, else the policy file,
+    else the defaults (alpha 0.05, Holm, underpowered rules listed but not failing).
     """
     own = tuple(rule for gate in suite_gates for rule in gate.rules())
     if fail_on:
@@ -209,7 +211,11 @@ def resolve_policy(*, fail_on: Sequence[Rule] = (), policy: PolicyFile | None = 
         rules, source = policy.rules, f"--policy {policy.path}"
     elif own:
         names = ", ".join(dict.fromkeys(g.suite for g in suite_gates if g.items))
-        rules, source = own, f"the gate: section of suite(s) {names}"
+        rest = list(dict.fromkeys(g.suite for g in suite_gates if not g.items))
+        rules = own + tuple(replace(rule, select=suite) for suite in rest
+                            for rule in DEFAULT_RULES)
+        source = f"the gate: section of suite(s) {names}" + (
+            f"; default (every headline must not regress) for {', '.join(rest)}" if rest else "")
     else:
         rules, source = DEFAULT_RULES, "default (every headline must not regress)"
     file = policy or PolicyFile(Path(), ())
