@@ -29,7 +29,8 @@ def tell(result: DemoResult, options: DemoOptions) -> str:
     lines = [(f"ftguard demo: SmolLM2-135M-Instruct, {train.method} on the legal train split"
              f"{mix}, checkpoint of step {step} of {train.steps}"), ""]
     lines += _section("What the fine-tune bought (legal, the target; paired change, 95% CI):",
-                      [r for r in c.rows if r.role == "target" and r.headline], c.gain,
+                      [r for r in c.rows if r.role == "target" and r.headline
+                       and "@" not in r.task], c.gain,
                       "Gain on legal")
     lines += _section("What it cost (general ability; a negative change is the alignment tax):",
                       [r for r in c.rows if r.role == "general" and r.headline
