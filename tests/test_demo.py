@@ -193,15 +193,19 @@ def test_full_demo_scores_the_scoring_tasks_of_the_shipped_suites_in_full() -> N
     from ftguard.demo import FULL, QUICK, _sample_words, _suites, _task_subset
 
     suites = load_suites(list(_suites(None).values()))
-    behaviour = {"general/instructions": 24, "safety/harmful": 40, "safety/benign": 40}
-    assert _task_subset(suites, FULL) == {  # the choice and classify tasks; the rest sampled
-        "legal/clause_type": 1.0, "legal/doctrine_mc": 1.0,
-        "general/world_knowledge": 1.0, "general/commonsense": 1.0, **behaviour}
-    assert _task_subset(suites, QUICK) == {"general/instructions": 6, "safety/harmful": 10,
-                                           "safety/benign": 10}
-    # a behaviour task not evaluated (no safety suite, or --tasks) is not named
-    assert _task_subset(suites[:2], QUICK) == {"general/instructions": 6}
+    sampled = {"legal/doctrine_mc": 60, "general/world_knowledge": 80,
+               "general/commonsense": 110, "general/instructions": 8, "safety/harmful": 20,
+               "safety/benign": 20}
+    # clause_type (classify) in full; the tasks with variants and the behaviour tasks by count
+    assert _task_subset(suites, FULL) == {"legal/clause_type": 1.0, **sampled}
+    assert _task_subset(suites, QUICK) == {"safety/harmful": 6, "safety/benign": 6}
+    assert QUICK.skip_tasks == ("general/instructions",)
+    # a task not evaluated (no safety suite, or --tasks) is not named
+    assert _task_subset(suites[:2], FULL) == {"legal/clause_type": 1.0, **{
+        k: v for k, v in sampled.items() if not k.startswith("safety/")}}
     assert _sample_words(_task_subset(suites, FULL), FULL) == (
-        "scoring tasks in full, 24 items of general/instructions, 40 items of safety/harmful, "
-        "40 items of safety/benign, 25% of the others")
-    assert _sample_words({}, QUICK) == "8% of every task"
+        "scoring tasks in full, 60 items of legal/doctrine_mc, 80 items of "
+        "general/world_knowledge, 110 items of general/commonsense, 8 items of "
+        "general/instructions, 20 items of safety/harmful, 20 items of safety/benign, 15% of "
+        "the others")
+    assert _sample_words({}, QUICK) == "6% of every task"
