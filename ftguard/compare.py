@@ -47,6 +47,7 @@ from ftguard.stats import (
     benjamini_hochberg,
     holm,
     mcnemar_exact,
+    one_item,
     paired_swap_test,
     sign_flip_test,
     smallest_testable_n,
@@ -173,18 +174,12 @@ def _failure_lines(outcome: RuleResult) -> list[str]:
 
 def _not_gated(rows: list[ComparisonRow]) -> list[str]:
     """Significant changes no rule checks, in words."""
-    out = []
-    for r in rows:
-        if r.gated or r.verdict not in ("improved", "regressed"):
-            continue
-        out.append(f"{r.suite}/{r.task} {r.metric} {r.verdict} significantly "
-                   f"({r.base:.4g} -> {r.tuned:.4g}, p={r.p_adjusted:.3g} adjusted), but no gate "
-                   "rule checks it")
-    return out
+    return [f"{r.suite}/{r.task} {r.metric} {r.verdict} significantly ({r.base:.4g} -> "
+            f"{r.tuned:.4g}, p={r.p_adjusted:.3g} adjusted), but no gate rule checks it"
+            for r in rows if not r.gated and r.verdict in ("improved", "regressed")]
 
 
 # -- pairing -----------------------------------------------------------------------------
-
 
 def _pair_tasks(base: RunRecord, tuned: RunRecord, allow_mismatch: bool,
                 notes: list[str]) -> tuple[list[_Pair], list[tuple[str, str]]]:
@@ -262,7 +257,6 @@ def _settings_diff(a: dict[str, object], b: dict[str, object]) -> str:
 
 # -- tests -------------------------------------------------------------------------------
 
-
 def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult | None:
     """The paired test the metric calls for, valid at every n; None without per-item data."""
     from ftguard.metrics import get_metric
@@ -271,6 +265,8 @@ def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult |
         definition = get_metric(metric)
     except KeyError:  # a metric ftguard does not define (lm-eval tasks): use what is there
         definition = None
+    if len(pair.base_samples) == 1:  # untestable (no paired test applies), never a crash
+        return one_item(*(r.metrics[metric].value for r in (pair.base, pair.tuned)))
     if definition is not None and definition.aggregation in ("corpus", "set"):
         if not all(metric in s.stats for s in pair.base_samples + pair.tuned_samples):
             return None

@@ -116,3 +116,26 @@ def test_allow_mismatch_without_shared_items_in_a_gated_task(tmp_path: Path, run
     code, out, err = run_cli("compare", a, b, "--allow-mismatch")
     assert code == 2 and out == ""
     assert "task general/reviews has no item in both runs" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("metric", ["acc", "inst_level_strict_acc", "f1"])
+def test_a_task_of_one_item_is_untestable_not_a_crash(metric: str) -> None:
+    """A checkpoint evaluation sampling one item of a task (the demo's instructions) compared
+    it with a paired test that needs two items and stopped the fine-tune with a ValueError.
+    One item is compared, reported untestable and underpowered under a rule, never passed."""
+    from ftguard.compare import compare
+
+    runs = [binary_run(name, {("general", "instructions"): [c]})
+            for name, c in (("a", True), ("b", False))]
+    for run, (followed, value) in zip(runs, ((3.0, 0.75), (1.0, 0.25))):
+        task = run.suites[0].tasks[0]
+        sample = task.samples[0]
+        sample.scores = {metric: value} if metric != "inst_level_strict_acc" else {}
+        sample.stats = {metric: [followed, 4.0]} if metric == "inst_level_strict_acc" else {}
+        task.metrics = {metric: MetricResult(value=value, ci_low=0, ci_high=1, n=1,
+                                             higher_is_better=True)}
+    comparison = compare(*runs)
+    row = comparison.rows[0]
+    assert (row.n, row.delta, row.p_value, row.testable) == (1, -0.5, 1.0, False)
+    assert (row.ci_low, row.ci_high) == (None, None)  # unbounded
+    assert row.verdict != "regressed" and comparison.underpowered

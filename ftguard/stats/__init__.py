@@ -40,7 +40,14 @@ from ftguard.stats.power import (
     smallest_testable_n,
 )
 from ftguard.stats.resample import Scheme, resampled_sums
-from ftguard.stats.result import Method, PairedResult, non_inferior, regressed, superior
+from ftguard.stats.result import (
+    Method,
+    PairedResult,
+    non_inferior,
+    one_item,
+    regressed,
+    superior,
+)
 from ftguard.stats.swap import paired_swap_p_values, paired_swap_test
 
 __all__ = [
@@ -62,6 +69,7 @@ __all__ = [
     "mde_paired_mean",
     "mde_shift",
     "non_inferior",
+    "one_item",
     "paired_bootstrap",
     "paired_corpus_bootstrap",
     "paired_swap_p_values",

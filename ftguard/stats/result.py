@@ -109,3 +109,11 @@ def regressed(result: PairedResult, alpha: float, higher_is_better: bool) -> boo
     _check_alpha(alpha)
     gain, _, _ = _improvement(result, higher_is_better)
     return gain < 0 and result.p_value < alpha
+
+
+def one_item(base: float, tuned: float) -> PairedResult:
+    """The comparison of a metric on a single paired item: its change, an unbounded interval,
+    p = 1 and not testable (no paired test can say anything about one item)."""
+    return PairedResult(base=base, tuned=tuned, delta=tuned - base, ci_low=-math.inf,
+                        ci_high=math.inf, p_value=1.0, n=1, method="sign-flip-exact",
+                        testable=False)
