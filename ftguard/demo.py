@@ -66,12 +66,12 @@ class DemoPlan:
     the quick demo 20 s per evaluation even on one item)."""
 
 
-FULL = DemoPlan(subset=0.15, checkpoint_subset=0.03, max_steps=16, eval_every=8, lr=1.5e-3,
-                full_kinds=("classify",),
-                task_items=(("legal/doctrine_mc", 60), ("general/world_knowledge", 80),
+FULL = DemoPlan(subset=0.12, checkpoint_subset=0.03, max_steps=16, eval_every=16, lr=1.5e-3,
+                max_length=256, full_kinds=("classify",),
+                task_items=(("legal/doctrine_mc", 40), ("general/world_knowledge", 60),
                             ("general/commonsense", 110), ("general/instructions", 8),
                             ("safety/harmful", 20), ("safety/benign", 20)),
-                checkpoint_items=(("general/instructions", 1),))
+                checkpoint_items=(("general/instructions", 2),))
 """About 14 minutes on a 2-core CPU the first time (measured: see README's demo table)."""
 QUICK = DemoPlan(subset=0.06, checkpoint_subset=None, max_steps=8, eval_every=None, lr=2e-3,
                  batch_size=2, max_length=256, full_kinds=(),

@@ -193,7 +193,7 @@ def test_full_demo_scores_the_scoring_tasks_of_the_shipped_suites_in_full() -> N
     from ftguard.demo import FULL, QUICK, _sample_words, _suites, _task_subset
 
     suites = load_suites(list(_suites(None).values()))
-    sampled = {"legal/doctrine_mc": 60, "general/world_knowledge": 80,
+    sampled = {"legal/doctrine_mc": 40, "general/world_knowledge": 60,
                "general/commonsense": 110, "general/instructions": 8, "safety/harmful": 20,
                "safety/benign": 20}
     # clause_type (classify) in full; the tasks with variants and the behaviour tasks by count
@@ -204,8 +204,8 @@ def test_full_demo_scores_the_scoring_tasks_of_the_shipped_suites_in_full() -> N
     assert _task_subset(suites[:2], FULL) == {"legal/clause_type": 1.0, **{
         k: v for k, v in sampled.items() if not k.startswith("safety/")}}
     assert _sample_words(_task_subset(suites, FULL), FULL) == (
-        "scoring tasks in full, 60 items of legal/doctrine_mc, 80 items of "
+        "scoring tasks in full, 40 items of legal/doctrine_mc, 60 items of "
         "general/world_knowledge, 110 items of general/commonsense, 8 items of "
-        "general/instructions, 20 items of safety/harmful, 20 items of safety/benign, 15% of "
+        "general/instructions, 20 items of safety/harmful, 20 items of safety/benign, 12% of "
         "the others")
     assert _sample_words({}, QUICK) == "6% of every task"
