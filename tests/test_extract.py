@@ -430,3 +430,38 @@ def test_variants_are_extracted_and_consistency_compares_the_answers(tmp_path: P
     assert variant.samples[0].raw_prediction == "Sure! It is 2."
     assert [s.scores["consistency"] for s in own.samples] == [1.0] * 5 + [0.0]
     assert own.metrics["consistency"].value == pytest.approx(5 / 6)
+
+
+def test_checkpoint_evaluation_extracts_through_the_same_engine(tmp_path: Path,
+                                                                tiny_model: Path) -> None:
+    """Evaluation during training (a real tiny model through the HF backend): each
+    checkpoint's record scores the extracted answers and keeps the raw generations."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftguard.engine.settings import RunSettings
+    from ftguard.record import ModelInfo, read_run
+    from ftguard.train.checkpoint_eval import CheckpointEvaluator, eval_path
+
+    task = (GEN_TASK.replace("NAME", "g") + "    generation: {max_new_tokens: 6}\n"
+            "    extract: [{regex: {pattern: '\\S+', match: last, fallback: none}}]\n")
+    suite = load_suite(_suite(tmp_path / "ex", task))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    info = ModelInfo(spec="tiny", fingerprint="sha256:tiny", dtype="float32", backend="hf")
+    evaluator = CheckpointEvaluator([suite], tmp_path / "out", info,
+                                    AutoTokenizer.from_pretrained(tiny_model),
+                                    settings=RunSettings(), batch_size=None, max_length=64)
+    evaluator.evaluate(model, 0, checkpoint=None, val_loss=None, base=True)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1.0)  # "training": other answers
+    point = evaluator.evaluate(model, 1, checkpoint="checkpoints/checkpoint-1", val_loss=None)
+    assert point.gate_passed is not None  # judged against step 0
+    steps = suite.tasks[0].spec.extract
+    for step in (0, 1):
+        (result,) = read_run(tmp_path / "out" / eval_path(step)).suites[0].tasks
+        assert result.settings["extract"] == [step_.model_dump() for step_ in steps or []]
+        raw = [s.raw_prediction for s in result.samples]
+        assert all(r is not None for r in raw)
+        assert [s.prediction for s in result.samples] == [apply_filters(str(r), steps)
+                                                          for r in raw]
+        assert any(s.prediction != s.raw_prediction for s in result.samples)
