@@ -465,3 +465,29 @@ def test_checkpoint_evaluation_extracts_through_the_same_engine(tmp_path: Path,
         assert [s.prediction for s in result.samples] == [apply_filters(str(r), steps)
                                                           for r in raw]
         assert any(s.prediction != s.raw_prediction for s in result.samples)
+
+
+def test_flips_filter_shows_and_searches_the_raw_text_in_chromium(tmp_path: Path) -> None:
+    """The flips table as the page's script redraws it (a search in the URL): the raw text
+    is searched, shown under its answer as text (never markup)."""
+    from test_report import _browser, _page_problems
+
+    from ftguard.api import evaluate
+    from ftguard.compare import compare
+    from ftguard.report import write_report
+
+    chromium = __import__("shutil").which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    root = _suite(tmp_path / "ex", GEN_TASK.replace("NAME", "g") + "    extract: [number]\n")
+    base = evaluate([root], backend=Scripted(_replies({1, 2, 3, 4}, hostile=2), seed=1))
+    tuned = evaluate([root], backend=Scripted(_replies({1, 3, 4, 5, 6}), seed=2))
+    report = write_report(compare(base, tuned), tmp_path / "report.html")
+    done = _browser(chromium, tmp_path, report.as_uri() + "#q=alert", "--dump-dom")
+    dom = done.stdout
+    assert not _page_problems(done.stderr)
+    assert 'data-flips-ready="3"' in dom and "1 of 3 match" in dom, done.stderr[-2000:]
+    rows = dom.split('<tbody id="flip-rows">')[1].split("</tbody>")[0]
+    assert rows.count("<tr>") == 1 and rows.count("extracted from:") == 2
+    assert "&lt;script&gt;alert('x')&lt;/script&gt; 2 + 2 makes 4 in all." in rows
+    assert "<script>" not in rows
