@@ -248,6 +248,8 @@ def _suite(root: Path, tasks: str) -> Path:
     ("[{choice_letter: {letters: abc}}]", 11, "tasks[0].extract[0].choice_letter.letters",
      "letters 'abc' must be distinct capital letters A-Z"),
     ("[]", 11, "tasks[0].extract", "at least 1 item"),
+    ("[{regex: abc}]", 11, "tasks[0].extract[0]",
+     "the options of 'regex' are a mapping (- regex: {pattern: '...'}); got 'abc'"),
 ])
 def test_bad_extract_is_a_located_suite_error(tmp_path: Path, extract: str, line: int, key: str,
                                               message: str) -> None:

@@ -154,6 +154,10 @@ def _written_form(value: object) -> object:
         name, options = next(iter(value.items()))
         if name not in FILTER_NAMES:
             raise ValueError(_unknown(str(name)))
+        if options is not None and not isinstance(options, (dict, BaseModel)):
+            form = ("- regex: {pattern: '...'}" if name == "regex"
+                    else f"- {name}: {{...}}, or - {name} alone for its defaults")
+            raise ValueError(f"the options of {name!r} are a mapping ({form}); got {options!r}")
         return {name: {} if options is None else options}
     raise ValueError("a filter is its name (- strip) or one mapping of its name to its "
                      "options (- regex: {pattern: '...'}); got "
