@@ -377,6 +377,7 @@ def _flips(pairs: list[_Pair]) -> list[Flip]:
                 suite=pair.suite, task=pair.base.name, metric=metric, id=b.id,
                 direction="correct_to_wrong" if before == 1.0 else "wrong_to_correct",
                 target=b.target, base_prediction=b.prediction, tuned_prediction=t.prediction,
+                base_raw_prediction=b.raw_prediction, tuned_raw_prediction=t.raw_prediction,
                 prompt=t.prompt or b.prompt, severity=_severity(b, t)))
     flips.sort(key=lambda f: (f.direction != "correct_to_wrong", -f.severity))
     return flips

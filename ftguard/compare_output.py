@@ -47,7 +47,8 @@ def render_comparison(comparison: Comparison, fmt: str = "text", *, flips: int =
             lines += ["", (f"Items that went correct -> wrong ({total} in all), most decisive "
                            "first:")]
             lines += [f"- {f.suite}/{f.task} {f.id}: target {_short(f.target)}, base "
-                      f"{_short(f.base_prediction)}, tuned {_short(f.tuned_prediction)}"
+                      f"{answer(f.base_prediction, f.base_raw_prediction)}, tuned "
+                      f"{answer(f.tuned_prediction, f.tuned_raw_prediction)}"
                       for f in worst]
     lines += [f"note: {n}" for n in comparison.notes]
     return "\n".join(lines).rstrip()
@@ -123,6 +124,13 @@ def _aggregates(c: Comparison) -> list[str]:
     lines += [fmt(f"forgetting on {suite}", a) for suite, a in c.forgetting.items()
               if len(c.forgetting) > 1]
     return [line for line in lines if line]
+
+
+def answer(prediction: str, raw: str | None) -> str:
+    """A flip's answer, and the generated text it was extracted from (``extract:``) when
+    that differs: ``'72' (from 'She sold 48 + 24 = 72 clips.')``."""
+    shown = _short(prediction)
+    return shown if raw is None or raw == prediction else f"{shown} (from {_short(raw)})"
 
 
 def _short(value: object, width: int = 40) -> str:

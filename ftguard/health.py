@@ -30,7 +30,9 @@ def generation_health(samples: Sequence[SampleResult], max_new_tokens: int) -> G
     """Shares of empty (whitespace only) and of truncated predictions among ``samples``;
     the truncated share counts only samples whose ``truncated`` flag is known."""
     n = len(samples)
-    empty = sum(1 for s in samples if not s.prediction.strip())
+    # the generation's own health: the text before any ``extract`` filter
+    empty = sum(1 for s in samples if not (s.raw_prediction if s.raw_prediction is not None
+                                           else s.prediction).strip())
     known = [s.truncated for s in samples if s.truncated is not None]
     return GenerationHealth(n=n, empty=empty / n if n else 0.0,
                             truncated=sum(known) / len(known) if known else None,

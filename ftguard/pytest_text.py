@@ -46,7 +46,7 @@ def plugin_flag(option: str) -> str:
 def failure_message(check: Check, row: ComparisonRow, reason: str, outcome: Outcome,
                     flips: int = 5) -> str:
     """The gate rule, the numbers (delta, CI, p) and the items that flipped."""
-    from ftguard.compare_output import _short
+    from ftguard.compare_output import _short, answer
 
     assert outcome.comparison is not None
     lines = [reason, f"gate rule: {check.rule.text} ({check.rule.describe()}) [{check.rule.origin}]",
@@ -61,7 +61,8 @@ def failure_message(check: Check, row: ComparisonRow, reason: str, outcome: Outc
                      f"{len(task_flips) - len(lost)} wrong -> correct on {task_flips[0].metric}"
                      + (", most decisive first:" if lost else "."))
         lines += [f"  - {f.id}: target {_short(f.target)}, baseline "
-                  f"{_short(f.base_prediction)}, current {_short(f.tuned_prediction)}"
+                  f"{answer(f.base_prediction, f.base_raw_prediction)}, current "
+                  f"{answer(f.tuned_prediction, f.tuned_raw_prediction)}"
                   for f in lost[:flips]]
     return "\n".join(lines)
 

@@ -404,3 +404,55 @@ def test_calibration_checks_fail_on_a_real_calibration_regression(
     assert "smoke/clause_type ece regressed significantly: 0 -> 0." in out, out[-3000:]
     assert "smoke/clause_type brier rose (lower is better) by 1." in out
     assert "Traceback" not in out
+
+
+# -- answer extraction (``extract:``) in the plugin ------------------------------------------
+
+GSM_SUITE = """\
+name: gsm
+version: "1"
+role: target
+tasks:
+  - name: sums
+    kind: generate
+    data: data/gsm.jsonl
+    prompt: "Question: {{ question }}\\nWork: sum={{ answer }}"
+    target_field: answer
+    metrics: [exact_match]
+    extract: [number]
+"""
+
+
+def test_extracted_answers_are_gated_and_the_failure_shows_the_raw_text(
+        pytester: pytest.Pytester) -> None:
+    """The fake model echoes the prompt's last word (``sum=N``) for about half the items and
+    answers nothing for the rest: extracted, the echoed ones are right. Against a baseline
+    that got every item right the other half went correct -> wrong, and the message shows
+    each answer with the text it was extracted from."""
+    from ftguard.api import evaluate
+    from ftguard.baseline import accept
+    from ftguard.models.load import LoadOptions
+
+    write_jsonl(pytester.path / "suites" / "gsm" / "data" / "gsm.jsonl",
+                [{"id": f"g{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i)}
+                 for i in range(60)])
+    (pytester.path / "suites" / "gsm" / "suite.yaml").write_text(GSM_SUITE, encoding="utf-8")
+    record = evaluate([Path("suites")], load=LoadOptions(model="fake:0"))
+    (task,) = record.suites[0].tasks
+    echoed = [s for s in task.samples if s.raw_prediction]
+    assert 20 < len(echoed) < 40
+    assert all(s.raw_prediction == f"sum={s.target}" and s.prediction == s.target
+               and s.scores["exact_match"] == 1.0 for s in echoed)
+    assert task.metrics["exact_match"].value == len(echoed) / 60
+    for sample in task.samples:  # the baseline: every item right
+        sample.scores["exact_match"] = 1.0
+        sample.prediction, sample.raw_prediction = str(sample.target), f"sum={sample.target}"
+    task.metrics["exact_match"].value = 1.0
+    accept(record, pytester.path / "baselines", name="perfect", force=True)
+
+    result = run(pytester, *FAKE)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        (f"*{60 - len(echoed)} item(s) went correct -> wrong and 0 wrong -> correct on "
+         "exact_match, most decisive first:"),
+        "*  - g*: target '*', baseline '*' (from 'sum=*'), current '[[]invalid[]]' (from '')"])

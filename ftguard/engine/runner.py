@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftguard.engine.extract import apply_filters
 from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
@@ -130,11 +131,14 @@ def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str]
     samples = []
     for inst, ctx, text, margin in zip(instances, contexts, texts, margins):
         refs = list(inst.references)
-        done = followed(str(text), inst.instructions) if inst.instructions else None
-        scores, stats = score_generate(text, refs, task.spec.metric_names, done)
+        answer = apply_filters(str(text), task.spec.extract)  # what is scored (``extract:``)
+        done = followed(answer, inst.instructions) if inst.instructions else None
+        scores, stats = score_generate(answer, refs, task.spec.metric_names, done)
         scores.update(margin)
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
-                                    prediction=str(text), truncated=truncated_flag(text),
+                                    prediction=answer, truncated=truncated_flag(text),
+                                    raw_prediction=None if task.spec.extract is None
+                                    else str(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
                                     stats=stats, prompt=inst.prompt, context=ctx,
                                     instructions=instruction_results(done)))
@@ -200,6 +204,8 @@ def _task_settings(task: Task) -> dict[str, object]:
         settings["few_shot"] = spec.few_shot.model_dump()
     if spec.kind == "generate":
         settings["generation"] = spec.generation.model_dump()
+    if spec.extract is not None:
+        settings["extract"] = [step.model_dump() for step in spec.extract]
     if spec.kind == "perplexity":
         settings["max_length"] = spec.max_length
     return settings

@@ -6,7 +6,8 @@ result:
 
 - ``consistency``: per item 1 when every template predicts the same answer, else 0; a choice
   or label is compared by its text, not its position (answer orders may differ), generated
-  text after stripping surrounding whitespace. Mean metric (Wilson interval, McNemar).
+  text after stripping surrounding whitespace (the extracted answer when the task has
+  ``extract:``, so differently worded replies with the same answer agree). Mean metric (Wilson interval, McNemar).
 - ``mean_variant``: per item the mean of the headline over the templates. Mean metric
   (Student-t interval, sign-flip test).
 - ``worst_variant``: the lowest of the templates' task-level headline values (higher is

@@ -140,6 +140,11 @@ class Flip(RecordModel):
     """What the base model answered."""
     tuned_prediction: str
     """What the tuned model answered."""
+    base_raw_prediction: str | None = None
+    """The base model's generated text before the task's ``extract`` filters (None without
+    them)."""
+    tuned_raw_prediction: str | None = None
+    """The tuned model's generated text before the task's ``extract`` filters."""
     prompt: str | None = None
     """The item's prompt, when the run recorded it."""
     severity: float = 0.0

@@ -74,7 +74,13 @@ class SampleResult(RecordModel):
     prompt_hash: str
     """Hash of the exact prompt (and choices) the model saw."""
     prediction: str
-    """Generated text, or the chosen choice / label."""
+    """Generated text (after the task's ``extract`` filters, if any), or the chosen choice /
+    label."""
+    raw_prediction: str | None = None
+    """Generate tasks with ``extract``: the generated text before extraction (``prediction``
+    is the answer the filters extracted from it and that was scored), set for every sample
+    of such a task, also where extraction left the text as it was. None for tasks without
+    ``extract`` and in records written before ftguard had it."""
     target: str | list[str]
     """Reference answer(s), or the correct choice / label."""
     scores: dict[str, float] = Field(default_factory=dict)

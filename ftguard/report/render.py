@@ -115,6 +115,7 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
     headline = [r for r in c.rows if r.headline] or list(c.rows)
     flips = [{"suite": f.suite, "task": f.task, "id": f.id, "direction": f.direction,
               "target": _text(f.target), "base": f.base_prediction, "tuned": f.tuned_prediction,
+              "base_raw": f.base_raw_prediction, "tuned_raw": f.tuned_raw_prediction,
               "prompt": f.prompt or ""} for f in c.flips]
     general = [r for r in headline if r.role == "general"]
     from ftguard.compare_output import verdict_word

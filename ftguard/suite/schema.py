@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ftguard.suite.extract_spec import ExtractList
+
 TaskKind = Literal["generate", "choice", "classify", "perplexity", "lm_eval"]
 TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity", "lm_eval")
 Role = Literal["target", "general"]
@@ -155,6 +157,10 @@ class TaskSpec(_Strict):
     """Metric names; default depends on the kind (see DEFAULT_METRICS). The
     instruction-following metrics (``prompt_level_strict_acc`` & co.) read each item's
     ``instruction_id_list`` and ``kwargs`` (IFEval's format) and need no target."""
+    extract: ExtractList | None = None
+    """Generate tasks: filters applied in order to the generated text before it is scored
+    (``regex``, ``strip``, ``lowercase``, ``first_line``, ``number``, ``choice_letter``; see
+    :mod:`ftguard.suite.extract_spec`). The record keeps the raw text beside the answer."""
     variants: list[VariantSpec] | None = None
     """Alternative prompts (wordings, formats, answer orders) evaluated on the same items;
     each is recorded as the task ``TASK@NAME`` and the task gets ``consistency``,
@@ -232,6 +238,10 @@ def _kind_errors(t: TaskSpec) -> list[str]:
             errors.append("'labels' contains duplicates")
     elif t.labels is not None:
         errors.append(f"'labels' is for classify tasks, not {t.kind}")
+    if t.extract is not None and t.kind != "generate":
+        errors.append(f"'extract' is for generate tasks (it filters generated text before "
+                      f"scoring); a {t.kind} task scores fixed options and has no text to "
+                      "extract from: remove the key")
     if t.kind == "perplexity" and t.few_shot is not None:
         errors.append("few_shot does not apply to perplexity tasks")
     return errors + _variant_errors(t)

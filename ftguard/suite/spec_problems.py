@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ftguard.errors import Problem
+from ftguard.suite.extract_spec import FILTER_OPTIONS
 from ftguard.suite.schema import (
     TASK_KINDS,
     FewShotSpec,
@@ -25,6 +26,8 @@ _MODELS: dict[str, type[BaseModel]] = {"few_shot": FewShotSpec, "generation": Ge
 
 def _model_at(loc: KeyPath) -> type[BaseModel]:
     if len(loc) >= 2 and loc[0] == "tasks":
+        if len(loc) == 5 and loc[2] == "extract" and loc[4] in FILTER_OPTIONS:
+            return FILTER_OPTIONS[str(loc[4])]  # a filter's options
         if len(loc) >= 3 and isinstance(loc[2], str) and loc[2] in _MODELS:
             return _MODELS[loc[2]]
         return TaskSpec
