@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO
 from ftguard.suite import load_suite
 from ftguard.suite.shipped import shipped_root, shipped_suites
+from ftguard.variant_names import is_variant_task
 
 pytestmark = pytest.mark.slow  # builds a wheel and a venv, evaluates 1478 items (about 30 s)
 
@@ -47,9 +48,9 @@ def test_eval_by_suite_name_from_an_empty_folder(wheel_env, tmp_path: Path) -> N
         assert counts == {v.name: len(v.instances) for t in suite.tasks
                           for v in (t, *t.variants)}
     rows = [(t["name"], len(t["samples"])) for s in record["suites"] for t in s["tasks"]]
-    assert sum(n for name, n in rows if "@" not in name) == 577 + 1041  # the suites' own items
+    assert sum(n for name, n in rows if not is_variant_task(name)) == 577 + 1041  # the suites' own items
     # doctrine_mc's 3 variants of 130 items, world_knowledge's 3 of 220
-    assert sum(n for name, n in rows if "@" in name) == 3 * 130 + 3 * 220
+    assert sum(n for name, n in rows if is_variant_task(name)) == 3 * 130 + 3 * 220
     # the suites were read from the installed package, not from the checkout
     assert all(Path(s["path"]).is_relative_to(wheel_env.venv) for s in record["suites"])
     assert str(REPO) not in json.dumps([s["path"] for s in record["suites"]])
