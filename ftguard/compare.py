@@ -266,7 +266,7 @@ def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult |
     try:
         definition = get_metric(metric)
     except KeyError:  # lm-eval's metrics; an evaluate module loaded again from the record
-        definition = recorded(metric, pair.tuned.metric_sources)
+        definition = recorded(metric, pair.tuned)
     if len(pair.base_samples) == 1:  # untestable (no paired test applies), never a crash
         return one_item(*(r.metrics[metric].value for r in (pair.base, pair.tuned)))
     if definition is not None and definition.recompute is not None:  # evaluate, corpus

@@ -125,19 +125,30 @@ def identity(args: Mapping[str, Any]) -> str:
                identity=identity)
 def bertscore(items: Sequence[ScoredItem], args: Mapping[str, Any],
               names: Sequence[str]) -> dict[str, list[float]]:
-    """Precision, recall and F1 of every item, in one ``bert_score.score`` call."""
+    """Precision, recall and F1 of every item, in one ``bert_score.score`` call. An empty
+    prediction (or one whose references are all empty) scores 0, as ``bert_score`` sets it
+    (its own encoding of an empty sentence fails under transformers 5, so it is not asked);
+    empty references of an item with others are left out of its best-of."""
+    scored = [(k, item.prediction, [r for r in item.references if r.strip()])
+              for k, item in enumerate(items)]
+    scored = [(k, p, refs) for k, p, refs in scored if p.strip() and refs]
+    values = {name: [0.0] * len(items) for name in _NAMES}
+    if scored:
+        columns = _score([p for _, p, _ in scored], [refs for _, _, refs in scored], args)
+        for name, column in zip(_NAMES, columns):
+            for (k, _, _), value in zip(scored, column.tolist()):
+                values[name][k] = float(value)
+    return {name: values[name] for name in names}
+
+
+def _score(predictions: list[str], refs: list[list[str]], args: Mapping[str, Any]) -> Any:
+    """``bert_score.score``'s (precision, recall, F1) tensors under the task's args."""
     from bert_score import score
 
     from ftguard.quiet import quiet
 
     _, location, layer = encoder(args)
     given = _args(args)
-    if any(not item.references for item in items):
-        raise ValueError("BERTScore needs a reference for every item")
     with quiet(progress_bars=False):
-        precision, recall, f1 = score([i.prediction for i in items],
-                                      [list(i.references) for i in items],
-                                      model_type=location, num_layers=layer, idf=given.idf,
-                                      batch_size=given.batch_size, use_fast_tokenizer=True)
-    values = {"bertscore_precision": precision, "bertscore_recall": recall, "bertscore_f1": f1}
-    return {name: [float(x) for x in values[name].tolist()] for name in names}
+        return score(predictions, refs, model_type=location, num_layers=layer, idf=given.idf,
+                     batch_size=given.batch_size, use_fast_tokenizer=True)

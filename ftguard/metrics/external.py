@@ -61,12 +61,15 @@ def resolve(name: str, base: Path | None,
                     f"entry point {name} = {point.value!r}")
 
 
-def recorded(name: str, sources: Mapping[str, Any] | None) -> Metric | None:
-    """An evaluate metric of a record loaded again from the source the record names (its
-    resolved path and declaration), for ``compare`` without the suite; None when it cannot
-    be (the comparison then reads the recorded per-item values only)."""
-    source = (sources or {}).get(name)
-    if source is None or not name.startswith(EVALUATE_PREFIX):
+def recorded(name: str, task: Any) -> Metric | None:
+    """An evaluate metric declared ``corpus`` in a record's ``task`` (a TaskResult), loaded
+    again from the source the record names (its resolved path and declaration): ``compare``
+    recomputes it without the suite. None for any other metric (mean metrics are compared
+    on their recorded per-item values) and when it cannot be loaded."""
+    source = (task.metric_sources or {}).get(name)
+    recorded_as = task.metrics.get(name)
+    if source is None or not name.startswith(EVALUATE_PREFIX) or recorded_as is None or \
+            recorded_as.aggregation != "set":
         return None
     import dataclasses
 

@@ -17,8 +17,9 @@ How the value is formed (``metric_args: {"evaluate:PATH": {...}}``,
 - declared ``corpus``: the value is ``compute()`` on all items; its interval and the paired
   swap test recompute it on every bootstrap resample and swap
   (:mod:`ftguard.metrics.recompute`, the set machinery that equal-mass ECE uses). Those
-  calls go straight to the module's ``_compute`` (what ``compute()`` runs after gathering
-  its inputs), thousands of times per comparison; the full-set value is ``compute()``'s.
+  calls, thousands per comparison, and the value itself go straight to the module's
+  ``_compute`` (what ``compute()`` runs after gathering its inputs into a table); the
+  module's ``compute()`` on the same inputs gives the same value (tests check it).
 
 References are passed as the module's features ask: a list per item when its
 ``references`` feature is a sequence, else the item's first reference. The record names the
@@ -74,7 +75,9 @@ def _location(given: str, base: Path | None) -> tuple[str, str | None]:
     files, or an id and None."""
     path = Path(given).expanduser()
     looks_local = path.suffix == ".py" or "/" in given or given.startswith(".")
-    if not path.is_absolute() and base is not None:
+    if looks_local and not path.is_absolute():
+        if base is None:  # never the working directory: the suite's folder or nothing
+            raise MetricLoadError(f"'{given}' is relative to a suite folder; load the suite")
         path = base / path
     if path.exists():
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*.py"))
