@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
 
 import ftguard
+from conftest import write_jsonl
 from ftguard.models.base import Generation
 from ftguard.models.fake import FakeBackend
 

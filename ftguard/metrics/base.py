@@ -25,6 +25,11 @@ SetFn = Callable[[np.ndarray], np.ndarray]
 F = TypeVar("F", bound=Callable[..., object])
 
 
+class MetricLoadError(Exception):
+    """A metric name from outside ftguard that cannot be resolved; the message says why and
+    how to fix it (:mod:`ftguard.metrics.external`)."""
+
+
 @dataclass(frozen=True)
 class ScoredItem:
     """One answered item as a batch-scored metric sees it."""

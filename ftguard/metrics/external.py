@@ -21,15 +21,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ftguard.metrics.base import Metric, MetricSource
+from ftguard.metrics.base import Metric, MetricLoadError, MetricSource
 
 GROUP = "ftguard.metrics"
 """The entry-point group of installed metrics."""
 EVALUATE_PREFIX = "evaluate:"
 
 
-class MetricLoadError(Exception):
-    """A metric name that cannot be resolved; the message says why and how to fix it."""
+__all__ = ["GROUP", "MetricLoadError", "entry_point_metrics", "is_external", "recorded",
+           "resolve", "source_of"]
 
 
 def is_external(name: str) -> bool:
@@ -135,14 +135,12 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
 @cache
 def entry_point_metrics() -> tuple[Metric, ...]:
     """The installed entry-point metrics that load (one that does not is reported when a
-    task names it), registered."""
-    from ftguard.metrics.registry import register_external
-
+    task names it)."""
     out = []
     for name in _entry_points():
         try:
-            out.append(register_external(resolve(name, None)))
-        except (MetricLoadError, ValueError):
+            out.append(resolve(name, None))
+        except MetricLoadError:
             continue
     return tuple(out)
 

@@ -34,8 +34,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ftguard.metrics.base import Metric, MetricSource, ScoredItem
-from ftguard.metrics.external import MetricLoadError
+from ftguard.metrics.base import Metric, MetricLoadError, MetricSource, ScoredItem
 
 
 def evaluate_metric(name: str, given: str, base: Path | None,

@@ -71,7 +71,8 @@ def get_metric(name: str) -> Metric:
         return dataclasses.replace(METRICS[base], name=name)
     if name in EXTERNAL:
         return EXTERNAL[name]
-    from ftguard.metrics.external import MetricLoadError, is_external, resolve
+    from ftguard.metrics.base import MetricLoadError
+    from ftguard.metrics.external import is_external, resolve
 
     if is_external(name):
         try:
@@ -107,7 +108,13 @@ def metric_names_for(kind: str) -> list[str]:
         raise KeyError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
     from ftguard.metrics.external import entry_point_metrics
 
-    return [m.name for m in (*_DEFINITIONS, *entry_point_metrics()) if kind in m.kinds]
+    installed = []
+    for metric in entry_point_metrics():
+        try:
+            installed.append(register_external(metric))
+        except ValueError:  # its name stands for another metric in this run
+            continue
+    return [m.name for m in (*_DEFINITIONS, *installed) if kind in m.kinds]
 
 
 def expand_metric_names(kind: str, metrics: list[str], labels: list[str] | None) -> list[str]:

@@ -178,7 +178,7 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
     """Check metric names on the raw task, so they are reported even when other keys fail."""
     from ftguard.metrics import metric_names_for
     from ftguard.metrics.external import is_external
-    from ftguard.suite.metric_args import external_problem
+    from ftguard.suite.metric_check import external_problem
 
     kind, metrics = task.get("kind"), task.get("metrics")
     if kind not in TASK_KINDS or kind == "lm_eval" or not isinstance(metrics, list):

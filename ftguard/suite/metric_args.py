@@ -15,7 +15,6 @@ hash: a task whose args change is a different task.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -74,21 +73,3 @@ def check_metric_args(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
             where = ".".join(str(p) for p in error["loc"])
             raise ValueError(f"metric_args.{family}.{where}: {error['msg']}") from None
     return value
-
-
-def external_problem(name: str, kind: str, task: dict[str, Any], root: Path) -> str | None:
-    """Why the metric ``name`` from outside ftguard cannot serve the raw ``task`` (it cannot
-    be loaded, or is for other task kinds), or None once it is loaded and registered."""
-    from ftguard.metrics.external import MetricLoadError, resolve
-    from ftguard.metrics.registry import register_external
-
-    raw = task.get("metric_args")
-    args = raw.get(name) if isinstance(raw, dict) else None
-    try:
-        metric = register_external(resolve(name, root, args if isinstance(args, dict) else {}))
-    except (MetricLoadError, ValueError) as exc:
-        return f"metric '{name}' cannot be loaded: {str(exc).rstrip('.')}."
-    if kind not in metric.kinds:
-        return (f"metric '{name}' does not apply to {kind} tasks (it is declared for "
-                f"{', '.join(metric.kinds)}).")
-    return None
