@@ -114,6 +114,13 @@ def test_entry_point_and_import_path_metrics_end_to_end(tmp_path: Path, run_cli)
     code, out, _ = run_cli("compare", tmp_path / "base.json", tmp_path / "tuned.json",
                            "--fail-on", "cite:token_f1_corpus:not-regressed")
     assert code == 1 and "token_f1_corpus" in out and "- FAIL cite:token_f1_corpus:not-regressed" in out
+    # an import-path name holds a ':': the policy file's mapping form gates it
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('rules:\n  - {select: cite, metric: "ftguard_metric_example.scoring:scaled",'
+                      " rule: '>=', min: 6}\n", encoding="utf-8")
+    code, out, _ = run_cli("compare", tmp_path / "base.json", tmp_path / "tuned.json",
+                           "--policy", policy)
+    assert code == 1 and "FAIL cite:ftguard_metric_example.scoring:scaled:>=6" in out
 
 
 def test_registry_knows_installed_metrics() -> None:
