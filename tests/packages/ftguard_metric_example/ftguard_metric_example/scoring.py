@@ -49,3 +49,9 @@ def scaled(prediction: str, factor: float = 1.0) -> float:
 def not_declared(prediction: str) -> float:
     """A plain function: not a metric until decorated."""
     return 1.0
+
+
+@ftguard.metric(higher_is_better=True, binary=True, kinds=("choice", "classify"))
+def chose_first(prediction: str, references: list[str], item: dict) -> float:
+    """The chosen option is the item's first one (a choice task's user metric)."""
+    return float(prediction == item["choices"][0])
