@@ -176,7 +176,7 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
 def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
                    yaml_path: Path, problems: list[Problem]) -> None:
     """Check metric names on the raw task, so they are reported even when other keys fail."""
-    from ftguard.metrics import metric_names_for
+    from ftguard.metrics import METRICS, metric_names_for
     from ftguard.metrics.external import is_external
     from ftguard.suite.metric_check import external_problem
 
@@ -193,8 +193,11 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
                 problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
                                         found))
             continue
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5) or [
-            v for v in valid if name.startswith(v)][:1]
+        # a valid name with something after it (f1_score), then ftguard's own, then installed
+        own = [v for v in valid if v in METRICS]
+        close = sorted((v for v in valid if name.startswith(v)), key=len)[-1:] or \
+            difflib.get_close_matches(name, own, n=1, cutoff=0.5) or \
+            difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
                                 f"unknown metric '{name}' for a {kind} task.{hint} "
