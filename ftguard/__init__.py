@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ftguard.engine.settings import RunSettings
     from ftguard.errors import FtguardError
     from ftguard.gate import load_policy, parse_rule, resolve_policy
+    from ftguard.metrics.user import metric
     from ftguard.models.load import LoadOptions
     from ftguard.record import RunRecord, read_run, write_run
 
@@ -24,10 +25,12 @@ _HOMES = {"evaluate": "ftguard.api", "load_suites": "ftguard.api",
           "LoadOptions": "ftguard.models.load", "RunRecord": "ftguard.record",
           "read_run": "ftguard.record", "write_run": "ftguard.record",
           "compare": "ftguard.compare", "resolve_policy": "ftguard.gate",
-          "parse_rule": "ftguard.gate", "load_policy": "ftguard.gate"}
+          "parse_rule": "ftguard.gate", "load_policy": "ftguard.gate",
+          "metric": "ftguard.metrics.user"}
 
 __all__ = ["FtguardError", "LoadOptions", "RunRecord", "RunSettings", "compare", "evaluate",
-           "load_policy", "load_suites", "parse_rule", "read_run", "resolve_policy", "write_run"]
+           "load_policy", "load_suites", "metric", "parse_rule", "read_run", "resolve_policy",
+           "write_run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -260,13 +260,18 @@ def _settings_diff(a: dict[str, object], b: dict[str, object]) -> str:
 def _test(pair: _Pair, metric: str, resamples: int, seed: int) -> PairedResult | None:
     """The paired test the metric calls for, valid at every n; None without per-item data."""
     from ftguard.metrics import get_metric
+    from ftguard.metrics.external import recorded
+    from ftguard.metrics.recompute import recomputed_test
 
     try:
         definition = get_metric(metric)
-    except KeyError:  # a metric ftguard does not define (lm-eval tasks): use what is there
-        definition = None
+    except KeyError:  # lm-eval's metrics; an evaluate module loaded again from the record
+        definition = recorded(metric, pair.tuned)
     if len(pair.base_samples) == 1:  # untestable (no paired test applies), never a crash
         return one_item(*(r.metrics[metric].value for r in (pair.base, pair.tuned)))
+    if definition is not None and definition.recompute is not None:  # evaluate, corpus
+        return recomputed_test(definition, pair.base_samples, pair.tuned_samples,
+                               resamples=resamples, seed=seed)
     if definition is not None and definition.aggregation in ("corpus", "set"):
         if not all(metric in s.stats for s in pair.base_samples + pair.tuned_samples):
             return None

@@ -39,7 +39,27 @@ def cache_key(fingerprint: str, suite: Suite, settings: RunSettings) -> str:
         parts["task_subset"] = own
     if len(suite.tasks) < len(suite.spec.tasks):  # --tasks left some out
         parts["tasks"] = [t.spec.name for t in suite.tasks]
+    if metrics := _metric_identities(suite):  # user code, evaluate modules, encoders
+        parts["metrics"] = metrics
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _metric_identities(suite: Suite) -> dict[str, dict[str, str]]:
+    """Per task, the identity of each metric whose code is not ftguard's own or that loads a
+    model (a user metric's module and package version, BERTScore's encoder fingerprint):
+    a new version of either is a new result."""
+    from ftguard.metrics.batch import identities
+    from ftguard.metrics.registry import expand_metric_names
+
+    out = {}
+    for task in suite.tasks:
+        spec = task.spec
+        if spec.kind == "lm_eval":
+            continue
+        names = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
+        if found := identities(names, spec.metric_args or {}, sources=True):
+            out[spec.name] = found
+    return out
 
 
 def _path(key: str) -> Path:

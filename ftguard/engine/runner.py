@@ -17,7 +17,9 @@ from ftguard.engine.variants import run_with_variants
 from ftguard.errors import TaskSkipped
 from ftguard.health import generation_health
 from ftguard.metrics import aggregate, get_metric
+from ftguard.metrics.batch import identities, score_batch, sources
 from ftguard.metrics.instruction_following import followed
+from ftguard.metrics.recompute import recomputed_value
 from ftguard.metrics.refusal_margin import OPENERS, margin_scores, opener_pairs
 from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
@@ -75,12 +77,18 @@ def run_task(task: Task, backend: Backend, settings: RunSettings, reporter: Repo
               "perplexity": _run_perplexity}[spec.kind]
     samples = runner(task, instances, contexts, backend, reporter, label)
     names = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
+    # metrics scored over the whole task: user metrics, evaluate modules, BERTScore
+    score_batch(label, names, samples, [i.fields or {} for i in instances],
+                spec.metric_args or {})
     metrics = {name: _aggregate(name, samples, settings) for name in names}
     health = (generation_health(samples, spec.generation.max_new_tokens)
               if spec.kind == "generate" else None)
     return TaskResult(name=spec.name, kind=spec.kind, metrics=metrics, samples=samples,
-                      settings=_task_settings(task), signatures=_signatures(names, samples),
-                      health=health, instruction_types=by_type(s.instructions for s in samples))
+                      settings=_task_settings(task), health=health,
+                      signatures={**_signatures(names, samples),
+                                  **identities(names, spec.metric_args or {})},
+                      metric_sources=sources(names, spec.metric_args or {}),
+                      instruction_types=by_type(s.instructions for s in samples))
 
 
 def _select(task: Task, settings: RunSettings) -> Sequence[Instance]:
@@ -188,6 +196,9 @@ def _aggregate(name: str, samples: list[SampleResult], settings: RunSettings) ->
     metric = get_metric(name)
     if metric.aggregation == "mean":
         value = aggregate(name, [s.scores[name] for s in samples], None, seed=settings.seed)
+    elif metric.recompute is not None:  # an evaluate module's corpus value
+        value = recomputed_value(metric, samples, seed=settings.seed,
+                                 resamples=settings.resamples)
     else:
         stats = np.array([s.stats[name] for s in samples], dtype=np.float64)
         value = aggregate(name, None, stats, seed=settings.seed, resamples=settings.resamples)

@@ -145,13 +145,15 @@ def rule_from_mapping(item: dict[str, Any], origin: str) -> Rule:
 
 
 def _name(item: dict[str, Any], key: str, default: str, origin: str) -> str:
-    """``select`` or ``metric`` of a mapping: a name without ':' (numbers are names too)."""
+    """``select`` or ``metric`` of a mapping: a name (numbers are names too); a selector
+    without ':', a metric with one where it names user code (``mypkg.scoring:citation_ok``,
+    ``evaluate:PATH``), which the ``--fail-on`` grammar cannot hold."""
     value = item.get(key, default)
     what = "a suite, role or suite/task (globs allowed)" if key == "select" else "a metric name"
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise UsageError(f"{origin}: {key} must be {what}, not {_show(value)}.")
     text = str(value).strip() or default
-    if ":" in text or len(text) > MAX_LENGTH:
+    if (":" in text and key == "select") or len(text) > MAX_LENGTH:
         raise UsageError(f"{origin}: {key} {_show(text)} must be {what}, without ':'.")
     return text
 

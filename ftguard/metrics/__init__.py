@@ -6,10 +6,14 @@ Importing this package is cheap: sacrebleu and rouge-score load on first use.
   ``corpus_metric`` decorators that register one; ``get_metric``, ``METRICS``.
 - :mod:`.score` -- per-kind scoring of one sample: ``score_generate`` & co.
 - :mod:`.aggregate` -- task value + CI: ``aggregate`` -> ``MetricValue``.
+- :mod:`.batch` -- the batch hook: metrics scored over a whole task at once.
 - family modules hold the definitions, each a decorator beside its function: :mod:`.qa`
   (SQuAD EM/F1), :mod:`.rouge`, :mod:`.json_format`, :mod:`.instruction_following` (IFEval),
-  :mod:`.bleu_chrf`, :mod:`.choice`,
+  :mod:`.bleu_chrf`, :mod:`.bertscore`, :mod:`.choice`,
   :mod:`.classification`, :mod:`.perplexity`.
+- metrics from outside ftguard: :mod:`.user` (``@ftguard.metric``), :mod:`.external`
+  (import paths, the ``ftguard.metrics`` entry points), :mod:`.hf_evaluate`
+  (``evaluate:PATH_OR_ID``), :mod:`.recompute` (corpus values recomputed from answers).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ summed statistics instead of recomputing from text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -23,6 +23,46 @@ Aggregation = Literal["mean", "corpus", "set"]
 CorpusFn = Callable[[np.ndarray], np.ndarray]
 SetFn = Callable[[np.ndarray], np.ndarray]
 F = TypeVar("F", bound=Callable[..., object])
+
+
+class MetricLoadError(Exception):
+    """A metric name from outside ftguard that cannot be resolved; the message says why and
+    how to fix it (:mod:`ftguard.metrics.external`)."""
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One answered item as a batch-scored metric sees it."""
+
+    id: str
+    """The item's id in its task."""
+    prediction: str
+    """The generated text, or the chosen choice / label."""
+    references: tuple[str, ...]
+    """Reference answers (generate), or the correct choice / label."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """The item's own fields: its JSONL row."""
+
+
+BatchFn = Callable[[Sequence[ScoredItem], Mapping[str, Any], Sequence[str]],
+                   dict[str, list[Any]]]
+"""``(items, args, names) -> {name: per-item values}``: a score (mean metrics) or a
+statistics row (corpus metrics) per item for each of ``names``, the metrics of one family
+a task asks for; ``args`` is the task's ``metric_args`` entry for the family."""
+RecomputeFn = Callable[[list[str], list[tuple[str, ...]]], float]
+"""``(predictions, references) -> value`` of a metric recomputed on any set of items."""
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """Where a metric's code comes from, when it is not ftguard's own."""
+
+    module: str
+    """Python module (``mypkg.scoring``), or an evaluate module's resolved path or id."""
+    package: str | None = None
+    """Distribution that installs the module (None: on PYTHONPATH, or a local folder)."""
+    version: str | None = None
+    """That distribution's version, or a local evaluate module's content hash."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +99,30 @@ class Metric:
     """Scores only how the answer opens (a refusal detector's first sentences, the openers'
     log-probabilities): an answer cut at ``max_new_tokens`` scores as the whole one would, so
     a task whose metrics all read the opening is not warned about truncation."""
+    batch: BatchFn | None = None
+    """Scored by this hook over all of a task's items at once (user metrics, evaluate
+    modules, BERTScore: :mod:`ftguard.metrics.batch`), not by :mod:`ftguard.metrics.score`."""
+    family: str = ""
+    """Key of the task's ``metric_args`` entry the metric reads (default: its name);
+    metrics of one family sharing one ``batch`` hook are scored in one call."""
+    source: MetricSource | None = None
+    """User metrics and evaluate modules: their module and package version (recorded)."""
+    recompute: RecomputeFn | None = None
+    """Set metrics recomputed from the answers themselves (an evaluate module declared
+    ``corpus``): the value of any set of items; resamples and swaps call it."""
+    identity: Callable[[Mapping[str, Any]], str] | None = None
+    """The metric's identity under a task's args (BERTScore: encoder name + fingerprint),
+    recorded as its signature and part of the result cache key."""
 
     def __post_init__(self) -> None:
         if (self.aggregation == "corpus") != (self.corpus_fn is not None):
             raise ValueError(f"metric {self.name!r}: corpus_fn is required exactly for "
                              "corpus aggregation")
-        if (self.aggregation == "set") != (self.set_fn is not None):
+        if self.recompute is not None:
+            if self.aggregation != "set" or self.set_fn is not None:
+                raise ValueError(f"metric {self.name!r}: recompute is for set metrics "
+                                 "without set_fn")
+        elif (self.aggregation == "set") != (self.set_fn is not None):
             raise ValueError(f"metric {self.name!r}: set_fn is required exactly for set "
                              "aggregation")
 
@@ -133,3 +191,19 @@ def registered(module: str) -> list[Metric]:
 def parametrised() -> frozenset[str]:
     """Base names of the registered metrics that take a label argument."""
     return frozenset(_PARAMETRISED)
+
+
+def batch_metrics(names: dict[str, str], *, higher_is_better: bool, kind: Kind | tuple[Kind, ...],
+                  family: str, identity: Callable[[Mapping[str, Any]], str] | None = None,
+                  bounds: tuple[float, float] | None = None) -> Callable[[F], F]:
+    """Register the mean metrics ``names`` (name -> description) of one ``family``, all
+    scored by the decorated batch hook (:data:`BatchFn`) in one call per task."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+
+    def register(fn: F) -> F:
+        for name, description in names.items():
+            _register(fn, Metric(name, higher_is_better, kinds, "mean", False, description,
+                                 bounds=bounds, batch=fn, family=family,  # type: ignore[arg-type]
+                                 identity=identity))
+        return fn
+    return register

@@ -3,7 +3,8 @@
 Each returns ``(scores, stats)``: ``scores`` maps mean metrics to this sample's value
 (and, for display only, some corpus metrics to a per-sample value); ``stats`` maps corpus
 metrics to this sample's sufficient statistics, which :func:`ftguard.metrics.aggregate`
-sums.
+sums. Metrics with a batch hook (user metrics, evaluate modules, BERTScore) are left out:
+:mod:`ftguard.metrics.batch` scores them over the whole task.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ftguard.metrics.instruction_following import (
     score_followed,
     uses_instructions,
 )
-from ftguard.metrics.registry import METRICS, expand_metric_names, split_name
+from ftguard.metrics.registry import expand_metric_names, get_metric, split_name
 from ftguard.metrics.rouge import ROUGE_TYPES, rouge_fmeasures
 
 SampleScores = tuple[dict[str, float], dict[str, list[float]]]
@@ -32,7 +33,7 @@ def score_generate(prediction: str, references: list[str], metrics: list[str],
     metrics read ``followed`` instead (:func:`ftguard.metrics.instruction_following.followed`
     of the item's instructions). ``refusal_margin`` and ``compliance_margin`` are not
     scored from the text: the engine adds them (:mod:`ftguard.metrics.refusal_margin`)."""
-    names = expand_metric_names("generate", metrics, None)
+    names = _own("generate", metrics, None)
     scores: dict[str, float] = {}
     stats: dict[str, list[float]] = {}
     if uses_instructions(names):
@@ -40,7 +41,7 @@ def score_generate(prediction: str, references: list[str], metrics: list[str],
             raise ValueError("instruction-following metrics need the item's instructions")
         scores, stats = score_followed(followed, names)
         names = [n for n in names if n not in INSTRUCTION_METRICS]
-    if not references and not all(METRICS[n].reference_free for n in names):
+    if not references and not all(get_metric(n).reference_free for n in names):
         raise ValueError("a generate sample needs at least one reference")
     rouge = tuple(n for n in names if n in ROUGE_TYPES)
     if rouge:
@@ -71,7 +72,7 @@ def score_choice(loglikelihoods: list[float], choices: list[str], gold: int,
     _check_gold(gold, len(choices))
     scores: dict[str, float] = {}
     stats: dict[str, list[float]] = {}
-    for name in expand_metric_names("choice", metrics, None):
+    for name in _own("choice", metrics, None):
         if name in ("brier", "ece"):
             _calibration(name, loglikelihoods, gold, scores, stats)
             continue
@@ -91,7 +92,7 @@ def score_classify(loglikelihoods: list[float], labels: list[str], gold: int,
     pred = classification.predict_label(loglikelihoods)
     scores: dict[str, float] = {}
     stats: dict[str, list[float]] = {}
-    for name in expand_metric_names("classify", metrics, labels):
+    for name in _own("classify", metrics, labels):
         _, label = split_name(name)
         if name == "accuracy":
             scores[name] = float(pred == gold)
@@ -118,6 +119,11 @@ def score_perplexity(nll: float, n_tokens: int, text: str, metrics: list[str]) -
     }
     names = expand_metric_names("perplexity", metrics, None)
     return {n: per_doc[n] for n in names}, {n: list(vector) for n in names}
+
+
+def _own(kind: str, metrics: list[str], labels: list[str] | None) -> list[str]:
+    """The task's metric names scored here, one sample at a time (not by a batch hook)."""
+    return [n for n in expand_metric_names(kind, metrics, labels) if get_metric(n).batch is None]
 
 
 def _calibration(name: str, loglikelihoods: list[float], gold: int, scores: dict[str, float],

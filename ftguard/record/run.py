@@ -124,6 +124,21 @@ class GenerationHealth(RecordModel):
     ftguard recorded it, or a backend that does not report it)."""
 
 
+class MetricSource(RecordModel):
+    """Where a metric from outside ftguard comes from (a user metric, an evaluate module)."""
+
+    module: str
+    """Its Python module (``mypkg.scoring``), or an evaluate module's resolved path or id."""
+    package: str | None = None
+    """The distribution that installs the module; None for a module on PYTHONPATH or a local
+    evaluate module."""
+    version: str | None = None
+    """That distribution's version, or a local evaluate module's content hash."""
+    args: dict[str, Any] | None = None
+    """The task's ``metric_args`` entry for it (an evaluate module's declaration: key,
+    direction, corpus), so that ``compare`` can load it again from the record."""
+
+
 class TaskResult(RecordModel):
     """Results of one task."""
 
@@ -145,6 +160,9 @@ class TaskResult(RecordModel):
     instruction_types: dict[str, InstructionTypeResult] | None = None
     """Instruction-following tasks: per instruction type, its count and strict / loose shares
     over the samples (None for other tasks)."""
+    metric_sources: dict[str, MetricSource] | None = None
+    """Metrics from outside ftguard (user metrics, evaluate modules), by name: their module
+    and package version (None when the task has none, and in records written before)."""
     variant_of: str | None = None
     """A variant's result (named ``TASK@VARIANT``): the task whose items it asks another way;
     None for a task's own result."""

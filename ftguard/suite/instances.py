@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ftguard.errors import Problem
@@ -62,6 +62,9 @@ class Instance:
     """How ``shots`` and ``prompt`` are put together."""
     instructions: Instructions = ()
     """Instruction-following tasks: the item's ``(instruction id, kwargs)`` pairs."""
+    fields: dict[str, Any] | None = None
+    """The item's JSONL fields, kept for tasks with metrics from outside ftguard (they may
+    read any field); None otherwise."""
 
     @property
     def answer(self) -> str:
@@ -113,6 +116,10 @@ class _Renderer:
         from ftguard.metrics.instruction_following import uses_instructions
 
         self.instructed = task.kind == "generate" and uses_instructions(task.metric_names)
+        from ftguard.metrics.external import is_external
+
+        # user metrics may read any field of the item
+        self.keep_fields = any(map(is_external, task.metric_names))
 
     def instance(self, row: Row) -> Instance:
         """The row's instance; a TemplateError carries the task key (``.key``) at fault."""
@@ -139,7 +146,8 @@ class _Renderer:
                 prompt, choices, gold = self._reordered(fields, prompt, choices, gold)
         return Instance(item_id(row, self.task.id_field), row.line, prompt, choices, gold,
                         references, layout=self.layout,
-                        instructions=_instructions(fields) if self.instructed else ())
+                        instructions=_instructions(fields) if self.instructed else (),
+                        fields=fields if self.keep_fields else None)
 
     def _reordered(self, fields: dict[str, Any], prompt: str, choices: tuple[str, ...],
                    gold: int) -> tuple[str, tuple[str, ...], int]:
@@ -272,9 +280,7 @@ def build_instances(task: TaskSpec, rows: Iterable[Row], shots: Iterable[Row] | 
     if task.few_shot and task.few_shot.k:
         draw = _Draw(task.few_shot.k, task.few_shot.seed, pool if pool is not None else instances,
                      own=pool is None)
-        instances = [Instance(i.id, i.line, i.prompt, i.choices, i.gold, i.references,
-                              draw(i.id, index), i.layout, i.instructions)
-                     for index, i in enumerate(instances)]
+        instances = [replace(i, shots=draw(i.id, index)) for index, i in enumerate(instances)]
     return instances, problems
 
 

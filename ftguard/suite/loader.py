@@ -82,7 +82,8 @@ def load_suite(path: Path) -> Suite:
     # Gate rules do not change what is evaluated: runs made before a gate change still compare;
     # nor does a key added later while unset (suites keep the hash their records carry).
     unset = {i: keys for i, t in enumerate(spec.tasks) if (keys := {
-        k for k in ("lm_eval_aggregation", "variants", "extract") if getattr(t, k) is None})} \
+        k for k in ("lm_eval_aggregation", "variants", "extract", "metric_args")
+        if getattr(t, k) is None})} \
         if spec is not None else {}
     digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
                             if spec is not None else b"")
@@ -175,7 +176,9 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
 def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
                    yaml_path: Path, problems: list[Problem]) -> None:
     """Check metric names on the raw task, so they are reported even when other keys fail."""
-    from ftguard.metrics import metric_names_for
+    from ftguard.metrics import METRICS, metric_names_for
+    from ftguard.metrics.external import is_external
+    from ftguard.suite.metric_check import external_problem
 
     kind, metrics = task.get("kind"), task.get("metrics")
     if kind not in TASK_KINDS or kind == "lm_eval" or not isinstance(metrics, list):
@@ -185,8 +188,16 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
         if name in valid or not isinstance(name, str):
             continue
         loc: KeyPath = ("tasks", index, "metrics", position)
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5) or [
-            v for v in valid if name.startswith(v)][:1]
+        if is_external(name):  # a user metric, an evaluate module: loaded now, located if not
+            if (found := external_problem(name, kind, task, yaml_path.parent)) is not None:
+                problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
+                                        found))
+            continue
+        # a valid name with something after it (f1_score), then ftguard's own, then installed
+        own = [v for v in valid if v in METRICS]
+        close = sorted((v for v in valid if name.startswith(v)), key=len)[-1:] or \
+            difflib.get_close_matches(name, own, n=1, cutoff=0.5) or \
+            difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
                                 f"unknown metric '{name}' for a {kind} task.{hint} "

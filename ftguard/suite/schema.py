@@ -161,6 +161,10 @@ class TaskSpec(_Strict):
     """Generate tasks: filters applied in order to the generated text before it is scored
     (``regex``, ``strip``, ``lowercase``, ``first_line``, ``number``, ``choice_letter``; see
     :mod:`ftguard.suite.extract_spec`). The record keeps the raw text beside the answer."""
+    metric_args: dict[str, dict[str, Any]] | None = None
+    """Arguments of metrics, by family or metric name (``bertscore: {model: ..., num_layers:
+    ..., idf: false}``; a user metric's keyword arguments; an evaluate module's declaration):
+    :mod:`ftguard.suite.metric_args`."""
     variants: list[VariantSpec] | None = None
     """Alternative prompts (wordings, formats, answer orders) evaluated on the same items;
     each is recorded as the task ``TASK@NAME`` and the task gets ``consistency``,
@@ -186,6 +190,13 @@ class TaskSpec(_Strict):
         if not _NAME.match(value):
             raise ValueError(f"task name {value!r} may only use letters, digits, '_', '-', '.'")
         return value
+
+    @field_validator("metric_args")
+    @classmethod
+    def _valid_metric_args(cls, value: dict[str, dict[str, Any]] | None) -> object:
+        from ftguard.suite.metric_args import check_metric_args
+
+        return None if value is None else check_metric_args(value)
 
     @model_validator(mode="after")
     def _check_kind(self) -> TaskSpec:
@@ -273,10 +284,14 @@ def _variant_errors(t: TaskSpec) -> list[str]:
 
 def _reference_free(t: TaskSpec) -> bool:
     """Every metric is scored without a reference answer (``Metric.reference_free``)."""
-    from ftguard.metrics.registry import METRICS
+    from ftguard.metrics.registry import get_metric
 
-    return bool(t.metrics) and all(
-        name in METRICS and METRICS[name].reference_free for name in t.metrics)
+    def free(name: str) -> bool:
+        try:
+            return get_metric(name).reference_free
+        except KeyError:  # unknown, or not loadable: the metric check says why
+            return False
+    return bool(t.metrics) and all(map(free, t.metrics))
 
 
 def _lmeval_errors(t: TaskSpec) -> list[str]:

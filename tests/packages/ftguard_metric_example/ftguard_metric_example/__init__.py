@@ -1,0 +1,1 @@
+"""Example user metrics for ftguard's tests (see scoring.py)."""
