@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftguard.engine.answers import answer_requests, answers_per_item, plain_metrics, score_answers
 from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
 from ftguard.engine.subsets import subset_for, subset_size
@@ -22,7 +23,6 @@ from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
 from ftguard.models.base import (
     Backend,
-    GenerateRequest,
     LoglikelihoodRequest,
     Progress,
     RollingRequest,
@@ -122,22 +122,25 @@ def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
 
 def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str],
                   backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
-    gen = task.spec.generation
-    requests = [GenerateRequest(ctx, gen.max_new_tokens, tuple(gen.stop)) for ctx in contexts]
-    texts = _with_progress(reporter, label, [1] * len(requests),
-                           lambda p: backend.generate(requests, p))
+    gen, names = task.spec.generation, task.spec.metric_names
+    requests = answer_requests(contexts, gen)  # n per item when sampling (engine/answers.py)
+    n = answers_per_item(gen)
+    answers = _with_progress(reporter, label, [n] * len(contexts),
+                             lambda p: backend.generate(requests, p))
     margins = _opener_margins(task, contexts, backend, reporter, label)
     samples = []
-    for inst, ctx, text, margin in zip(instances, contexts, texts, margins):
-        refs = list(inst.references)
+    for i, (inst, ctx, margin) in enumerate(zip(instances, contexts, margins)):
+        refs, mine, text = list(inst.references), answers[i * n:(i + 1) * n], answers[i * n]
         done = followed(str(text), inst.instructions) if inst.instructions else None
-        scores, stats = score_generate(text, refs, task.spec.metric_names, done)
+        scores, stats = score_generate(text, refs, plain_metrics(names), done)
         scores.update(margin)
+        scores.update(score_answers(names, mine, refs, inst.instructions))
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=str(text), truncated=truncated_flag(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
                                     stats=stats, prompt=inst.prompt, context=ctx,
-                                    instructions=instruction_results(done)))
+                                    instructions=instruction_results(done),
+                                    predictions=[str(a) for a in mine] if n > 1 else None))
     return samples
 
 
@@ -199,7 +202,7 @@ def _task_settings(task: Task) -> dict[str, object]:
     if spec.few_shot:
         settings["few_shot"] = spec.few_shot.model_dump()
     if spec.kind == "generate":
-        settings["generation"] = spec.generation.model_dump()
+        settings["generation"] = spec.generation.recorded()  # greedy: as before sampling
     if spec.kind == "perplexity":
         settings["max_length"] = spec.max_length
     return settings

@@ -25,6 +25,7 @@ from ftguard.metrics import (
     rouge,
 )
 from ftguard.metrics.base import Metric, parametrised, registered
+from ftguard.metrics.sampling import is_sampled, sampled_metric
 
 _FAMILIES = (qa, rouge, json_format, instruction_following, bleu_chrf, refusal,
              refusal_margin, choice, classification, calibration, perplexity, consistency)
@@ -55,6 +56,8 @@ def get_metric(name: str) -> Metric:
     """The metric called ``name``; raises ``KeyError`` naming the known metrics."""
     if name in METRICS:
         return METRICS[name]
+    if (sampled := sampled_metric(name, METRICS)) is not None:  # pass@k & co.
+        return sampled
     base, arg = split_name(name)
     if arg is not None and base in PARAMETRISED:
         return dataclasses.replace(METRICS[base], name=name)
@@ -75,6 +78,12 @@ def expand_metric_names(kind: str, metrics: list[str], labels: list[str] | None)
     valid = metric_names_for(kind)
     out: list[str] = []
     for name in metrics:
+        if is_sampled(name):  # pass@k, majority@n, mean@n: over the n answers of an item
+            if kind != "generate":
+                raise ValueError(f"metric {name!r} scores the n answers of generate tasks, "
+                                 f"not {kind} tasks")
+            out.append(get_metric(name).name)
+            continue
         base, arg = split_name(get_metric(name).name)
         if base not in valid:
             raise ValueError(f"metric {name!r} does not apply to {kind} tasks; "

@@ -82,7 +82,8 @@ def load_suite(path: Path) -> Suite:
     # Gate rules do not change what is evaluated: runs made before a gate change still compare;
     # nor does a key added later while unset (suites keep the hash their records carry).
     unset = {i: keys for i, t in enumerate(spec.tasks) if (keys := {
-        k for k in ("lm_eval_aggregation", "variants") if getattr(t, k) is None})} \
+        k: True for k in ("lm_eval_aggregation", "variants") if getattr(t, k) is None}
+        | ({"generation": g} if (g := t.generation.defaulted()) else {}))} \
         if spec is not None else {}
     digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
                             if spec is not None else b"")
@@ -176,15 +177,22 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
                    yaml_path: Path, problems: list[Problem]) -> None:
     """Check metric names on the raw task, so they are reported even when other keys fail."""
     from ftguard.metrics import metric_names_for
+    from ftguard.metrics.registry import METRICS
+    from ftguard.metrics.sampling import is_sampled, metric_errors
+    from ftguard.suite.generation import raw_n
 
     kind, metrics = task.get("kind"), task.get("metrics")
     if kind not in TASK_KINDS or kind == "lm_eval" or not isinstance(metrics, list):
         return
     valid = metric_names_for(kind)
     for position, name in enumerate(metrics):
+        loc: KeyPath = ("tasks", index, "metrics", position)
+        if kind == "generate" and isinstance(name, str) and is_sampled(name):  # pass@k & co.
+            problems += [Problem(str(yaml_path), line_of(lines, loc), format_key(loc), f"{e}.")
+                         for e in metric_errors([name], raw_n(task), METRICS)]
+            continue
         if name in valid or not isinstance(name, str):
             continue
-        loc: KeyPath = ("tasks", index, "metrics", position)
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5) or [
             v for v in valid if name.startswith(v)][:1]
         hint = f" Did you mean '{close[0]}'?" if close else ""

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ftguard.suite.generation import GenerationSpec  # its own module; importable here too
+
 TaskKind = Literal["generate", "choice", "classify", "perplexity", "lm_eval"]
 TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity", "lm_eval")
 Role = Literal["target", "general"]
@@ -46,22 +48,6 @@ class FewShotSpec(_Strict):
     """Seed of the example draw; the same seed always gives the same examples per item."""
     separator: str = "\n\n"
     """Text placed between examples and before the question."""
-
-
-class GenerationSpec(_Strict):
-    """Greedy decoding settings of a ``generate`` task."""
-
-    max_new_tokens: int = Field(default=64, ge=1, le=8192)
-    """Most new tokens generated per item."""
-    stop: list[str] = Field(default_factory=lambda: ["\n\n"])
-    """Generation stops at the first of these strings, which is cut from the prediction."""
-
-    @field_validator("stop")
-    @classmethod
-    def _no_empty_stop(cls, value: list[str]) -> list[str]:
-        if any(s == "" for s in value):
-            raise ValueError("stop strings must not be empty")
-        return value
 
 
 class VariantSpec(_Strict):
@@ -116,7 +102,7 @@ class TaskSpec(_Strict):
     name: str
     """Task name, unique in the suite (letters, digits, ``_ - .``)."""
     kind: TaskKind
-    """``generate`` (greedy text), ``choice`` (multiple choice by log-likelihood),
+    """``generate`` (generated text), ``choice`` (multiple choice by log-likelihood),
     ``classify`` (fixed label set by log-likelihood), ``perplexity`` (text corpus) or
     ``lm_eval`` (an lm-evaluation-harness task run on the same model)."""
     data: str | None = None
