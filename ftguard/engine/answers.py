@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ftguard.errors import UsageError
 from ftguard.metrics.sampling import criteria, is_sampled, sampled_scores
 from ftguard.models.base import Decoding, GenerateRequest
+from ftguard.suite import Suite
 from ftguard.suite.generation import GenerationSpec
 
 
@@ -60,3 +62,22 @@ def score_answers(names: Sequence[str], answers: Sequence[str], references: list
                                  followed(str(a), instructions) if instructions else None)[0]
                   for a in answers]
     return sampled_scores(names, [str(a) for a in answers], per_answer)
+
+
+def check_backend(suites: Sequence[Suite], backend: str) -> None:
+    """UsageError (exit 2) for the first generate task whose decoding ``backend`` cannot
+    honour (num_beams on an OpenAI-compatible server), before any model is asked anything."""
+    from ftguard.models.registry import unsupported_decoding
+
+    refused = unsupported_decoding(backend)
+    for suite in suites:
+        for task in suite.tasks:
+            gen = task.spec.generation
+            for key, why in refused.items():
+                if task.spec.kind == "generate" and key not in gen.defaulted():
+                    raise UsageError(
+                        f"suite {suite.name}, task {task.spec.name}: generation.{key} "
+                        f"{getattr(gen, key)!r} cannot be honoured by --backend {backend}: "
+                        f"{why}.",
+                        hint=f"Evaluate it in-process (--backend hf), or remove "
+                             f"generation.{key} from {suite.root / 'suite.yaml'}.")
