@@ -264,3 +264,20 @@ def test_eval_then_compare_gives_paired_pass_at_k_rows(make_suite: Callable[...,
     assert row["method"].startswith("sign-flip")  # a paired test over items
     assert rows["majority@n"]["method"] == "mcnemar-exact"  # 0/1 per item
     assert row["ci_low"] <= row["delta"] <= row["ci_high"]
+
+
+def test_the_run_report_shows_every_answer_escaped(make_suite: Callable[..., Path]) -> None:
+    from ftguard import api
+    from ftguard.report.render import render_report
+
+    rows = [{"id": "x1", "words": "<b>bold</b> paris", "answer": "paris"}]
+    yaml = SAMPLED.replace("GENERATION", "{max_new_tokens: 4, do_sample: true, n: 6}") \
+        .replace("METRICS", "[pass@2]")
+    record = api.evaluate([make_suite(yaml, {"data/qa.jsonl": rows})], backend=FakeBackend(1))
+    answers = record.suites[0].tasks[0].samples[0].predictions
+    assert answers is not None and {"<b>bold</b>", "paris"} <= set(answers)
+    html = render_report(record)
+    assert "all 6 answers" in html and "<b>bold</b>" not in html
+    listed = html.split("all 6 answers")[1].split("</details>")[0]
+    assert listed.count("<li>") == 6 and listed.count("&lt;b&gt;bold&lt;/b&gt;") == \
+        answers.count("<b>bold</b>")

@@ -93,7 +93,8 @@ def decoding_errors(g: GenerationSpec) -> list[str]:
     """What is wrong with the combination of decoding settings, each with its fix."""
     errors: list[str] = []
     if not g.do_sample:
-        given = [k for k in ("temperature", "top_p", "top_k", "seed") if k in g.model_fields_set]
+        # by value, not by presence: a dumped spec (every default spelled out) validates again
+        given = [k for k in ("temperature", "top_p", "top_k", "seed") if k not in g.defaulted()]
         if given:
             errors.append(f"{', '.join(given)} only apply to sampling: set do_sample: true, or "
                           f"remove {'it' if len(given) == 1 else 'them'} for greedy decoding")
