@@ -27,18 +27,14 @@ def _asks(decoding: Decoding, max_new: int = 8, contexts: int = 5) -> list[Gener
             for j in range(decoding.n)]
 
 
-def test_samples_are_seeded_and_do_not_depend_on_the_batch_size(backend, monkeypatch) -> None:
+def test_samples_are_seeded_and_do_not_depend_on_their_neighbours(backend) -> None:
     decoding = Decoding(do_sample=True, n=3, seed=5, temperature=1.5)
-    answers = {}
-    for size in (1, 16):
-        monkeypatch.setattr(backend, "batch_size", size)
-        answers[size] = backend.generate(_asks(decoding))
-    assert answers[1] == answers[16]
-    again = backend.generate(list(reversed(_asks(decoding))))  # other neighbours, same answers
-    assert again == list(reversed(answers[1]))
-    other = backend.generate(_asks(Decoding(do_sample=True, n=3, seed=6, temperature=1.5)))
-    assert other != answers[1]
-    per_item = [answers[1][i:i + 3] for i in range(0, len(answers[1]), 3)]
+    answers = backend.generate(_asks(decoding, 6))
+    again = backend.generate(list(reversed(_asks(decoding, 6))))  # other batches, same answers
+    assert again == list(reversed(answers))
+    other = backend.generate(_asks(Decoding(do_sample=True, n=3, seed=6, temperature=1.5), 6))
+    assert other != answers
+    per_item = [answers[i:i + 3] for i in range(0, len(answers), 3)]
     assert any(len(set(item)) > 1 for item in per_item)  # an item's samples differ
 
 
@@ -109,3 +105,20 @@ def test_without_continuous_batching_samples_are_still_seeded(backend, monkeypat
     assert backend.generate(_asks(decoding, 5, 3)) == first
     assert backend.generate(_asks(Decoding(do_sample=True, n=2, seed=3, top_p=0.9), 5, 3)) \
         != first
+
+
+def test_a_sampled_eval_is_reproducible_across_batch_sizes(tiny_model: Path, make_suite) -> None:
+    from ftguard import api
+
+    yaml = ("name: s\nversion: 1\nrole: target\ntasks:\n  - name: qa\n    kind: generate\n"
+            "    data: data/qa.jsonl\n    prompt: '{{ q }}'\n    target: '{{ a }}'\n"
+            "    generation: {max_new_tokens: 4, do_sample: true, n: 3, temperature: 2.0}\n"
+            "    metrics: [pass@2, 'mean@n[f1]']\n")
+    suite = make_suite(yaml, {"data/qa.jsonl": [{"id": f"i{i}", "q": c, "a": "fox"}
+                                                for i, c in enumerate(CONTEXTS)]})
+    runs = [api.evaluate([suite], load=LoadOptions(model=str(tiny_model), batch_size=size))
+            for size in (1, 8)]
+    one, eight = (r.suites[0].tasks[0] for r in runs)
+    assert [s.predictions for s in one.samples] == [s.predictions for s in eight.samples]
+    assert all(len(s.predictions or []) == 3 for s in one.samples)
+    assert one.metrics["pass@2"].value == eight.metrics["pass@2"].value
