@@ -198,7 +198,8 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
         hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
                                 f"unknown metric '{name}' for a {kind} task.{hint} "
-                                f"Valid metrics: {', '.join(valid)}."))
+                                f"Valid metrics: {', '.join(valid)}"
+                                + (", pass@K, majority@n, mean@n." if kind == "generate" else ".")))
 
 
 def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
