@@ -281,3 +281,21 @@ def test_the_run_report_shows_every_answer_escaped(make_suite: Callable[..., Pat
     listed = html.split("all 6 answers")[1].split("</details>")[0]
     assert listed.count("<li>") == 6 and listed.count("&lt;b&gt;bold&lt;/b&gt;") == \
         answers.count("<b>bold</b>")
+
+
+def test_a_reference_free_criterion_needs_no_target(make_suite: Callable[..., Path]) -> None:
+    from ftguard import api
+    from ftguard.metrics.refusal import refusal_score
+
+    yaml = SAMPLED.replace('    target: "{{ answer }}"\n', "").replace(
+        "GENERATION", "{max_new_tokens: 4, do_sample: true, n: 4}").replace(
+        "METRICS", '["pass@2[refusal_rate]", "mean@n[refusal_rate]"]')
+    rows = [{"id": f"r{i}", "words": w} for i, w in enumerate(["Sorry, I cannot help", "yes"])]
+    task = api.evaluate([make_suite(yaml, {"data/qa.jsonl": rows})],
+                        backend=FakeBackend(1)).suites[0].tasks[0]
+    for sample in task.samples:
+        refused = [refusal_score(a) for a in sample.predictions or []]
+        assert sample.scores["mean@n[refusal_rate]"] == pytest.approx(sum(refused) / 4)
+        assert sample.scores["pass@2[refusal_rate]"] == pytest.approx(
+            pass_at_k(4, int(sum(refused)), 2))
+    assert task.samples[1].scores["mean@n[refusal_rate]"] == 0.0

@@ -85,7 +85,8 @@ def sampled_metric(name: str, metrics: Mapping[str, Metric]) -> Metric | None:
     if parsed.family == "pass":
         return Metric(name, True, ("generate",), "mean", False,
                       f"pass@{parsed.k} over the n answers (Chen et al. 2021), each correct "
-                      f"when its {parsed.criterion} is 1", bounds=(0.0, 1.0))
+                      f"when its {parsed.criterion} is 1", bounds=(0.0, 1.0),
+                      reference_free=base.reference_free)
     what = "majority answer's" if parsed.family == "majority" else "mean over the n answers of"
     return Metric(name, base.higher_is_better, ("generate",), "mean",
                   base.binary and parsed.family == "majority",

@@ -250,9 +250,10 @@ def _variant_errors(t: TaskSpec) -> list[str]:
 def _reference_free(t: TaskSpec) -> bool:
     """Every metric is scored without a reference answer (``Metric.reference_free``)."""
     from ftguard.metrics.registry import METRICS
+    from ftguard.metrics.sampling import parse  # pass@k & co.: as their criterion
 
-    return bool(t.metrics) and all(
-        name in METRICS and METRICS[name].reference_free for name in t.metrics)
+    names = [p.criterion if (p := parse(n)) else n for n in t.metrics]
+    return bool(names) and all(n in METRICS and METRICS[n].reference_free for n in names)
 
 
 def _lmeval_errors(t: TaskSpec) -> list[str]:
