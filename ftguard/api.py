@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftguard.cache.memo import RequestMemo
+from ftguard.engine.answers import check_backend
 from ftguard.engine.distributed import world
 from ftguard.engine.runner import display_path, run_suite
 from ftguard.engine.settings import Reporter, RunSettings, SilentReporter
@@ -18,6 +19,7 @@ from ftguard.engine.tasks import narrowed, select_tasks
 from ftguard.errors import UsageError
 from ftguard.models.base import Backend
 from ftguard.models.load import LoadOptions, describe_model, load_backend
+from ftguard.models.registry import backend_for
 from ftguard.models.wrappers import unwrap
 from ftguard.quiet import quiet
 from ftguard.record import ModelInfo, RunRecord, SuiteResult, write_run
@@ -109,6 +111,7 @@ def _evaluate(suites: Sequence[str | Path | Suite], *, load: LoadOptions | None,
     settings = settings or RunSettings()
     loaded = _selected_suites(suites, settings)
     load = load or LoadOptions()
+    check_backend(loaded, backend.info.backend if backend is not None else backend_for(load).name)
     timings: dict[str, float] = {}
     if backend is not None:
         info = backend.info

@@ -456,3 +456,21 @@ def test_extracted_answers_are_gated_and_the_failure_shows_the_raw_text(
         (f"*{60 - len(echoed)} item(s) went correct -> wrong and 0 wrong -> correct on "
          "exact_match, most decisive first:"),
         "*  - g*: target '*', baseline '*' (from 'sum=*'), current '[[]invalid[]]' (from '')"])
+
+
+def test_a_sampled_suite_is_gated_on_pass_at_k(pytester: pytest.Pytester) -> None:
+    root = pytester.path / "suites" / "samp"
+    write_jsonl(root / "data" / "qa.jsonl", [
+        {"id": f"q{i}", "words": f"q{i} red paris blue", "answer": "paris"} for i in range(30)])
+    (root / "suite.yaml").write_text(
+        "name: samp\nversion: 1\nrole: target\ngate: ['pass@2:not-regressed']\ntasks:\n"
+        "  - name: qa\n    kind: generate\n    data: data/qa.jsonl\n    prompt: '{{ words }}'\n"
+        "    target: '{{ answer }}'\n    generation: {do_sample: true, n: 4, seed: 7}\n"
+        "    metrics: [pass@1, pass@2]\n", encoding="utf-8")
+    run(pytester, *FAKE, "--ftguard-update-baseline").assert_outcomes(passed=1)
+    baseline = json.loads((pytester.path / "baselines" / "fake-0.json").read_text())
+    samples = baseline["suites"][0]["tasks"][0]["samples"]
+    assert all(len(s["predictions"]) == 4 for s in samples)
+    result = run(pytester, *FAKE, "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*suites/samp/suite.yaml::qa::pass@2[[]not-regressed[]] PASSED*"])

@@ -100,6 +100,7 @@ def test_a_suite_without_variants_keeps_its_hash(tmp_path: Path) -> None:
     """Records made before the key existed still compare: an unset key is not hashed."""
     import hashlib
 
+    from ftguard.suite.generation import DECODING_FIELDS  # unset sampling keys, likewise
     from ftguard.suite.schema import SuiteSpec
 
     root = _suite(tmp_path, REVERSED)
@@ -107,8 +108,9 @@ def test_a_suite_without_variants_keeps_its_hash(tmp_path: Path) -> None:
     (root / "suite.yaml").write_text(text.split("    variants:")[0])
     suite = load_suite(root)
     dump = SuiteSpec.model_validate(suite.spec.model_dump()).model_dump_json(
-        exclude={"gate": True, "tasks": {0: {"lm_eval_aggregation", "variants", "extract",
-                                                    "metric_args"}}})
+        exclude={"gate": True, "tasks": {0: {"lm_eval_aggregation": True, "variants": True,
+                                             "extract": True, "metric_args": True,
+                                             "generation": set(DECODING_FIELDS)}}})
     digest = hashlib.sha256(dump.encode())
     digest.update(b"data/mc.jsonl")
     digest.update((root / "data/mc.jsonl").read_bytes())

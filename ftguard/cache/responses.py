@@ -5,7 +5,8 @@ answers, so a suite with one changed item costs one item, and an evaluation kill
 resumes from what it had finished. A response is reused only when everything that decides it
 is the same: the model fingerprint (weights, adapter, tokenizer, dtype, quantisation), the
 backend kind and device type, the ftguard version (the code that turns text into tokens), the
-exact request and, for generation, the decoding settings. Never by request alone.
+exact request and, for generation, the decoding settings (greedy, or every sampling and
+beam-search setting, the seed and which of the item's n answers). Never by request alone.
 
 The file is ``$FTGUARD_HOME/responses.sqlite`` in WAL mode: readers never block, one writer
 at a time (others wait up to ``busy_timeout``). Rows are committed in batches, so a
@@ -19,6 +20,7 @@ warning on stderr and a fresh file takes its place; the cache never stops an eva
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -93,8 +95,10 @@ def request_key(scope: dict[str, str], request: Request) -> str:
         fields = {"context": request.context, "continuation": request.continuation}
     elif isinstance(request, RollingRequest):
         fields = {"text": request.text, "max_length": request.max_length}
-    else:  # the engine decodes greedily; the settings are the request's own
-        fields = {"context": request.context, "decoding": "greedy",
+    else:  # a greedy request keeps the key it had before sampling existed
+        decoding: Any = "greedy" if request.decoding is None else {
+            **dataclasses.asdict(request.decoding), "sample": request.sample}
+        fields = {"context": request.context, "decoding": decoding,
                   "max_new_tokens": request.max_new_tokens, "stop": list(request.stop)}
     return _digest({"scope": scope, "kind": kind, "request": fields})
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftguard.engine.answers import answer_requests, answers_per_item, plain_metrics, score_answers
 from ftguard.engine.extract import apply_filters
 from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
@@ -25,7 +26,6 @@ from ftguard.metrics.registry import expand_metric_names
 from ftguard.metrics.score import score_choice, score_classify, score_generate, score_perplexity
 from ftguard.models.base import (
     Backend,
-    GenerateRequest,
     LoglikelihoodRequest,
     Progress,
     RollingRequest,
@@ -131,25 +131,30 @@ def _run_choice(task: Task, instances: Sequence[Instance], contexts: list[str],
 
 def _run_generate(task: Task, instances: Sequence[Instance], contexts: list[str],
                   backend: Backend, reporter: Reporter, label: str) -> list[SampleResult]:
-    gen = task.spec.generation
-    requests = [GenerateRequest(ctx, gen.max_new_tokens, tuple(gen.stop)) for ctx in contexts]
-    texts = _with_progress(reporter, label, [1] * len(requests),
-                           lambda p: backend.generate(requests, p))
+    gen, names = task.spec.generation, task.spec.metric_names
+    requests = answer_requests(contexts, gen)  # n per item when sampling (engine/answers.py)
+    n = answers_per_item(gen)
+    answers = _with_progress(reporter, label, [n] * len(contexts),
+                             lambda p: backend.generate(requests, p))
     margins = _opener_margins(task, contexts, backend, reporter, label)
     samples = []
-    for inst, ctx, text, margin in zip(instances, contexts, texts, margins):
-        refs = list(inst.references)
-        answer = apply_filters(str(text), task.spec.extract)  # what is scored (``extract:``)
+    for i, (inst, ctx, margin) in enumerate(zip(instances, contexts, margins)):
+        refs, text = list(inst.references), answers[i * n]
+        # what is scored (``extract:``): each answer's extracted text, the first one's raw kept
+        mine = [apply_filters(str(a), task.spec.extract) for a in answers[i * n:(i + 1) * n]]
+        answer = mine[0]
         done = followed(answer, inst.instructions) if inst.instructions else None
-        scores, stats = score_generate(answer, refs, task.spec.metric_names, done)
+        scores, stats = score_generate(answer, refs, plain_metrics(names), done)
         scores.update(margin)
+        scores.update(score_answers(names, mine, refs, inst.instructions))
         samples.append(SampleResult(id=inst.id, prompt_hash=inst.prompt_hash,
                                     prediction=answer, truncated=truncated_flag(text),
                                     raw_prediction=None if task.spec.extract is None
                                     else str(text),
                                     target=refs[0] if len(refs) == 1 else refs, scores=scores,
                                     stats=stats, prompt=inst.prompt, context=ctx,
-                                    instructions=instruction_results(done)))
+                                    instructions=instruction_results(done),
+                                    predictions=mine if n > 1 else None))
     return samples
 
 
@@ -214,7 +219,7 @@ def _task_settings(task: Task) -> dict[str, object]:
     if spec.few_shot:
         settings["few_shot"] = spec.few_shot.model_dump()
     if spec.kind == "generate":
-        settings["generation"] = spec.generation.model_dump()
+        settings["generation"] = spec.generation.recorded()  # greedy: as before sampling
     if spec.extract is not None:
         settings["extract"] = [step.model_dump() for step in spec.extract]
     if spec.kind == "perplexity":

@@ -31,6 +31,7 @@ from ftguard.metrics import (
     rouge,
 )
 from ftguard.metrics.base import Metric, parametrised, registered
+from ftguard.metrics.sampling import is_sampled, sampled_metric
 
 _FAMILIES = (qa, rouge, json_format, instruction_following, bleu_chrf, bertscore, refusal,
              refusal_margin, choice, classification, calibration, perplexity, consistency)
@@ -66,6 +67,8 @@ def get_metric(name: str) -> Metric:
     outside ftguard that cannot be loaded: ``KeyError`` saying why)."""
     if name in METRICS:
         return METRICS[name]
+    if (sampled := sampled_metric(name, METRICS)) is not None:  # pass@k & co.
+        return sampled
     base, arg = split_name(name)
     if arg is not None and base in PARAMETRISED:
         return dataclasses.replace(METRICS[base], name=name)
@@ -123,6 +126,12 @@ def expand_metric_names(kind: str, metrics: list[str], labels: list[str] | None)
     missing label, raises ``ValueError``. Duplicates are dropped, order is kept."""
     out: list[str] = []
     for name in metrics:
+        if is_sampled(name):  # pass@k, majority@n, mean@n: over the n answers of an item
+            if kind != "generate":
+                raise ValueError(f"metric {name!r} scores the n answers of generate tasks, "
+                                 f"not {kind} tasks")
+            out.append(get_metric(name).name)
+            continue
         metric = get_metric(name)
         base, arg = split_name(metric.name)
         if kind not in metric.kinds:

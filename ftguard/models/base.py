@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -51,12 +52,42 @@ class RollingResult:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """Sampling or beam-search settings of a generate request (a request without them is
+    greedy); :class:`ftguard.suite.generation.GenerationSpec` documents each."""
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    n: int = 1
+    """Answers asked for the item; the request is for one of them (``sample``)."""
+    seed: int = 0
+    num_beams: int = 1
+
+    def sample_seed(self, context: str, sample: int) -> int:
+        """Seed of answer ``sample`` to ``context``: a function of the seed, the exact text and
+        the answer's index alone, so it does not depend on batches or on other requests."""
+        blob = f"{self.seed}\x00{sample}\x00{context}".encode("utf-8", "surrogatepass")
+        return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") >> 1
+
+    def item_seed(self, context: str) -> int:
+        """Seed of all answers to ``context`` together (a server asked for n at once), below
+        2**31 so that every server accepts it."""
+        return self.sample_seed(context, -1) >> 32
+
+
+@dataclass(frozen=True)
 class GenerateRequest:
-    """Greedy continuation of ``context``."""
+    """Continuation of ``context``: greedy, or answer ``sample`` of ``decoding.n``."""
 
     context: str
     max_new_tokens: int
     stop: tuple[str, ...] = ()
+    decoding: Decoding | None = None
+    """Sampling or beam search; None: greedy (what every request was before they existed)."""
+    sample: int = 0
+    """Which of the item's ``decoding.n`` answers this request is (0 for greedy)."""
 
 
 class Generation(str):
@@ -112,7 +143,8 @@ class Backend(Protocol):
 
     def generate(self, requests: Sequence[GenerateRequest],
                  progress: Progress | None = None) -> list[str]:
-        """Greedy answers in request order, ideally each a :class:`Generation` that says
+        """Answers in request order (greedy, or the sample a request's ``decoding`` asks
+        for), ideally each a :class:`Generation` that says
         whether ``max_new_tokens`` cut it (a plain ``str`` leaves that unknown)."""
         ...
 

@@ -1,7 +1,8 @@
 """A deterministic model without weights, for tests and dry runs (``--model fake[:SEED]``).
 
-Its log-likelihoods are a pure function of the text and SEED (a hash), its generations echo
-the last word of the prompt (or nothing) and always end before ``max_new_tokens``. It never
+Its log-likelihoods are a pure function of the text and SEED (a hash), its greedy generations
+echo the last word of the prompt (or nothing), its samples are words of the prompt drawn by
+each answer's seed, and all end before ``max_new_tokens``. It never
 touches torch, so suites, gates and CI wiring can be checked in seconds. An ``--adapter``
 folder is checked as for a real model and makes another fake model (its answers also hash
 the adapter's files), so multi-adapter runs can be dry-run too.
@@ -71,7 +72,10 @@ class FakeBackend:
         out = []
         for r in requests:
             words = r.context.split()
-            text = words[-1] if words and _unit(f"{self._salt}|{r.context}") < 0.5 else ""
+            if r.decoding is None:
+                text = words[-1] if words and _unit(f"{self._salt}|{r.context}") < 0.5 else ""
+            else:
+                text = _sampled(words, r, self._salt)
             out.append(Generation(text, truncated=False))  # one word: within any budget
         if progress:
             progress(len(requests))
@@ -79,6 +83,18 @@ class FakeBackend:
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
         return "".join(f"<{m['role']}>{m['content']}\n" for m in messages) + "<assistant>"
+
+
+def _sampled(words: list[str], request: GenerateRequest, salt: str) -> str:
+    """A sample: a word of the prompt drawn by the answer's seed (so the same seed gives the
+    same words); a beam: the ``sample``-th word from the end (the best beam is the last)."""
+    assert request.decoding is not None
+    if not words:
+        return ""
+    if not request.decoding.do_sample:
+        return words[-1 - request.sample % len(words)]
+    seed = request.decoding.sample_seed(request.context, request.sample)
+    return words[int(_unit(f"{salt}|{seed}") * len(words))]
 
 
 class FakeAdapters:

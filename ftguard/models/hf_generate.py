@@ -1,4 +1,5 @@
-"""Greedy generation for the HF backend: continuous batching over a shared KV cache.
+"""Generation for the HF backend: continuous batching over a shared KV cache (greedy, and
+sampling with a seeded draw per row; beam search: :mod:`.hf_sampling`).
 
 Requests with the same token limit and stop strings run together, longest prompt first. Up
 to ``batch_size`` rows decode at once; each step picks every row's most likely token, and a
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftguard.models.base import GenerateRequest, Generation, Progress, cut_at_stop
+from ftguard.models.base import Decoding, GenerateRequest, Generation, Progress, cut_at_stop
 from ftguard.models.hf_batching import left_pad, position_ids
+from ftguard.models.hf_sampling import Greedy, beam_search, picker, sample_one_by_one
 
 if TYPE_CHECKING:
     import torch
@@ -43,21 +45,31 @@ def generate_all(backend: HFBackend, requests: Sequence[GenerateRequest],
     that says whether ``max_new_tokens`` cut it (neither an end-of-sequence token nor a stop
     string ended it)."""
     out: list[str] = [Generation("", truncated=True)] * len(requests)  # a budget of 0 tokens
-    groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+    groups: dict[tuple[int, tuple[str, ...], Decoding | None], list[int]] = {}
     for index, request in enumerate(requests):
-        groups.setdefault((request.max_new_tokens, request.stop), []).append(index)
-    for (max_new, stop), indices in groups.items():
+        groups.setdefault((request.max_new_tokens, request.stop, request.decoding),
+                          []).append(index)
+    for (max_new, stop, decoding), indices in groups.items():
         if max_new <= 0:
             continue
         encoded = {i: backend._encode(requests[i].context)[-(backend.max_length - max_new):]
                    for i in indices}
         order = sorted(indices, key=lambda i: -len(encoded[i]))
+        if decoding is not None and not decoding.do_sample:  # beam search (hf_sampling)
+            beam_search(backend, requests, encoded, order, max_new, stop, decoding, out,
+                        progress, generate_batch)
+            continue
         if backend.continuous_decoding:
             try:
-                _continuous(backend, encoded, order, max_new, stop, out, progress)
+                _continuous(backend, encoded, order, max_new, stop, out, progress,
+                            picker(decoding, requests))
                 continue
             except NoPlainCache:  # raised by the first prefill, before any answer
                 backend.continuous_decoding = False
+        if decoding is not None:
+            sample_one_by_one(backend, requests, encoded, order, max_new, stop, decoding, out,
+                              progress, generate_batch)
+            continue
         _fixed_batches(backend, encoded, order, max_new, stop, out, progress)
     return out
 
@@ -79,8 +91,9 @@ class _Batch:
 
 def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[int],
                 max_new: int, stop: tuple[str, ...], out: list[str],
-                progress: Progress | None) -> None:
-    """Decode ``order`` with continuous batching into ``out``."""
+                progress: Progress | None, pick: Greedy) -> None:
+    """Decode ``order`` with continuous batching into ``out``; ``pick`` chooses each row's
+    next token (greedy, or a seeded draw per row: :mod:`.hf_sampling`)."""
     import torch
 
     eos = _eos_ids(backend)
@@ -97,9 +110,10 @@ def _continuous(backend: HFBackend, encoded: dict[int, list[int]], order: list[i
                 if fresh is None:
                     continue
                 _merge(batch, fresh, admitted)
+                pick.admit(admitted)
                 waiting = waiting[len(admitted):]
             assert batch.logits is not None
-            picked = batch.logits.argmax(-1).tolist()
+            picked = pick(batch.logits, batch.rows)
             keep: list[int] = []
             for r, token in enumerate(picked):
                 tokens = batch.new[r]
@@ -248,18 +262,20 @@ def _fixed_batches(backend: HFBackend, encoded: dict[int, list[int]], order: lis
 
 
 def generate_batch(model: Any, tokenizer: Any, inputs: list[list[int]], max_new: int,
-                   stop: tuple[str, ...], *, pad_id: int, device: torch.device) -> list[str]:
+                   stop: tuple[str, ...], *, pad_id: int, device: torch.device,
+                   options: dict[str, Any] | None = None) -> list[str]:
     """Greedy continuations of the token lists ``inputs``, decoded and cut at ``stop``; each
     a :class:`Generation`, truncated when its row used all ``max_new`` tokens without an
-    end-of-sequence token or a stop string."""
+    end-of-sequence token or a stop string. ``options`` override the generation config
+    (sampling, beams; ``num_return_sequences`` answers per input, input by input)."""
     import torch
     from transformers import GenerationConfig
 
     ids, mask = left_pad(inputs, pad_id, device)
-    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
-                              pad_token_id=pad_id, stop_strings=list(stop) or None,
-                              eos_token_id=model.generation_config.eos_token_id
-                              or tokenizer.eos_token_id)
+    config = GenerationConfig(**{"max_new_tokens": max_new, "do_sample": False, "num_beams": 1,
+                                 "pad_token_id": pad_id, "stop_strings": list(stop) or None,
+                                 "eos_token_id": model.generation_config.eos_token_id
+                                 or tokenizer.eos_token_id, **(options or {})})
     with torch.inference_mode():
         generated = model.generate(input_ids=ids, attention_mask=mask,
                                    generation_config=config, tokenizer=tokenizer)

@@ -11,6 +11,7 @@ in-process backend splits them (:mod:`ftguard.models.hf_encode`, lm-eval's rules
 - ``generate``: ``/v1/completions`` with ``temperature: 0``, the stop strings and
   ``max_tokens``, the answer cut at the first stop string as in-process; the choice's
   ``finish_reason`` says whether ``max_tokens`` cut it (``length``) or not (``stop``);
+  sampled tasks ask an item's n answers in one request (:mod:`.openai_sampling`);
 - ``apply_chat_template``: the server renders the messages with its own template
   (``/tokenize`` with ``messages``) and the tokens are turned back into the prompt text.
 
@@ -43,6 +44,7 @@ from ftguard.models.base import (
     cut_at_stop,
 )
 from ftguard.models.openai_client import ServerClient
+from ftguard.models.openai_sampling import answer_groups, decoding_fields, sample_choices
 from ftguard.record import ModelInfo
 
 Unit = hf_encode.Unit
@@ -137,18 +139,23 @@ class OpenAIBackend:
     def generate(self, requests: Sequence[GenerateRequest],
                  progress: Progress | None = None) -> list[str]:
         self.tokens.prefetch([r.context for r in requests], special=True)
+        groups = answer_groups(requests)  # a sampled item's n answers in one request
         payloads = []
-        for r in requests:
+        for group in groups:
+            r = requests[group[0]]
             ids = self._encode(r.context)[-max(1, self.max_length - r.max_new_tokens):]
-            payloads.append({"model": self.model, "prompt": ids, "temperature": 0.0,
-                             "max_tokens": r.max_new_tokens, "n": 1,
+            payloads.append({"model": self.model, "prompt": ids, **decoding_fields(r),
+                             "max_tokens": r.max_new_tokens,
                              **({"stop": list(r.stop)} if r.stop else {})})
-        answers = self.client.post_all("/v1/completions", payloads, _ticker(progress))
-        out: list[str] = []
-        for answer, r in zip(answers, requests):
-            choice = first_choice(answer)
-            out.append(Generation(cut_at_stop(str(choice["text"]), r.stop),
-                                  truncated=length_cut(choice)))
+        done = (lambda g: progress(len(groups[g]))) if progress else None
+        answers = self.client.post_all("/v1/completions", payloads, done)
+        out: list[str] = [""] * len(requests)
+        for answer, group in zip(answers, groups):
+            choices = sample_choices(answer, requests[group[0]])
+            for i in group:
+                choice, r = choices[requests[i].sample], requests[i]
+                out[i] = Generation(cut_at_stop(str(choice["text"]), r.stop),
+                                    truncated=length_cut(choice))
         return out
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:

@@ -26,8 +26,9 @@ from ftguard.models.base import (
     RollingResult,
     cut_at_stop,
 )
-from ftguard.models.openai import first_choice, length_cut
+from ftguard.models.openai import length_cut
 from ftguard.models.openai_client import ServerClient, ServerError
+from ftguard.models.openai_sampling import answer_groups, decoding_fields, sample_choices
 from ftguard.record import ModelInfo
 
 CHAT = "\x00ftguard-chat\x00"
@@ -64,25 +65,22 @@ class OpenAITextBackend:
 
     def generate(self, requests: Sequence[GenerateRequest],
                  progress: Progress | None = None) -> list[str]:
-        chat = [i for i, r in enumerate(requests) if r.context.startswith(CHAT)]
-        plain = [i for i, r in enumerate(requests) if not r.context.startswith(CHAT)]
+        groups = answer_groups(requests)  # a sampled item's n answers in one request
+        chat = [g for g in groups if requests[g[0]].context.startswith(CHAT)]
+        plain = [g for g in groups if not requests[g[0]].context.startswith(CHAT)]
         out = [""] * len(requests)
-        done = (lambda _: progress(1)) if progress else None
-        answers = self.client.post_all("/v1/chat/completions", [
-            {"model": self.model, "messages": json.loads(requests[i].context[len(CHAT):]),
-             **_decoding(requests[i])} for i in chat], done)
-        for i, answer in zip(chat, answers):
-            choice = first_choice(answer)
-            message = choice.get("message") or {}
-            out[i] = Generation(cut_at_stop(str(message.get("content") or ""), requests[i].stop),
-                                truncated=length_cut(choice))
-        answers = self.client.post_all("/v1/completions", [
-            {"model": self.model, "prompt": requests[i].context, **_decoding(requests[i])}
-            for i in plain], done)
-        for i, answer in zip(plain, answers):
-            choice = first_choice(answer)
-            out[i] = Generation(cut_at_stop(str(choice.get("text") or ""), requests[i].stop),
-                                truncated=length_cut(choice))
+        for path, part in (("/v1/chat/completions", chat), ("/v1/completions", plain)):
+            done = (lambda g, part=part: progress(len(part[g]))) if progress else None
+            answers = self.client.post_all(path, [_payload(self.model, requests[g[0]])
+                                                  for g in part], done)
+            for group, answer in zip(part, answers):
+                choices = sample_choices(answer, requests[group[0]])
+                for i in group:
+                    choice, r = choices[requests[i].sample], requests[i]
+                    text = ((choice.get("message") or {}).get("content") if r.context.startswith(
+                        CHAT) else choice.get("text"))
+                    out[i] = Generation(cut_at_stop(str(text or ""), r.stop),
+                                        truncated=length_cut(choice))
         return out
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
@@ -98,6 +96,10 @@ class OpenAITextBackend:
                                "generate tasks.")
 
 
-def _decoding(request: GenerateRequest) -> dict[str, Any]:
-    return {"temperature": 0.0, "max_tokens": request.max_new_tokens, "n": 1,
+def _payload(model: str, request: GenerateRequest) -> dict[str, Any]:
+    """A chat request (messages) or a completion request (the text) for ``request``."""
+    ask: dict[str, Any] = ({"messages": json.loads(request.context[len(CHAT):])}
+                           if request.context.startswith(CHAT) else {"prompt": request.context})
+    return {"model": model, **ask, **decoding_fields(request),
+            "max_tokens": request.max_new_tokens,
             **({"stop": list(request.stop)} if request.stop else {})}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ftguard.errors import UsageError
+from ftguard.models.openai_sampling import UNSUPPORTED as OPENAI_UNSUPPORTED
 
 if TYPE_CHECKING:
     from ftguard.models.base import Backend, ChatTemplater
@@ -29,6 +30,9 @@ class BackendKind:
     model: re.Pattern[str] | None = None
     """The ``--model`` specs this backend is chosen for instead of :attr:`instead_of`."""
     instead_of: str | None = None
+    unsupported_decoding: ClassVar[dict[str, str]] = {}
+    """Decoding settings (``generation`` fields) this backend cannot honour, with why: a
+    task that sets one is refused before any request."""
 
     def check(self, options: LoadOptions) -> None:
         """Reject options this backend cannot honour (called when LoadOptions is built)."""
@@ -131,6 +135,8 @@ class _HF(BackendKind):
 class _OpenAI(BackendKind):
     """An OpenAI-compatible server (vLLM, SGLang, llama.cpp...)."""
 
+    unsupported_decoding = OPENAI_UNSUPPORTED
+
     def check(self, options: LoadOptions) -> None:
         _check_server_options(options)
 
@@ -163,6 +169,12 @@ class _Fake(BackendKind):
 
         return FakeBackend(fake_seed(options.model),
                            check_adapter(options.adapter, options.allow_pickle))
+
+
+def unsupported_decoding(name: str) -> dict[str, str]:
+    """What the backend called ``name`` (a ModelInfo's ``backend``) cannot decode, with why."""
+    kind = _REGISTRY.get(name)
+    return kind.unsupported_decoding if kind is not None else {}
 
 
 def fake_seed(spec: str | None) -> int:

@@ -105,6 +105,9 @@ class SampleResult(RecordModel):
     instructions: list[InstructionResult] | None = None
     """Instruction-following tasks: each of the item's instructions and whether the prediction
     followed it, strictly and loosely (None for other tasks)."""
+    predictions: list[str] | None = None
+    """Generate tasks with ``generation.n`` above 1: every answer (samples, or beams best
+    first); ``prediction`` is the first. None when the task asks one answer per item."""
 
 
 class GenerationHealth(RecordModel):

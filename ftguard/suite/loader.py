@@ -82,8 +82,9 @@ def load_suite(path: Path) -> Suite:
     # Gate rules do not change what is evaluated: runs made before a gate change still compare;
     # nor does a key added later while unset (suites keep the hash their records carry).
     unset = {i: keys for i, t in enumerate(spec.tasks) if (keys := {
-        k for k in ("lm_eval_aggregation", "variants", "extract", "metric_args")
-        if getattr(t, k) is None})} \
+        k: True for k in ("lm_eval_aggregation", "variants", "extract", "metric_args")
+        if getattr(t, k) is None}
+        | ({"generation": g} if (g := t.generation.defaulted()) else {}))} \
         if spec is not None else {}
     digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
                             if spec is not None else b"")
@@ -178,6 +179,8 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
     """Check metric names on the raw task, so they are reported even when other keys fail."""
     from ftguard.metrics import METRICS, metric_names_for
     from ftguard.metrics.external import is_external
+    from ftguard.metrics.sampling import is_sampled, metric_errors
+    from ftguard.suite.generation import raw_n
     from ftguard.suite.metric_check import external_problem
 
     kind, metrics = task.get("kind"), task.get("metrics")
@@ -185,9 +188,13 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
         return
     valid = metric_names_for(kind)
     for position, name in enumerate(metrics):
+        loc: KeyPath = ("tasks", index, "metrics", position)
+        if kind == "generate" and isinstance(name, str) and is_sampled(name):  # pass@k & co.
+            problems += [Problem(str(yaml_path), line_of(lines, loc), format_key(loc), f"{e}.")
+                         for e in metric_errors([name], raw_n(task), METRICS)]
+            continue
         if name in valid or not isinstance(name, str):
             continue
-        loc: KeyPath = ("tasks", index, "metrics", position)
         if is_external(name):  # a user metric, an evaluate module: loaded now, located if not
             if (found := external_problem(name, kind, task, yaml_path.parent)) is not None:
                 problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
@@ -201,7 +208,8 @@ def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
         hint = f" Did you mean '{close[0]}'?" if close else ""
         problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
                                 f"unknown metric '{name}' for a {kind} task.{hint} "
-                                f"Valid metrics: {', '.join(valid)}."))
+                                f"Valid metrics: {', '.join(valid)}"
+                                + (", pass@K, majority@n, mean@n." if kind == "generate" else ".")))
 
 
 def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,

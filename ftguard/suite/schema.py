@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ftguard.suite.extract_spec import ExtractList
+from ftguard.suite.generation import GenerationSpec  # its own module; importable here too
 
 TaskKind = Literal["generate", "choice", "classify", "perplexity", "lm_eval"]
 TASK_KINDS: tuple[str, ...] = ("generate", "choice", "classify", "perplexity", "lm_eval")
@@ -48,22 +49,6 @@ class FewShotSpec(_Strict):
     """Seed of the example draw; the same seed always gives the same examples per item."""
     separator: str = "\n\n"
     """Text placed between examples and before the question."""
-
-
-class GenerationSpec(_Strict):
-    """Greedy decoding settings of a ``generate`` task."""
-
-    max_new_tokens: int = Field(default=64, ge=1, le=8192)
-    """Most new tokens generated per item."""
-    stop: list[str] = Field(default_factory=lambda: ["\n\n"])
-    """Generation stops at the first of these strings, which is cut from the prediction."""
-
-    @field_validator("stop")
-    @classmethod
-    def _no_empty_stop(cls, value: list[str]) -> list[str]:
-        if any(s == "" for s in value):
-            raise ValueError("stop strings must not be empty")
-        return value
 
 
 class VariantSpec(_Strict):
@@ -118,7 +103,7 @@ class TaskSpec(_Strict):
     name: str
     """Task name, unique in the suite (letters, digits, ``_ - .``)."""
     kind: TaskKind
-    """``generate`` (greedy text), ``choice`` (multiple choice by log-likelihood),
+    """``generate`` (generated text), ``choice`` (multiple choice by log-likelihood),
     ``classify`` (fixed label set by log-likelihood), ``perplexity`` (text corpus) or
     ``lm_eval`` (an lm-evaluation-harness task run on the same model)."""
     data: str | None = None
@@ -285,10 +270,11 @@ def _variant_errors(t: TaskSpec) -> list[str]:
 def _reference_free(t: TaskSpec) -> bool:
     """Every metric is scored without a reference answer (``Metric.reference_free``)."""
     from ftguard.metrics.registry import get_metric
+    from ftguard.metrics.sampling import parse  # pass@k & co.: as their criterion
 
     def free(name: str) -> bool:
         try:
-            return get_metric(name).reference_free
+            return get_metric(p.criterion if (p := parse(name)) else name).reference_free
         except KeyError:  # unknown, or not loadable: the metric check says why
             return False
     return bool(t.metrics) and all(map(free, t.metrics))
