@@ -82,7 +82,7 @@ def load_suite(path: Path) -> Suite:
     # Gate rules do not change what is evaluated: runs made before a gate change still compare;
     # nor does a key added later while unset (suites keep the hash their records carry).
     unset = {i: keys for i, t in enumerate(spec.tasks) if (keys := {
-        k for k in ("lm_eval_aggregation", "variants") if getattr(t, k) is None})} \
+        k for k in ("lm_eval_aggregation", "variants", "slice_field") if getattr(t, k) is None})} \
         if spec is not None else {}
     digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
                             if spec is not None else b"")

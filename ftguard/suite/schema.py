@@ -125,6 +125,10 @@ class TaskSpec(_Strict):
     """What the task measures, one line."""
     id_field: str = "id"
     """Field holding each item's unique id; items without it get ``line-N``."""
+    slice_field: str | list[str] | None = None
+    """Item field(s) naming each item's slice: a string puts the item in one slice, a list of
+    strings (tags) in several; items without the field are in none. Every metric is also
+    reported per slice ``FIELD=VALUE`` (compare, report, gate ``suite/task[FIELD=VALUE]``)."""
     prompt: str | None = None
     """Jinja2 template of the prompt (sandboxed, undefined fields are errors). For
     ``perplexity`` tasks it renders the text to score. Every kind but ``lm_eval``."""
