@@ -99,6 +99,9 @@ class SampleResult(RecordModel):
     instructions: list[InstructionResult] | None = None
     """Instruction-following tasks: each of the item's instructions and whether the prediction
     followed it, strictly and loosely (None for other tasks)."""
+    slices: list[str] = Field(default_factory=list)
+    """The item's slices, ``FIELD=VALUE`` (its task's ``slice_field``; empty when it is in
+    none, and in records written before ftguard sliced tasks)."""
 
 
 class GenerationHealth(RecordModel):
@@ -142,6 +145,10 @@ class TaskResult(RecordModel):
     variant_of: str | None = None
     """A variant's result (named ``TASK@VARIANT``): the task whose items it asks another way;
     None for a task's own result."""
+    slices: dict[str, dict[str, MetricResult]] | None = None
+    """Sliced tasks (``slice_field``): each slice ``FIELD=VALUE``'s metrics over its items,
+    aggregated and bounded like the task's own; None for a task without slices (and for
+    variants' results, which are not sliced)."""
 
 
 class SkippedTask(RecordModel):

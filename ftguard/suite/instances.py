@@ -62,6 +62,8 @@ class Instance:
     """How ``shots`` and ``prompt`` are put together."""
     instructions: Instructions = ()
     """Instruction-following tasks: the item's ``(instruction id, kwargs)`` pairs."""
+    slices: tuple[str, ...] = ()
+    """The item's slices, ``FIELD=VALUE`` (its task's ``slice_field``; :mod:`ftguard.slices`)."""
 
     @property
     def answer(self) -> str:
@@ -139,7 +141,8 @@ class _Renderer:
                 prompt, choices, gold = self._reordered(fields, prompt, choices, gold)
         return Instance(item_id(row, self.task.id_field), row.line, prompt, choices, gold,
                         references, layout=self.layout,
-                        instructions=_instructions(fields) if self.instructed else ())
+                        instructions=_instructions(fields) if self.instructed else (),
+                        slices=_slices(self.task, fields))
 
     def _reordered(self, fields: dict[str, Any], prompt: str, choices: tuple[str, ...],
                    gold: int) -> tuple[str, tuple[str, ...], int]:
@@ -225,6 +228,18 @@ def _instructions(fields: dict[str, Any]) -> Instructions:
                  in zip(fields["instruction_id_list"], fields["kwargs"], strict=True))
 
 
+def _slices(task: TaskSpec, fields: dict[str, Any]) -> tuple[str, ...]:
+    """The item's ``FIELD=VALUE`` slices; ItemProblem naming each bad field."""
+    if task.slice_field is None:
+        return ()
+    from ftguard.slices import item_slices
+
+    found, problems = item_slices(task.slice_field, fields)
+    if problems:
+        raise ItemProblem(problems)
+    return found
+
+
 ChoiceOrder = str | list[int] | None
 """A variant's order of the answer options: ``reversed``, a permutation, or None (as given)."""
 
@@ -273,7 +288,7 @@ def build_instances(task: TaskSpec, rows: Iterable[Row], shots: Iterable[Row] | 
         draw = _Draw(task.few_shot.k, task.few_shot.seed, pool if pool is not None else instances,
                      own=pool is None)
         instances = [Instance(i.id, i.line, i.prompt, i.choices, i.gold, i.references,
-                              draw(i.id, index), i.layout, i.instructions)
+                              draw(i.id, index), i.layout, i.instructions, i.slices)
                      for index, i in enumerate(instances)]
     return instances, problems
 

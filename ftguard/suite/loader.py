@@ -266,6 +266,13 @@ def _load_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], index: in
         locate=lambda key: (str(yaml_path), line_of(lines, (*base, key)),
                             format_key((*base, key))))
     problems += found
+    from ftguard.slices import unused_field
+
+    if not found and (why := unused_field(spec.slice_field, [i.slices for i in instances],
+                                          spec.data)):
+        found = [Problem(str(yaml_path), line_of(lines, (*base, "slice_field")),
+                         format_key((*base, "slice_field")), why)]
+        problems += found
     if found:
         return None
     if not keep:

@@ -185,6 +185,19 @@ class TaskSpec(_Strict):
             raise ValueError(f"task name {value!r} may only use letters, digits, '_', '-', '.'")
         return value
 
+    @field_validator("slice_field")
+    @classmethod
+    def _slice_names(cls, value: str | list[str] | None) -> str | list[str] | None:
+        from ftguard.slices import FIELD_NAME, slice_fields
+
+        names = slice_fields(value)
+        if value is not None and (not names or len(set(names)) != len(names)):
+            raise ValueError("slice_field must name one field or a list of different fields")
+        if bad := [n for n in names if not FIELD_NAME.match(n)]:
+            raise ValueError(f"slice field {bad[0]!r} may only use letters, digits, '_', '-', "
+                             "'.' (gate selectors name it as [FIELD=VALUE])")
+        return value
+
     @model_validator(mode="after")
     def _check_kind(self) -> TaskSpec:
         errors = _kind_errors(self)
