@@ -88,14 +88,14 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
     skips = skipped_checks(base, tuned)  # every rule selecting one is unchecked
     notes: list[str] = []
     pairs, empty = _pair_tasks(base, tuned, allow_mismatch, notes)
-    skips += (slice_skips := one_sided(pairs))[0]  # slices one run lacks: unchecked too
-    notes += slice_skips[1]
+    skips += one_sided(pairs, notes)  # slices one run lacks: unchecked too
     if check_rules:
         shared = tuned.model_copy(update={"suites": [
             s.model_copy(update={"skipped": [], "tasks": [
                 t for t in s.tasks if (s.name, t.name) in _names(pairs) | set(empty)]})
             for s in tuned.suites]})
-        universe = with_slice_names(gateables_of_run(shared), pairs) + skipped_gateables(skips)
+        universe = with_slice_names(gateables_of_run(shared), pairs, base, tuned)
+        universe += skipped_gateables(skips)
         rules = policy.rules
         if policy.from_suites and (base.config.tasks or tuned.config.tasks):
             # a suite's own rules were checked against all its tasks when it was loaded; those

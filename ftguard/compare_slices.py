@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ftguard.gate import Gateable, Policy, SkippedCheck
-from ftguard.record import ComparisonRow
+from ftguard.record import ComparisonRow, RunRecord
 from ftguard.stats import benjamini_hochberg, holm
 
 MakeRow = Callable[[Any, str, bool], ComparisonRow]
@@ -59,10 +59,10 @@ def adjust_slices(rows: list[ComparisonRow], policy: Policy) -> None:
                 row.verdict = "improved" if better else "regressed"
 
 
-def one_sided(pairs: list[Any]) -> tuple[list[SkippedCheck], list[str]]:
-    """The slices only one run recorded: an unchecked check each, and a note per task."""
+def one_sided(pairs: list[Any], notes: list[str]) -> list[SkippedCheck]:
+    """The slices only one run recorded: an unchecked check each, and a note per task (added
+    to ``notes``)."""
     checks: list[SkippedCheck] = []
-    notes: list[str] = []
     for pair in pairs:
         base, tuned = pair.base.slices or {}, pair.tuned.slices or {}
         only = [(n, "tuned", tuned, base) for n in tuned if n not in base] + [
@@ -77,13 +77,19 @@ def one_sided(pairs: list[Any]) -> tuple[list[SkippedCheck], list[str]]:
             notes.append(f"{pair.suite}/{pair.base.name}: {len(only)} slice(s) in one run only, "
                          f"not compared ({', '.join(n for n, *_ in only[:6])}"
                          f"{' ...' if len(only) > 6 else ''})")
-    return checks, notes
+    return checks
 
 
-def with_slice_names(universe: list[Gateable], pairs: list[Any]) -> list[Gateable]:
+def with_slice_names(universe: list[Gateable], pairs: list[Any], *runs: RunRecord
+                     ) -> list[Gateable]:
     """``universe`` with each paired task's slices of both runs (a rule may select a slice
-    one run lacks: it is then unchecked, not a selector error)."""
+    one run lacks: it is then unchecked, not a selector error). When a run evaluated only
+    some items (``--limit``, ``--subset``) a slice may have none there: a slice rule that
+    selects no slice is then unchecked too, not an error."""
     names = {(p.suite, p.base.name): tuple(dict.fromkeys([*(p.base.slices or {}),
                                                           *(p.tuned.slices or {})]))
              for p in pairs}
-    return [replace(g, slices=names.get((g.suite, g.task), g.slices)) for g in universe]
+    partial = any(r.config.limit is not None or r.config.subset is not None
+                  or r.config.task_subset for r in runs)
+    return [replace(g, slices=names.get((g.suite, g.task), g.slices), partial=partial)
+            for g in universe]

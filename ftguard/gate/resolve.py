@@ -29,6 +29,9 @@ class Gateable:
     """Metrics not known before evaluation (lm-eval tasks): any name may match."""
     slices: tuple[str, ...] = ()
     """The task's slices, ``FIELD=VALUE`` (a slice rule must select one of them)."""
+    partial: bool = False
+    """The run evaluated only some items (``--limit``, ``--subset``): a slice may have none
+    there, so a slice rule selecting none of ``slices`` is not an error (it ends unchecked)."""
 
 
 def gateables_of_run(run: RunRecord) -> list[Gateable]:
@@ -95,7 +98,7 @@ def rule_problem(rule: Rule, universe: Sequence[Gateable]) -> str | None:
                 f"{', '.join(sorted({g.role for g in universe})) or 'none'})" + _did_you(close))
     if rule.slice_select is not None:
         have_slices = sorted({n for g in tasks for n in g.slices})
-        tasks = [g for g in tasks if any(rule.selects_slice(n) for n in g.slices)]
+        tasks = [g for g in tasks if g.partial or any(rule.selects_slice(n) for n in g.slices)]
         if not tasks:
             shown = ", ".join(have_slices[:12]) + (" ..." if len(have_slices) > 12 else "")
             return (f"{head}: slice [{rule.slice_select}] matches no slice of the selected "
