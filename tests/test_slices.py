@@ -305,3 +305,64 @@ def test_a_suite_gate_naming_an_unknown_slice_is_refused_at_its_line(make_suite,
     code, _, err = run_cli("suites", "validate", root)
     assert code == 2 and "suite.yaml:15" in err and "slice [topic=z] matches no slice" in err
     assert err.count("matches no slice") == 1  # the rule on topic=a is fine
+
+
+# -- the pytest plugin: one item per gated check, a slice rule gives its own item ----------
+
+pytest_plugins = ["pytester"]
+
+PLUGGED = """\
+name: plug
+version: "1"
+role: general
+tasks:
+  - name: mc
+    kind: choice
+    data: data/mc.jsonl
+    slice_field: topic
+    prompt: "Question: {{ question }}\\nAnswer:"
+    choices_field: choices
+    target_index: "{{ answer }}"
+    metrics: [acc]
+gate:
+  - "headline:not-regressed"
+  - "mc[topic=a]:acc:not-regressed"
+"""
+
+
+def test_the_pytest_plugin_fails_the_slice_item_and_passes_the_headline(
+        pytester: pytest.Pytester) -> None:
+    """Baseline: ``fake:0``'s own run with every topic-a item right and every other item
+    wrong; the current run (``fake:0`` again) loses most of topic a and wins back about a
+    third of the rest, so the headline does not regress and topic a does."""
+    import importlib.metadata
+
+    from conftest import write_jsonl
+    from ftguard.api import evaluate
+    from ftguard.baseline import accept
+    from ftguard.models.load import LoadOptions
+
+    root = pytester.path / "suites" / "plug"
+    write_jsonl(root / "data" / "mc.jsonl", [
+        {"id": f"q{i}", "question": f"Which option is number {i}?", "topic": "abc"[i % 5 % 3],
+         "choices": [f"alpha {i}", f"beta {i}", f"gamma {i}"], "answer": i % 3}
+        for i in range(60)])
+    (root / "suite.yaml").write_text(PLUGGED, encoding="utf-8")
+    record = evaluate([root], load=LoadOptions(model="fake:0"))
+    task = record.suites[0].tasks[0]
+    lost = sum(s.scores["acc"] == 0 for s in task.samples if "topic=a" in s.slices)
+    won = sum(s.scores["acc"] == 1 for s in task.samples if "topic=a" not in s.slices)
+    assert (lost, won) == (19, 12)  # of 24 topic-a items and 36 others: the headline p is 0.28
+    for sample in task.samples:
+        sample.scores["acc"] = float("topic=a" in sample.slices)
+    accept(record, pytester.path / "baselines", name="planted", force=True)
+
+    installed = any(ep.value == "ftguard.pytest_plugin"
+                    for ep in importlib.metadata.entry_points(group="pytest11"))
+    result = pytester.runpytest(*(() if installed else ("-p", "ftguard.pytest_plugin")),
+                                "--ftguard", "suites", "--ftguard-model", "fake:0", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*suites/plug/suite.yaml::mc::acc[[]not-regressed[]] PASSED*",
+        "*suites/plug/suite.yaml::mc::acc[[]topic=a[]][[]not-regressed[]] FAILED*"])
+    result.stdout.fnmatch_lines(["plug/mc[[]topic=a[]] acc regressed significantly: 1 -> 0.2083*"])
