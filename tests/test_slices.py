@@ -366,3 +366,18 @@ def test_the_pytest_plugin_fails_the_slice_item_and_passes_the_headline(
         "*suites/plug/suite.yaml::mc::acc[[]not-regressed[]] PASSED*",
         "*suites/plug/suite.yaml::mc::acc[[]topic=a[]][[]not-regressed[]] FAILED*"])
     result.stdout.fnmatch_lines(["plug/mc[[]topic=a[]] acc regressed significantly: 1 -> 0.2083*"])
+
+
+@pytest.mark.parametrize(("task", "sizes"), [
+    ("legal/doctrine_mc", {"contracts": 24, "torts": 20, "civil_procedure": 21, "evidence": 15,
+                           "public_law": 29, "property_business": 21}),
+    ("general/world_knowledge", {"geography": 47, "science": 45, "biology": 35, "history": 29,
+                                 "culture": 26, "everyday": 38}),
+])
+def test_the_shipped_slices_every_item_in_one_topic_of_at_least_15(run_cli, task: str,
+                                                                    sizes: dict[str, int]) -> None:
+    code, out, err = run_cli("suites", "show", task, "--format", "json")
+    assert code == 0, err
+    (view,) = [t for t in json.loads(out)["tasks"] if t["task"] == task]
+    assert sorted(view["slices"].items()) == sorted((f"topic={k}", n) for k, n in sizes.items())
+    assert sum(sizes.values()) == view["items"] and min(sizes.values()) >= 15
