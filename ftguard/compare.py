@@ -31,7 +31,7 @@ import numpy as np
 
 from ftguard.compare_instructions import type_changes
 from ftguard.errors import FtguardError, UsageError
-from ftguard.gate import Policy
+from ftguard.gate import Policy, row_name
 from ftguard.record import (
     AggregateChange,
     Comparison,
@@ -83,16 +83,19 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
     if policy is None:
         policy = resolve_policy(suite_gates=suite_gates_of_run(tuned))
     from ftguard.compare_skips import skipped_checks, skipped_gateables
+    from ftguard.compare_slices import one_sided, slice_rows, with_slice_names
 
     skips = skipped_checks(base, tuned)  # every rule selecting one is unchecked
     notes: list[str] = []
     pairs, empty = _pair_tasks(base, tuned, allow_mismatch, notes)
+    skips += one_sided(pairs, notes)  # slices one run lacks: unchecked too
     if check_rules:
         shared = tuned.model_copy(update={"suites": [
             s.model_copy(update={"skipped": [], "tasks": [
                 t for t in s.tasks if (s.name, t.name) in _names(pairs) | set(empty)]})
             for s in tuned.suites]})
-        universe = gateables_of_run(shared) + skipped_gateables(skips)
+        universe = with_slice_names(gateables_of_run(shared), pairs, base, tuned)
+        universe += skipped_gateables(skips)
         rules = policy.rules
         if policy.from_suites and (base.config.tasks or tuned.config.tasks):
             # a suite's own rules were checked against all its tasks when it was loaded; those
@@ -108,6 +111,8 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
             if metric in pair.tuned.metrics:
                 rows.append(_row(pair, metric, resamples, seed, headline=position == 0,
                                  alpha=policy.alpha))
+    rows += slice_rows(pairs, lambda p, m, h: _row(p, m, resamples, seed, headline=h,
+                                                    alpha=policy.alpha), policy)
     for row in rows:
         row.gated = any(rule.selects(row) for rule in policy.rules)
     if check_rules and not any(r.gated for r in rows) and not any(
@@ -174,7 +179,7 @@ def _failure_lines(outcome: RuleResult) -> list[str]:
 
 def _not_gated(rows: list[ComparisonRow]) -> list[str]:
     """Significant changes no rule checks, in words."""
-    return [f"{r.suite}/{r.task} {r.metric} {r.verdict} significantly ({r.base:.4g} -> "
+    return [f"{row_name(r)} {r.verdict} significantly ({r.base:.4g} -> "
             f"{r.tuned:.4g}, p={r.p_adjusted:.3g} adjusted), but no gate rule checks it"
             for r in rows if not r.gated and r.verdict in ("improved", "regressed")]
 
@@ -325,7 +330,7 @@ def _adjust_and_judge(rows: list[ComparisonRow], policy: Policy) -> None:
     metric (per-label precision, extra metrics, variants' rows), so a task's many secondary
     rows do not dilute its headline's test."""
     adjust = holm if policy.correction == "holm" else benjamini_hochberg
-    compared = [r for r in rows if r.comparable]
+    compared = [r for r in rows if r.comparable and r.slice is None]
     families = [[r for r in compared if r.gated and r.role == role]
                 for role in dict.fromkeys(r.role for r in compared)]
     own = [r for r in compared if not r.gated and r.headline and not is_variant_task(r.task)]
@@ -348,7 +353,7 @@ def _aggregate(rows: list[ComparisonRow]) -> AggregateChange | None:
     better. The tasks are independent samples, so the variance of the mean is the sum of the
     per-task variances (from each delta's CI, normal approximation) over T^2."""
     picked = [r for r in rows if r.headline and r.comparable and abs(r.base) > 1e-12
-              and not is_variant_task(r.task)]  # each task once, by its own prompt
+              and not is_variant_task(r.task) and r.slice is None]  # each task once, whole
     if not picked:
         return None
     changes, variances = [], []

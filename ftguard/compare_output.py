@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from ftguard.gate import format_ci, row_stats
+from ftguard.gate import format_ci, row_name, row_stats
 from ftguard.record import AggregateChange, Comparison, ComparisonRow
 
 _HEADERS = ("suite", "task", "metric", "base", "tuned", "delta", "95% CI", "p adj", "n",
@@ -33,7 +33,13 @@ def render_comparison(comparison: Comparison, fmt: str = "text", *, flips: int =
     markdown = fmt == "markdown"
     lines = [_banner(comparison, markdown), ""]
     lines += _rules(comparison, markdown) + [""]
-    lines += _table(comparison.rows, markdown)
+    lines += _table([r for r in comparison.rows if r.slice is None], markdown)
+    sliced = [r for r in comparison.rows if r.slice is not None and (
+        r.headline or r.gated or r.verdict in ("improved", "regressed"))]
+    if sliced:  # every slice row is in the JSON and CSV; here the ones a reader needs
+        head = ("Slices (paired on each slice's items, p adjusted within the task's slices; "
+                "headline, gated and significant rows):")
+        lines += ["", head, *_table(sliced, markdown)]
     lines += ["", *_aggregates(comparison)]
     if comparison.not_gated:
         lines += ["", "Not gated (significant, but no rule checks them):"]
@@ -89,13 +95,14 @@ def _rules(c: Comparison, markdown: bool) -> list[str]:
 
 def _cells(r: ComparisonRow) -> list[str]:
     mark = "*" if r.gated else ""
+    task = f"{r.task}[{r.slice}]" if r.slice else r.task
     if not r.comparable:
-        return [r.suite, r.task, f"{r.metric}{mark}", f"{r.base:.4g}", f"{r.tuned:.4g}",
+        return [r.suite, task, f"{r.metric}{mark}", f"{r.base:.4g}", f"{r.tuned:.4g}",
                 f"{r.delta:+.4g}", "-", "-", str(r.n), "not compared" + (" FAIL" if r.failed
                                                                           else "")]
     verdict = r.verdict + (" FAIL" if r.failed else "") + (
         " (untestable)" if not r.testable else " (underpowered)" if r.underpowered else "")
-    return [r.suite, r.task, f"{r.metric}{mark}", f"{r.base:.4g}", f"{r.tuned:.4g}",
+    return [r.suite, task, f"{r.metric}{mark}", f"{r.base:.4g}", f"{r.tuned:.4g}",
             f"{r.delta:+.4g}", format_ci(r.ci_low, r.ci_high), f"{r.p_adjusted:.3g}", str(r.n),
             verdict]
 
@@ -145,7 +152,7 @@ def _junit(c: Comparison) -> str:
     strict power): never a silent pass."""
     from ftguard.gate import row_outcome
 
-    rows = {f"{r.suite}/{r.task} {r.metric}": r for r in c.rows}
+    rows = {row_name(r): r for r in c.rows}
     strict = bool(c.settings.get("strict_power", False))
     cases, failed, skipped = [], 0, 0
     for o in c.gate:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 def tell(result: DemoResult, options: DemoOptions) -> str:
     """A few short paragraphs for the terminal (plain text)."""
-    c = result.comparison
+    c = result.comparison  # slice rows aside: the story is told per task
+    c = c.model_copy(update={"rows": [r for r in c.rows if r.slice is None]})
     train = result.train
     step = train.best.step if train.best else train.steps
     mix = " mixed with general replay" if options.replay else ""

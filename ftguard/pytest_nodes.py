@@ -37,11 +37,14 @@ class Check:
     """Metric name; ``headline`` when the task's metrics are known only after evaluation."""
     rule: Rule
     name: str
-    """Item name: the metric and the rule's condition, ``accuracy[not-regressed]``."""
+    """Item name: the metric and the rule's condition, ``accuracy[not-regressed]`` (with the
+    slice for a slice's row: ``acc[topic=contracts][not-regressed]``)."""
+    slice: str | None = None
+    """The slice ``FIELD=VALUE`` the check is on; None for the task's own row."""
 
     def row(self, comparison: Comparison) -> ComparisonRow | None:
         for row in comparison.rows:
-            if (row.suite, row.task) == (self.suite, self.task) and (
+            if (row.suite, row.task, row.slice) == (self.suite, self.task, self.slice) and (
                     row.metric == self.metric or (self.metric == "headline" and row.headline)):
                 return row
         return None
@@ -51,6 +54,7 @@ def checks_of(suite: Suite, policy: Policy) -> list[Check]:
     """The gated checks of ``suite``: every (rule, task metric) pair the rule selects."""
     from ftguard.metrics.consistency import NAMES
     from ftguard.metrics.registry import expand_metric_names
+    from ftguard.slices import slice_counts
 
     out: list[Check] = []
     for task in (t for own in suite.tasks for t in (own, *own.variants)):
@@ -61,18 +65,20 @@ def checks_of(suite: Suite, policy: Policy) -> list[Check]:
             metrics = expand_metric_names(spec.kind, spec.metric_names, spec.labels)
             metrics += list(NAMES) if task.variants else []
         names: set[str] = set()
-        for rule in policy.rules:
+        slices = [None, *slice_counts([i.slices for i in task.instances])]
+        for rule, part in ((r, p) for r in policy.rules for p in slices):
             if metrics:
                 picked = [m for i, m in enumerate(metrics) if rule.selects(ComparisonRow.model_construct(
                     suite=suite.name, task=task.name, metric=m, role=suite.spec.role,
-                    headline=i == 0))]
+                    headline=i == 0, slice=part))]
             else:
                 picked = [rule.metric] if rule.selects(ComparisonRow.model_construct(
                     suite=suite.name, task=task.name, metric=rule.metric, role=suite.spec.role,
-                    headline=True)) else []
+                    headline=True, slice=part)) else []
             for metric in picked:
-                name = _unique(f"{metric}[{rule.condition}]", names)
-                out.append(Check(suite.name, task.name, metric, rule, name))
+                label = f"{metric}[{part}]" if part else metric
+                name = _unique(f"{label}[{rule.condition}]", names)
+                out.append(Check(suite.name, task.name, metric, rule, name, part))
     return out
 
 
@@ -144,7 +150,7 @@ class GateItem(pytest.Item):
         self.check, self.suite = check, suite
         self.gate: GateSession = self.parent.parent.gate  # type: ignore[union-attr]
         self.extra_keyword_matches.update({check.suite, check.task, check.metric,
-                                           check.rule.kind})
+                                           check.rule.kind, *([check.slice] if check.slice else [])})
 
     def setup(self) -> None:
         self.gate.prepare(self)

@@ -377,7 +377,8 @@ class GateSession:
             shown.add(id(outcome))
             if outcome.comparison is not None:
                 tr.write_line(f"baseline: {outcome.baseline}")
-                rows = [r for r in outcome.comparison.rows if (r.suite, r.task) in self.tasks]
+                rows = [r for r in outcome.comparison.rows if (r.suite, r.task) in self.tasks
+                        and (r.slice is None or r.gated or r.verdict != "unchanged")]
                 for line in summary_table(rows):
                     tr.write_line(line)
                 for line in outcome.comparison.underpowered:

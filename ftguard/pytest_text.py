@@ -74,7 +74,7 @@ def summary_table(rows: list[ComparisonRow]) -> list[str]:
     """pytest-benchmark-style table of every compared row; ``*`` marks gated metrics."""
     from ftguard.gate import format_ci
 
-    cells = [[f"{r.suite}/{r.task}", r.metric + ("*" if r.gated else ""), f"{r.base:.4g}",
+    cells = [[f"{r.suite}/{r.task}" + (f"[{r.slice}]" if r.slice else ""), r.metric + ("*" if r.gated else ""), f"{r.base:.4g}",
               f"{r.tuned:.4g}", f"{r.delta:+.4g}", format_ci(r.ci_low, r.ci_high)
               if r.comparable else "-", "-" if r.p_adjusted is None else f"{r.p_adjusted:.3g}",
               r.verdict + (" FAIL" if r.failed else "")

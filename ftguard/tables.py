@@ -11,15 +11,20 @@ from ftguard.record import RunRecord
 _HEADERS = ("suite", "task", "metric", "value", "95% CI", "n")
 
 
-def result_rows(record: RunRecord) -> list[dict[str, object]]:
-    """One row per (suite, task, metric)."""
+def result_rows(record: RunRecord, *, slice_headlines: bool = False) -> list[dict[str, object]]:
+    """One row per (suite, task, metric), then per (slice, metric) of a sliced task (only
+    each slice's headline with ``slice_headlines``)."""
     rows = []
     for suite in record.suites:
         for task in suite.tasks:
-            for name, m in task.metrics.items():
-                rows.append({"suite": suite.name, "task": task.name, "metric": name,
-                             "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high,
-                             "n": m.n, "higher_is_better": m.higher_is_better})
+            groups = [(None, task.metrics), *(task.slices or {}).items()]
+            for part, metrics in groups:
+                items = list(metrics.items())
+                for name, m in items[:1] if part and slice_headlines else items:
+                    rows.append({"suite": suite.name, "task": task.name, "slice": part,
+                                 "metric": name, "value": m.value, "ci_low": m.ci_low,
+                                 "ci_high": m.ci_high, "n": m.n,
+                                 "higher_is_better": m.higher_is_better})
     return rows
 
 
@@ -30,16 +35,17 @@ def _fmt(value: float) -> str:
 def _cells(row: dict[str, object]) -> list[str]:
     lo, hi = float(row["ci_low"]), float(row["ci_high"])  # type: ignore[arg-type]
     arrow = "↑" if row["higher_is_better"] else "↓"
-    return [str(row["suite"]), str(row["task"]), f"{row['metric']} {arrow}",
+    task = f"{row['task']}[{row['slice']}]" if row["slice"] else str(row["task"])
+    return [str(row["suite"]), task, f"{row['metric']} {arrow}",
             _fmt(float(row["value"])), f"[{_fmt(lo)}, {_fmt(hi)}]", str(row["n"])]  # type: ignore[arg-type]
 
 
-RESULT_FIELDS = ("suite", "task", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better")
+RESULT_FIELDS = ("suite", "task", "slice", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better")
 """The columns of :func:`result_rows` (the keys of the JSON rows, the CSV header)."""
 
 
 def render_results(record: RunRecord, fmt: str = "text") -> str:
-    rows = result_rows(record)
+    rows = result_rows(record, slice_headlines=fmt in ("text", "markdown"))
     if fmt == "csv":
         from ftguard.csv_table import csv_table
 

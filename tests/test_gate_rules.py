@@ -42,7 +42,8 @@ def test_grammar_round_trips(expression: str, kind: str, select: str, metric: st
 
 
 @pytest.mark.parametrize("bad", ["acc", "acc:nan%", "acc:5%%", "general:acc:not_regressed",
-                                 "acc:>=inf", "a:b:c:d", "legal/t[lang=en]:acc:5%", ":acc:5%"])
+                                 "acc:>=inf", "a:b:c:d", "legal/t[lang]:acc:5%",
+                                 "legal/t[lang=en]x:acc:5%", "legal[a=b][c=d]:acc:5%", ":acc:5%"])
 def test_malformed_conditions_are_refused_with_the_grammar(bad: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_rule(bad, "--fail-on")

@@ -110,6 +110,7 @@ def test_a_suite_without_variants_keeps_its_hash(tmp_path: Path) -> None:
     dump = SuiteSpec.model_validate(suite.spec.model_dump()).model_dump_json(
         exclude={"gate": True, "tasks": {0: {"lm_eval_aggregation": True, "variants": True,
                                              "extract": True, "metric_args": True,
+                                             "slice_field": True,
                                              "generation": set(DECODING_FIELDS)}}})
     digest = hashlib.sha256(dump.encode())
     digest.update(b"data/mc.jsonl")

@@ -101,6 +101,10 @@ def _task_view(suite: Suite, task: Task, render: int, backend: ChatTemplater | N
     view: dict[str, Any] = {"task": f"{suite.name}/{task.name}", "items": len(task.instances),
                             "metrics": spec.metric_names + (list(NAMES) if task.variants else []),
                             "settings": spec.model_dump(mode="json", exclude_none=True)}
+    if spec.slice_field is not None and task.variant is None:  # items per slice
+        from ftguard.slices import slice_counts
+
+        view["slices"] = slice_counts([i.slices for i in task.instances])
     if task.variant is not None:  # a variant: what it changes, not its task's settings again
         view["settings"] = {"kind": spec.kind, **task.variant.model_dump(mode="json",
                                                                           exclude_none=True)}
@@ -152,6 +156,8 @@ def _print_task(view: dict[str, Any]) -> None:
 
     print(f"\n== {view['task']}  ({view['settings']['kind']}, {view['items']} items; "
           f"metrics: {', '.join(view['metrics'])}, headline {view['metrics'][0] if view['metrics'] else '-'})")
+    if view.get("slices"):
+        print("  slices: " + ", ".join(f"{k} ({n})" for k, n in view["slices"].items()))
     settings = {k: v for k, v in view["settings"].items() if k != "name"}
     text = yaml.dump(settings, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=1000)
     sys.stdout.write("  " + text.rstrip("\n").replace("\n", "\n  ") + "\n")

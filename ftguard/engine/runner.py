@@ -13,6 +13,7 @@ from ftguard.engine.answers import answer_requests, answers_per_item, plain_metr
 from ftguard.engine.extract import apply_filters
 from ftguard.engine.render import continuations, model_inputs
 from ftguard.engine.settings import ItemProgress, Reporter, RunSettings
+from ftguard.engine.slices import with_slices
 from ftguard.engine.subsets import subset_for, subset_size
 from ftguard.engine.variants import run_with_variants
 from ftguard.errors import TaskSkipped
@@ -44,9 +45,10 @@ def run_suite(suite: Suite, backend: Backend, settings: RunSettings, reporter: R
         start = time.perf_counter()
         own = subset_for(settings.subset, settings.task_subset, suite.name, task.spec.name)
         try:
-            tasks += run_with_variants(
+            results = run_with_variants(
                 task, replace(settings, subset=own, task_subset={}), label,
                 lambda t, s, name: run_task(t, backend, s, reporter, name), _aggregate)
+            tasks += [with_slices(r, task, settings, _aggregate) for r in results]  # slices
         except TaskSkipped as why:  # cannot run on this machine: recorded, never a pass
             skipped.append(SkippedTask(name=task.name, kind=task.spec.kind, reason=why.reason,
                                        metrics=list(why.metrics or task.lm_eval_metrics)))

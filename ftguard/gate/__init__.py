@@ -51,11 +51,11 @@ from ftguard.gate.resolve import (
     gateables_of_suites,
     rule_problem,
 )
-from ftguard.gate.rules import CONDITIONS, ROLES, Rule, format_ci, row_stats
+from ftguard.gate.rules import CONDITIONS, ROLES, Rule, format_ci, row_name, row_stats
 
 __all__ = ["CONDITIONS", "DEFAULT_RULES", "ROLES", "Gateable", "Policy", "PolicyFile", "Rule",
            "SkippedCheck", "SuiteGate", "check_rules", "format_ci", "gateables_of_run",
            "gateables_of_suites",
            "judge", "load_policy", "parse_condition", "parse_rule", "resolve_policy",
-           "row_outcome", "row_stats", "rule_from", "rule_from_mapping", "rule_problem",
+           "row_name", "row_outcome", "row_stats", "rule_from", "rule_from_mapping", "rule_problem",
            "suite_gates_of_run", "suite_gates_of_suites"]

@@ -40,10 +40,15 @@ def parse_rule(expression: str, origin: str = "--fail-on") -> Rule:
     return Rule(kind, select, metric, value, relative, origin)
 
 
+_SLICED = re.compile(r"[^\[\]]*\[[A-Za-z0-9_.*?-]+=[^\[\]=][^\[\]]*\]")
+
+
 def _check_select(select: str, where: str) -> None:
-    if "[" in select:
-        raise UsageError(f"{where}: slices (SELECTOR[field=value]) are not supported by this "
-                         "ftguard; select a suite, role or suite/task.")
+    """A selector with a slice part is ``SELECTOR[FIELD=VALUE]`` (globs allowed in both)."""
+    if ("[" in select or "]" in select) and not _SLICED.fullmatch(select):
+        raise UsageError(f"{where}: a slice is selected as SELECTOR[FIELD=VALUE], e.g. "
+                         "'legal/doctrine_mc[topic=contracts]' or 'general[topic=hist*]' (one "
+                         "slice part, at the end; the field and value as the items have them).")
 
 
 def parse_condition(condition: str) -> tuple[str, float, bool]:
@@ -93,7 +98,7 @@ _BOUND_KEY = {"noninferior": "margin", "max-drop": "margin", ">=": "min", "<=": 
 
 def rule_from_mapping(item: dict[str, Any], origin: str) -> Rule:
     """A policy mapping ``{select, metric, rule, margin|min|max}``."""
-    allowed = {"rule", "select", "metric", "margin", "min", "max"}
+    allowed = {"rule", "select", "slice", "metric", "margin", "min", "max"}
     if extra := set(item) - allowed:
         raise UsageError(f"{origin}: unknown key(s) "
                          f"{', '.join(sorted(str(k)[:40] for k in extra))}; a rule mapping "
@@ -107,6 +112,8 @@ def rule_from_mapping(item: dict[str, Any], origin: str) -> Rule:
         raise UsageError(f"{origin}: rule {name!r} is not a condition name; write "
                          f"'{_OLD_NAMES[name]}' (the same name as in --fail-on).")
     select = _name(item, "select", "*", origin)
+    if "slice" in item:  # {select: legal/doctrine_mc, slice: topic=contracts}
+        select += f"[{_name(item, 'slice', '', origin)}]"
     metric = _name(item, "metric", "headline", origin)
     _check_select(select, f"{origin}: select {_show(select)}")
     bounds = [k for k in ("margin", "min", "max") if k in item]
@@ -149,7 +156,8 @@ def _name(item: dict[str, Any], key: str, default: str, origin: str) -> str:
     without ':', a metric with one where it names user code (``mypkg.scoring:citation_ok``,
     ``evaluate:PATH``), which the ``--fail-on`` grammar cannot hold."""
     value = item.get(key, default)
-    what = "a suite, role or suite/task (globs allowed)" if key == "select" else "a metric name"
+    what = {"select": "a suite, role or suite/task (globs allowed)",
+            "slice": "a slice FIELD=VALUE (globs allowed)"}.get(key, "a metric name")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise UsageError(f"{origin}: {key} must be {what}, not {_show(value)}.")
     text = str(value).strip() or default

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ftguard.gate.policy import Policy
-from ftguard.gate.rules import Rule, row_stats
+from ftguard.gate.rules import Rule, row_name, row_stats
 
 if TYPE_CHECKING:
     from ftguard.record import ComparisonRow, RuleResult
@@ -25,10 +25,18 @@ class SkippedCheck:
     metrics: tuple[str, ...]
     """The metrics it reports (first = headline); empty when unknown (any rule matches)."""
     reason: str
+    slice: str | None = None
+    """A slice only one run has (``FIELD=VALUE``): only rules selecting it select the check;
+    None for a skipped task, which every rule selecting the task selects (its slices too)."""
 
     def selected_by(self, rule: Rule) -> bool:
         return rule.selects_task(self.suite, self.role, self.task) and (
+            self.slice is None or rule.selects_slice(self.slice)) and (
             not self.metrics or rule.metric == "headline" or rule.metric in self.metrics)
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}/{self.task}" + (f"[{self.slice}]" if self.slice else "")
 
     def metric_for(self, rule: Rule) -> str:
         if rule.metric == "headline":
@@ -60,7 +68,7 @@ def judge(rows: Sequence[ComparisonRow], policy: Policy,
             if not rule.selects(row):
                 continue
             row.rules.append(rule.text)
-            name = f"{row.suite}/{row.task} {row.metric}"
+            name = row_name(row)
             tally.rows.append(name)
             if not row.comparable:
                 why = f"{name}: {row.reason or 'no per-item scores'}; not compared item by item"
@@ -75,7 +83,7 @@ def judge(rows: Sequence[ComparisonRow], policy: Policy,
                 tally.underpowered.append(weak)
         for skip in skipped:
             if skip.selected_by(rule):
-                name = f"{skip.suite}/{skip.task} {skip.metric_for(rule)}"
+                name = f"{skip.name} {skip.metric_for(rule)}"
                 tally.rows.append(name)
                 tally.unchecked.append(f"{name}: {skip.reason}; not compared")
         if not tally.rows:
@@ -108,7 +116,7 @@ def row_outcome(result: RuleResult, row: ComparisonRow | None, *, strict_power: 
         message = (f"unchecked: {result.rule} has no compared row here (the metric is not in "
                    "both runs)")
         return ("skip" if result.allowed_unchecked else "fail"), message
-    name = f"{row.suite}/{row.task} {row.metric}"
+    name = row_name(row)
     if not row.comparable:
         message = (f"unchecked: {name} could not be compared item by item ({row.reason}); "
                    f"gate rule {result.rule} [{result.origin}]")

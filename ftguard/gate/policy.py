@@ -145,14 +145,15 @@ class SuiteGate:
             rule = rule_from(item, origin)
             explicit = (isinstance(item, str) and item.count(":") >= 2) or (
                 isinstance(item, dict) and "select" in item)
-            if explicit and ("/" in rule.select or rule.select in ROLES):
+            if explicit and ("/" in rule.task_select or rule.task_select in ROLES):
                 raise UsageError(
                     f"{origin}: gate rule {rule.text!r}: selectors in a suite's gate: are "
                     f"relative to the suite ({self.suite}); name one of its tasks (globs "
                     "allowed) or '*'.")
-            select = self.suite if not explicit or rule.select == "*" else \
-                f"{self.suite}/{rule.select}"
-            out.append(replace(rule, select=select))
+            select = self.suite if not explicit or rule.task_select == "*" else \
+                f"{self.suite}/{rule.task_select}"
+            sliced = f"[{rule.slice_select}]" if rule.slice_select is not None else ""
+            out.append(replace(rule, select=select + sliced))
         return tuple(out)
 
 

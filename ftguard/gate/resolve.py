@@ -27,12 +27,17 @@ class Gateable:
     metrics: tuple[str, ...]
     open: bool = False
     """Metrics not known before evaluation (lm-eval tasks): any name may match."""
+    slices: tuple[str, ...] = ()
+    """The task's slices, ``FIELD=VALUE`` (a slice rule must select one of them)."""
+    partial: bool = False
+    """The run evaluated only some items (``--limit``, ``--subset``): a slice may have none
+    there, so a slice rule selecting none of ``slices`` is not an error (it ends unchecked)."""
 
 
 def gateables_of_run(run: RunRecord) -> list[Gateable]:
     """The run's tasks, those it skipped included (with the metrics they would report)."""
-    return [Gateable(s.name, s.role, t.name, tuple(t.metrics)) for s in run.suites
-            for t in s.tasks] + [Gateable(s.name, s.role, k.name, tuple(k.metrics),
+    return [Gateable(s.name, s.role, t.name, tuple(t.metrics), slices=tuple(t.slices or ()))
+            for s in run.suites for t in s.tasks] + [Gateable(s.name, s.role, k.name, tuple(k.metrics),
                                           open=not k.metrics)
                                  for s in run.suites for k in s.skipped]
 
@@ -58,8 +63,11 @@ def gateables_of_suites(suites: Iterable[Suite]) -> list[Gateable]:
                 out += [Gateable(suite.name, suite.spec.role, v.name, metrics)
                         for v in task.variants]
                 metrics = (*metrics, *NAMES)
+            from ftguard.slices import slice_counts
+
             out.append(Gateable(suite.name, suite.spec.role, task.name, metrics,
-                                open=not metrics))
+                                open=not metrics,
+                                slices=tuple(slice_counts([i.slices for i in task.instances]))))
     return out
 
 
@@ -81,13 +89,21 @@ def rule_problem(rule: Rule, universe: Sequence[Gateable]) -> str | None:
     head = f"{_at(rule.origin)}{rule.text!r}"
     if not tasks:
         names = sorted({g.suite for g in universe} | {f"{g.suite}/{g.task}" for g in universe})
-        wanted = rule.select.split("/")[-1]
+        wanted = rule.task_select.split("/")[-1]
         by_task = {g.task: f"{g.suite}/{g.task}" for g in universe}
-        close = list(dict.fromkeys(_nearest(rule.select, names + list(ROLES)) + [
+        close = list(dict.fromkeys(_nearest(rule.task_select, names + list(ROLES)) + [
             by_task[t] for t in _nearest(wanted, sorted(by_task))]))[:3]
-        return (f"{head}: selector {rule.select!r} matches no suite or task of the runs "
+        return (f"{head}: selector {rule.task_select!r} matches no suite or task of the runs "
                 f"(suites: {', '.join(sorted({g.suite for g in universe})) or 'none'}; roles: "
                 f"{', '.join(sorted({g.role for g in universe})) or 'none'})" + _did_you(close))
+    if rule.slice_select is not None:
+        have_slices = sorted({n for g in tasks for n in g.slices})
+        tasks = [g for g in tasks if g.partial or any(rule.selects_slice(n) for n in g.slices)]
+        if not tasks:
+            shown = ", ".join(have_slices[:12]) + (" ..." if len(have_slices) > 12 else "")
+            return (f"{head}: slice [{rule.slice_select}] matches no slice of the selected "
+                    f"task(s) (their slices: {shown or 'none: no slice_field'})"
+                    + _did_you(_nearest(rule.slice_select, have_slices)))
     if rule.metric == "headline" or any(g.open or rule.metric in g.metrics for g in tasks):
         return None
     have = sorted({m for g in tasks for m in g.metrics})

@@ -27,7 +27,9 @@ class Rule:
     """One of :data:`CONDITIONS`."""
     select: str = "*"
     """Rows it applies to: ``*``, a role, a suite name, or ``suite/task`` (globs allowed).
-    Variants' tasks (``suite/task@variant``) only when it names them (``legal/*@*``)."""
+    Variants' tasks (``suite/task@variant``) only when it names them (``legal/*@*``). A
+    ``[FIELD=VALUE]`` suffix (globs allowed) selects that slice's rows instead of the tasks'
+    own (:mod:`ftguard.slices`)."""
     metric: str = "headline"
     """A metric name, or ``headline`` (each task's first metric)."""
     value: float = 0.0
@@ -72,19 +74,38 @@ class Rule:
 
     # -- selection ---------------------------------------------------------------------
 
+    @property
+    def task_select(self) -> str:
+        """The selector without its slice part (``*`` when it is only a slice)."""
+        return self.select.split("[", 1)[0] or "*"
+
+    @property
+    def slice_select(self) -> str | None:
+        """The slice part ``FIELD=VALUE`` (globs allowed) of the selector, or None."""
+        _, bracket, rest = self.select.partition("[")
+        return rest[:-1] if bracket else None
+
+    def selects_slice(self, name: str | None) -> bool:
+        """Whether the rule selects rows of the slice ``name`` (None: a task's own rows)."""
+        if self.slice_select is None or name is None:
+            return self.slice_select is None and name is None
+        return fnmatch.fnmatchcase(name, self.slice_select)
+
     def selects_task(self, suite: str, role: str, task: str) -> bool:
         # a variant's task (TASK@VARIANT) is selected only by a selector that names variants
         # (``legal/clause_type@*``): the default gate checks each task once, by its own prompt
-        if is_variant_task(task) and VARIANT_SEP not in self.select:
+        select = self.task_select
+        if is_variant_task(task) and VARIANT_SEP not in select:
             return False
-        if self.select == "*":
+        if select == "*":
             return True
-        if "/" in self.select:
-            return fnmatch.fnmatchcase(f"{suite}/{task}", self.select)
-        return self.select == role or fnmatch.fnmatchcase(suite, self.select)
+        if "/" in select:
+            return fnmatch.fnmatchcase(f"{suite}/{task}", select)
+        return select == role or fnmatch.fnmatchcase(suite, select)
 
     def selects(self, row: ComparisonRow) -> bool:
-        if not self.selects_task(row.suite, row.role, row.task):
+        if not self.selects_task(row.suite, row.role, row.task) or not self.selects_slice(
+                row.slice):
             return False
         return row.headline if self.metric == "headline" else row.metric == self.metric
 
@@ -102,7 +123,7 @@ class Rule:
         sign = 1.0 if row.higher_is_better else -1.0
         gain = sign * row.delta
         margin = self.margin(row)
-        where = f"{row.suite}/{row.task} {row.metric}"
+        where = row_name(row)
         stats = row_stats(row)
         if self.kind == "not-regressed" and row.verdict == "regressed":
             return f"{where} regressed significantly: {stats}"
@@ -129,7 +150,7 @@ class Rule:
     def underpowered(self, row: ComparisonRow) -> str | None:
         """None when ``row`` could have detected what this rule asks for, else why not (one
         line, with the items it would need)."""
-        where = f"{row.suite}/{row.task} {row.metric}"
+        where = row_name(row)
         if self.kind in (">=", "<="):
             return None
         needed = f"; it needs at least {row.items_needed} items" if row.items_needed else ""
@@ -144,6 +165,12 @@ class Rule:
                         f"than the margin {margin:.4g}"
                         + (f"; {_items_for(row, margin)}" if _items_for(row, margin) else ""))
         return None
+
+
+def row_name(row: ComparisonRow) -> str:
+    """``suite/task metric``, or ``suite/task[FIELD=VALUE] metric`` for a slice's row."""
+    part = f"[{row.slice}]" if row.slice else ""
+    return f"{row.suite}/{row.task}{part} {row.metric}"
 
 
 def row_stats(row: ComparisonRow) -> str:

@@ -21,6 +21,10 @@ class ComparisonRow(RecordModel):
     """Metric name."""
     role: str
     """Role of the suite: ``target`` or ``general``."""
+    slice: str | None = None
+    """The slice ``FIELD=VALUE`` the row compares (its items only), None for the whole task.
+    Slice rows are corrected within their task and metric, and enter neither the task-level
+    families nor the aggregates (alignment tax, gain, forgetting)."""
     base: float
     """Metric of the base run on the compared items."""
     tuned: float

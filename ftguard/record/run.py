@@ -108,6 +108,9 @@ class SampleResult(RecordModel):
     predictions: list[str] | None = None
     """Generate tasks with ``generation.n`` above 1: every answer (samples, or beams best
     first); ``prediction`` is the first. None when the task asks one answer per item."""
+    slices: list[str] = Field(default_factory=list)
+    """The item's slices, ``FIELD=VALUE`` (its task's ``slice_field``; empty when it is in
+    none, and in records written before ftguard sliced tasks)."""
 
 
 class GenerationHealth(RecordModel):
@@ -169,6 +172,10 @@ class TaskResult(RecordModel):
     variant_of: str | None = None
     """A variant's result (named ``TASK@VARIANT``): the task whose items it asks another way;
     None for a task's own result."""
+    slices: dict[str, dict[str, MetricResult]] | None = None
+    """Sliced tasks (``slice_field``): each slice ``FIELD=VALUE``'s metrics over its items,
+    aggregated and bounded like the task's own; None for a task without slices (and for
+    variants' results, which are not sliced)."""
 
 
 class SkippedTask(RecordModel):

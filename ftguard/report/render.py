@@ -112,7 +112,8 @@ def _text(value: object) -> str:
 
 
 def _comparison_context(c: Comparison) -> dict[str, Any]:
-    headline = [r for r in c.rows if r.headline] or list(c.rows)
+    own = [r for r in c.rows if r.slice is None]  # slice rows: their own tables
+    headline = [r for r in own if r.headline] or own
     flips = [{"suite": f.suite, "task": f.task, "id": f.id, "direction": f.direction,
               "target": _text(f.target), "base": f.base_prediction, "tuned": f.tuned_prediction,
               "base_raw": f.base_raw_prediction, "tuned_raw": f.tuned_raw_prediction,
@@ -138,6 +139,10 @@ def _comparison_context(c: Comparison) -> dict[str, Any]:
         "flips_json": json_island(flips),
         "shown_limit": SHOWN_FLIPS,
         "reliability_charts": comparison_charts(c),
+        "own_rows": own,
+        "slice_tables": [{"suite": s, "task": t, "rows": [r for r in c.rows if r.slice and (
+            r.suite, r.task) == (s, t)]} for s, t in dict.fromkeys(
+                (r.suite, r.task) for r in c.rows if r.slice)],
     }
 
 

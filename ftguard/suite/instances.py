@@ -65,6 +65,8 @@ class Instance:
     fields: dict[str, Any] | None = None
     """The item's JSONL fields, kept for tasks with metrics from outside ftguard (they may
     read any field); None otherwise."""
+    slices: tuple[str, ...] = ()
+    """The item's slices, ``FIELD=VALUE`` (its task's ``slice_field``; :mod:`ftguard.slices`)."""
 
     @property
     def answer(self) -> str:
@@ -147,7 +149,8 @@ class _Renderer:
         return Instance(item_id(row, self.task.id_field), row.line, prompt, choices, gold,
                         references, layout=self.layout,
                         instructions=_instructions(fields) if self.instructed else (),
-                        fields=fields if self.keep_fields else None)
+                        fields=fields if self.keep_fields else None,
+                        slices=_slices(self.task, fields))
 
     def _reordered(self, fields: dict[str, Any], prompt: str, choices: tuple[str, ...],
                    gold: int) -> tuple[str, tuple[str, ...], int]:
@@ -231,6 +234,18 @@ def _instructions(fields: dict[str, Any]) -> Instructions:
         raise ItemProblem(problems)
     return tuple((instruction_id, clean_kwargs(args)) for instruction_id, args
                  in zip(fields["instruction_id_list"], fields["kwargs"], strict=True))
+
+
+def _slices(task: TaskSpec, fields: dict[str, Any]) -> tuple[str, ...]:
+    """The item's ``FIELD=VALUE`` slices; ItemProblem naming each bad field."""
+    if task.slice_field is None:
+        return ()
+    from ftguard.slices import item_slices
+
+    found, problems = item_slices(task.slice_field, fields)
+    if problems:
+        raise ItemProblem(problems)
+    return found
 
 
 ChoiceOrder = str | list[int] | None

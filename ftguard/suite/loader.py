@@ -82,8 +82,8 @@ def load_suite(path: Path) -> Suite:
     # Gate rules do not change what is evaluated: runs made before a gate change still compare;
     # nor does a key added later while unset (suites keep the hash their records carry).
     unset = {i: keys for i, t in enumerate(spec.tasks) if (keys := {
-        k: True for k in ("lm_eval_aggregation", "variants", "extract", "metric_args")
-        if getattr(t, k) is None}
+        k: True for k in ("lm_eval_aggregation", "variants", "extract", "metric_args",
+                          "slice_field") if getattr(t, k) is None}
         | ({"generation": g} if (g := t.generation.defaulted()) else {}))} \
         if spec is not None else {}
     digest = hashlib.sha256(spec.model_dump_json(exclude={"gate": True, "tasks": unset}).encode()
@@ -285,6 +285,13 @@ def _load_task(root: Path, yaml_path: Path, lines: dict[KeyPath, int], index: in
         locate=lambda key: (str(yaml_path), line_of(lines, (*base, key)),
                             format_key((*base, key))))
     problems += found
+    from ftguard.slices import unused_field
+
+    if not found and (why := unused_field(spec.slice_field, [i.slices for i in instances],
+                                          spec.data)):
+        found = [Problem(str(yaml_path), line_of(lines, (*base, "slice_field")),
+                         format_key((*base, "slice_field")), why)]
+        problems += found
     if found:
         return None
     if not keep:

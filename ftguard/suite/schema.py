@@ -112,6 +112,10 @@ class TaskSpec(_Strict):
     """What the task measures, one line."""
     id_field: str = "id"
     """Field holding each item's unique id; items without it get ``line-N``."""
+    slice_field: str | list[str] | None = None
+    """Item field(s) naming each item's slice: a string puts the item in one slice, a list of
+    strings (tags) in several; items without the field are in none. Every metric is also
+    reported per slice ``FIELD=VALUE`` (compare, report, gate ``suite/task[FIELD=VALUE]``)."""
     prompt: str | None = None
     """Jinja2 template of the prompt (sandboxed, undefined fields are errors). For
     ``perplexity`` tasks it renders the text to score. Every kind but ``lm_eval``."""
@@ -182,6 +186,19 @@ class TaskSpec(_Strict):
         from ftguard.suite.metric_args import check_metric_args
 
         return None if value is None else check_metric_args(value)
+
+    @field_validator("slice_field")
+    @classmethod
+    def _slice_names(cls, value: str | list[str] | None) -> str | list[str] | None:
+        from ftguard.slices import FIELD_NAME, slice_fields
+
+        names = slice_fields(value)
+        if value is not None and (not names or len(set(names)) != len(names)):
+            raise ValueError("slice_field must name one field or a list of different fields")
+        if bad := [n for n in names if not FIELD_NAME.match(n)]:
+            raise ValueError(f"slice field {bad[0]!r} may only use letters, digits, '_', '-', "
+                             "'.' (gate selectors name it as [FIELD=VALUE])")
+        return value
 
     @model_validator(mode="after")
     def _check_kind(self) -> TaskSpec:
