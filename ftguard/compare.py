@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ftguard.compare_flips import item_flips
 from ftguard.compare_instructions import type_changes
 from ftguard.errors import FtguardError, UsageError
 from ftguard.gate import Policy, row_name
@@ -36,7 +37,6 @@ from ftguard.record import (
     AggregateChange,
     Comparison,
     ComparisonRow,
-    Flip,
     RuleResult,
     RunRecord,
     SampleResult,
@@ -143,7 +143,7 @@ def compare(base: RunRecord, tuned: RunRecord, policy: Policy | None = None, *,
                                                           if r.role == "general")
                     if (agg := _aggregate([r for r in rows if r.suite == suite]))},
         calibration=calibration_curves(pairs), instruction_types=type_changes(pairs),
-        flips=_flips(pairs), notes=notes,
+        flips=item_flips(pairs), notes=notes,
         settings={"alpha": policy.alpha, "correction": policy.correction,
                   "strict_power": policy.strict_power,
                   "allow_unchecked": list(policy.allow_unchecked),
@@ -370,37 +370,3 @@ def _aggregate(rows: list[ComparisonRow]) -> AggregateChange | None:
     spread = 1.959964 * math.sqrt(sum(variances)) / len(picked)
     return AggregateChange(value=mean, ci_low=mean - spread, ci_high=mean + spread,
                            tasks=tasks)
-
-
-def _flips(pairs: list[_Pair]) -> list[Flip]:
-    """Items whose headline 0/1 metric changed; correct -> wrong first, most decisive first."""
-    flips: list[Flip] = []
-    for pair in pairs:
-        metric = next(iter(pair.base.metrics), None)
-        if metric is None or is_variant_task(pair.base.name):
-            continue
-        for b, t in zip(pair.base_samples, pair.tuned_samples):
-            before, after = b.scores.get(metric), t.scores.get(metric)
-            if before not in (0.0, 1.0) or after not in (0.0, 1.0) or before == after:
-                continue
-            flips.append(Flip(
-                suite=pair.suite, task=pair.base.name, metric=metric, id=b.id,
-                direction="correct_to_wrong" if before == 1.0 else "wrong_to_correct",
-                target=b.target, base_prediction=b.prediction, tuned_prediction=t.prediction,
-                base_raw_prediction=b.raw_prediction, tuned_raw_prediction=t.raw_prediction,
-                prompt=t.prompt or b.prompt, severity=_severity(b, t)))
-    flips.sort(key=lambda f: (f.direction != "correct_to_wrong", -f.severity))
-    return flips
-
-
-def _severity(base: SampleResult, tuned: SampleResult) -> float:
-    """Swing of the gold answer's log-likelihood margin over the best other choice."""
-
-    def margin(sample: SampleResult) -> float | None:
-        lls, gold = sample.loglikelihoods, sample.gold
-        if not lls or gold is None or len(lls) < 2:
-            return None
-        return lls[gold] - max(v for i, v in enumerate(lls) if i != gold)
-
-    a, b = margin(base), margin(tuned)
-    return abs(a - b) if a is not None and b is not None else 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import gc
 import hashlib
 from collections import Counter
@@ -17,8 +16,9 @@ from ftguard.errors import Problem, SuiteError
 from ftguard.suite.gate_check import gate_problems
 from ftguard.suite.instances import build_instances, item_id
 from ftguard.suite.jsonl import Row, read_jsonl
+from ftguard.suite.metric_check import check_metrics
 from ftguard.suite.model import Suite, Task
-from ftguard.suite.schema import TASK_KINDS, SuiteSpec, TaskSpec
+from ftguard.suite.schema import SuiteSpec, TaskSpec
 from ftguard.suite.shipped import resolve_suite_argument, unknown_suite_problem
 from ftguard.suite.spec_problems import problem_from
 from ftguard.suite.templates import TemplateError, compile_template
@@ -160,7 +160,7 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
     for index, task in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
         if not isinstance(task, dict):
             continue
-        _check_metrics(task, index, lines, yaml_path, problems)
+        check_metrics(task, index, lines, yaml_path, problems)
         if spec is not None:
             task_specs.append((index, spec.tasks[index]))
         else:
@@ -172,44 +172,6 @@ def _validate_spec(data: Any, lines: dict[KeyPath, int], yaml_path: Path,
     task_specs = [(index, task_spec) for index, task_spec in task_specs
                   if _check_templates(task_spec, index, lines, yaml_path, problems)]
     return spec, task_specs
-
-
-def _check_metrics(task: dict[str, Any], index: int, lines: dict[KeyPath, int],
-                   yaml_path: Path, problems: list[Problem]) -> None:
-    """Check metric names on the raw task, so they are reported even when other keys fail."""
-    from ftguard.metrics import METRICS, metric_names_for
-    from ftguard.metrics.external import is_external
-    from ftguard.metrics.sampling import is_sampled, metric_errors
-    from ftguard.suite.generation import raw_n
-    from ftguard.suite.metric_check import external_problem
-
-    kind, metrics = task.get("kind"), task.get("metrics")
-    if kind not in TASK_KINDS or kind == "lm_eval" or not isinstance(metrics, list):
-        return
-    valid = metric_names_for(kind)
-    for position, name in enumerate(metrics):
-        loc: KeyPath = ("tasks", index, "metrics", position)
-        if kind == "generate" and isinstance(name, str) and is_sampled(name):  # pass@k & co.
-            problems += [Problem(str(yaml_path), line_of(lines, loc), format_key(loc), f"{e}.")
-                         for e in metric_errors([name], raw_n(task), METRICS)]
-            continue
-        if name in valid or not isinstance(name, str):
-            continue
-        if is_external(name):  # a user metric, an evaluate module: loaded now, located if not
-            if (found := external_problem(name, kind, task, yaml_path.parent)) is not None:
-                problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
-                                        found))
-            continue
-        # a valid name with something after it (f1_score), then ftguard's own, then installed
-        own = [v for v in valid if v in METRICS]
-        close = sorted((v for v in valid if name.startswith(v)), key=len)[-1:] or \
-            difflib.get_close_matches(name, own, n=1, cutoff=0.5) or \
-            difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        problems.append(Problem(str(yaml_path), line_of(lines, loc), format_key(loc),
-                                f"unknown metric '{name}' for a {kind} task.{hint} "
-                                f"Valid metrics: {', '.join(valid)}"
-                                + (", pass@K, majority@n, mean@n." if kind == "generate" else ".")))
 
 
 def _check_templates(task: TaskSpec, index: int, lines: dict[KeyPath, int], yaml_path: Path,
