@@ -18,7 +18,7 @@ TOGETHER = """\
 name: together
 version: 1
 role: target
-gate: ["together/cite[area=tax]:pass@2:not-regressed"]
+gate: ["cite[area=tax]:pass@2:not-regressed"]
 tasks:
   - name: cite
     kind: generate
@@ -89,10 +89,12 @@ def test_extraction_sampling_user_metrics_and_slices_in_one_task(
     rows = {(r.slice, r.metric): r for r in comparison.rows if r.task == "cite"}
     assert rows[("area=tax", "pass@2")].verdict == "regressed"
     assert rows[("area=labour", "pass@2")].verdict == "unchanged"
-    assert rows[("area=tax", "citation_ok")].delta < 0
+    assert rows[("area=tax", "mean@n")].delta < 0 and ("area=tax", "citation_ok") in rows
     assert not comparison.passed
     html = render_report(comparison)
-    assert "area=tax" in html and "x=§12" in html  # the slice table; the raw text of a flip
+    assert "area=tax" in html, "the slice table"
+    run_html = render_report(base)  # each answer as scored, the raw text, all n answers
+    assert "extracted from:" in run_html and "all 4 answers" in run_html
 
     code, out, _ = run_cli("compare", tmp_path / "base.json", tmp_path / "tuned.json",
                            "--fail-on", rule)

@@ -571,7 +571,8 @@ def test_a_policy_folder_is_a_usage_error_naming_the_flag(tmp_path: Path) -> Non
     ("  - {rule: 'bogus%'}", "gate.yaml:3: rule 'bogus%' is not a gate rule condition"),
     ("  - {rule: not-regressed, select: [1, 2]}", "gate.yaml:3: select must be a suite"),
     ("  - {rule: not-regressed, select: 'a:b'}", "gate.yaml:3: select 'a:b' must be"),
-    ("  - {rule: not-regressed, select: 'legal[x=y]'}", "gate.yaml:3: select 'legal[x=y]'"),
+    ("  - {rule: not-regressed, select: 'legal[x=y]'}",  # a slice the runs do not have
+     "gate.yaml:3: gate rule 'legal[x=y]:headline:not-regressed'"),
     ("  - {rule: noninferior, margin: -0.02}", "gate.yaml:3: margin -0.02 must be a finite"),
     ("  - {rule: '>=', min: [1]}", "gate.yaml:3: min [1] must be a finite number"),
     ("  - 7", "gate.yaml:3: a gate rule is a string"),
