@@ -72,9 +72,9 @@ FULL = DemoPlan(subset=0.12, checkpoint_subset=0.03, max_steps=16, eval_every=16
                             ("general/commonsense", 110), ("general/instructions", 8),
                             ("safety/harmful", 20), ("safety/benign", 20)),
                 checkpoint_items=(("general/instructions", 2),))
-"""About 13 minutes on a 2-core CPU the first time (measured 12.6 from an empty
-``$FTGUARD_HOME``: base eval 4.3, fine-tune with its checkpoint evaluation 3.7, tuned eval
-4.5)."""
+"""About 10-13 minutes on a 2-core CPU the first time (measured 10.1 with the model already
+converted: base eval 3.3, fine-tune with its checkpoint evaluation 2.9, tuned eval 3.8; 12.6
+from an empty ``$FTGUARD_HOME``)."""
 QUICK = DemoPlan(subset=0.06, checkpoint_subset=None, max_steps=8, eval_every=None, lr=2e-3,
                  batch_size=2, max_length=256, full_kinds=(),
                  task_items=(("safety/harmful", 6), ("safety/benign", 6)),

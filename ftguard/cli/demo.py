@@ -18,10 +18,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Evaluate the embedded SmolLM2-135M-Instruct on the shipped legal and "
                     "general suites, fine-tune it on the legal train split, evaluate the "
                     "result, compare the two item by item under the gate and write an HTML "
-                    "report. About 13 minutes on a 2-core CPU (--quick: about 3); a second run "
+                    "report. About 10-13 minutes on a 2-core CPU (--quick: about 4); a second run "
                     "reuses everything. Exit 0 whatever the gate says: the demo shows it.")
     demo.add_argument("--quick", action="store_true",
-                      help="smaller samples and a shorter fine-tune (about 3 minutes)")
+                      help="smaller samples and a shorter fine-tune (under 4 minutes)")
     demo.add_argument("--method", choices=("lora", "qlora", "full"), default="lora",
                       help="fine-tuning method (default lora)")
     demo.add_argument("--replay", action="store_true",
