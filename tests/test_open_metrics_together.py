@@ -99,3 +99,41 @@ def test_extraction_sampling_user_metrics_and_slices_in_one_task(
     code, out, _ = run_cli("compare", tmp_path / "base.json", tmp_path / "tuned.json",
                            "--fail-on", rule)
     assert code == 1 and "cite[area=tax]" in out
+
+
+def test_checkpoint_evaluation_runs_the_same_task_on_a_real_model(
+        make_suite: Callable[..., Path], tmp_path: Path, tiny_model: Path) -> None:
+    """Evaluation during training (a tiny Llama through the HF backend, sampling seeded per
+    answer): each checkpoint's record has every answer extracted, the user metric, the
+    slices, and a gate verdict judged against step 0 with the suite's slice rule."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftguard.engine.settings import RunSettings
+    from ftguard.record import ModelInfo, read_run
+    from ftguard.suite.loader import load_suite
+    from ftguard.train.checkpoint_eval import CheckpointEvaluator, eval_path
+
+    suite = load_suite(make_suite(TOGETHER, {"data/cite.jsonl": _rows(12)}, name="together"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    info = ModelInfo(spec="tiny", fingerprint="sha256:tiny", dtype="float32", backend="hf")
+    evaluator = CheckpointEvaluator([suite], tmp_path / "out", info,
+                                    AutoTokenizer.from_pretrained(tiny_model),
+                                    settings=RunSettings(), batch_size=None, max_length=64)
+    evaluator.evaluate(model, 0, checkpoint=None, val_loss=None, base=True)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1.0)  # "training": other answers
+    point = evaluator.evaluate(model, 1, checkpoint="checkpoints/checkpoint-1", val_loss=None)
+    assert point.gate_passed is not None  # judged against step 0
+    records = [read_run(tmp_path / "out" / eval_path(step)) for step in (0, 1)]
+    for record in records:
+        (task,) = record.suites[0].tasks
+        assert task.settings["generation"]["n"] == 4 and task.settings["extract"]
+        assert set(task.slices or {}) == {"area=tax", "area=labour"}
+        assert task.metric_sources is not None and "citation_ok" in task.metric_sources
+        for sample in task.samples:
+            assert sample.predictions is not None and len(sample.predictions) == 4
+            assert sample.raw_prediction is not None and sample.prediction == sample.predictions[0]
+            assert {"pass@2", "mean@n", "citation_ok"} <= set(sample.scores)
+    first, second = ([s.raw_prediction for s in r.suites[0].tasks[0].samples] for r in records)
+    assert first != second  # the "trained" model writes otherwise (a random model: "none")
