@@ -137,3 +137,44 @@ def test_checkpoint_evaluation_runs_the_same_task_on_a_real_model(
             assert {"pass@2", "mean@n", "citation_ok"} <= set(sample.scores)
     first, second = ([s.raw_prediction for s in r.suites[0].tasks[0].samples] for r in records)
     assert first != second  # the "trained" model writes otherwise (a random model: "none")
+
+
+def test_the_merge_sweep_gates_each_lambda_on_the_slice_rule(
+        make_suite: Callable[..., Path], tmp_path: Path, tiny_model: Path, run_cli,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ftguard merge --sweep`` on two real LoRA adapters: every λ's record holds the sampled,
+    extracted answers, the user metric and the slices, and each point is judged by the slice
+    rule; the sweep says which rule it applied."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))
+    adapters = []
+    for seed in (5, 6):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
+            init_lora_weights=False))
+        model.save_pretrained(tmp_path / f"adapter{seed}")
+        adapters.append(tmp_path / f"adapter{seed}")
+    suite = make_suite(TOGETHER, {"data/cite.jsonl": _rows(12)}, name="together")
+    records = tmp_path / "runs"
+    code, _, err = run_cli(
+        "merge", "--base", tiny_model, *adapters, "--method", "linear",
+        "--sweep", "lambda=0.5,1.0", "--suites", suite, "--subset", "1.0",
+        "--fail-on", "together/cite[area=tax]:pass@2:not-regressed", "--out",
+        tmp_path / "merged", "--records", records, "--report", tmp_path / "m.html",
+        "--no-progress")
+    assert code in (0, 1), err
+    sweep = json.loads((records / "sweep.json").read_text())
+    assert [p["lam"] for p in sweep["points"]] == [0.5, 1.0]
+    assert all(p["gate_passed"] is not None for p in sweep["points"])
+    for lam in ("0.5", "1"):
+        record = json.loads(next(records.glob(f"lambda-{lam}*.json")).read_text())
+        (task,) = record["suites"][0]["tasks"]
+        assert set(task["slices"]) == {"area=tax", "area=labour"}
+        assert all(len(s["predictions"]) == 4 and "citation_ok" in s["scores"]
+                   for s in task["samples"])
