@@ -143,8 +143,8 @@ def test_the_merge_sweep_gates_each_lambda_on_the_slice_rule(
         make_suite: Callable[..., Path], tmp_path: Path, tiny_model: Path, run_cli,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``ftguard merge --sweep`` on two real LoRA adapters: every λ's record holds the sampled,
-    extracted answers, the user metric and the slices, and each point is judged by the slice
-    rule; the sweep says which rule it applied."""
+    extracted answers, the user metric and the slices, and each point gets a gate verdict
+    under the slice rule."""
     import json
 
     import torch
