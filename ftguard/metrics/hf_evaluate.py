@@ -99,12 +99,17 @@ def _load(location: str) -> Any:
         from ftguard.quiet import quiet
 
         with quiet():
+            # online-only for an id that evaluate has not cached (the Hub); a local module
+            # path, as the suites and tests use, loads offline
             return evaluate.load(location)
     except Exception as exc:  # noqa: BLE001 - evaluate raises many kinds
         from ftguard.errors import first_line
 
+        hint = "" if Path(location).exists() else (
+            " An id loads from the Hugging Face Hub unless evaluate has cached it: give the "
+            "module's local folder or script instead to run offline.")
         raise MetricLoadError(f"evaluate.load({location!r}) failed: {type(exc).__name__}: "
-                              f"{first_line(exc)}") from None
+                              f"{first_line(exc).rstrip('.')}.{hint}") from None
 
 
 def _evaluate_version() -> str:
