@@ -255,3 +255,33 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out, err
 
     return run
+
+
+def lora_adapters(base: Path, folder: Path, seeds: tuple[int, ...] = (5, 6)) -> list[Path]:
+    """Random (non-zero) LoRA adapters of ``base``, one per seed, saved under ``folder``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapters = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
+            init_lora_weights=False))
+        model.save_pretrained(folder / f"adapter{seed}")
+        adapters.append(folder / f"adapter{seed}")
+    return adapters
+
+
+def checkpoint_evaluator(suites: list[Any], out: Path, model_folder: Path) -> Any:
+    """The trainer's evaluator of checkpoints on ``suites``, for a tiny model folder."""
+    from transformers import AutoTokenizer
+
+    from ftguard.engine.settings import RunSettings
+    from ftguard.record import ModelInfo
+    from ftguard.train.checkpoint_eval import CheckpointEvaluator
+
+    info = ModelInfo(spec="tiny", fingerprint="sha256:tiny", dtype="float32", backend="hf")
+    return CheckpointEvaluator(suites, out, info, AutoTokenizer.from_pretrained(model_folder),
+                               settings=RunSettings(), batch_size=None, max_length=64)

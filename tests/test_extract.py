@@ -439,20 +439,17 @@ def test_checkpoint_evaluation_extracts_through_the_same_engine(tmp_path: Path,
     """Evaluation during training (a real tiny model through the HF backend): each
     checkpoint's record scores the extracted answers and keeps the raw generations."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from ftguard.engine.settings import RunSettings
-    from ftguard.record import ModelInfo, read_run
-    from ftguard.train.checkpoint_eval import CheckpointEvaluator, eval_path
+    from conftest import checkpoint_evaluator
+    from ftguard.record import read_run
+    from ftguard.train.checkpoint_eval import eval_path
 
     task = (GEN_TASK.replace("NAME", "g") + "    generation: {max_new_tokens: 6}\n"
             "    extract: [{regex: {pattern: '\\S+', match: last, fallback: none}}]\n")
     suite = load_suite(_suite(tmp_path / "ex", task))
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    info = ModelInfo(spec="tiny", fingerprint="sha256:tiny", dtype="float32", backend="hf")
-    evaluator = CheckpointEvaluator([suite], tmp_path / "out", info,
-                                    AutoTokenizer.from_pretrained(tiny_model),
-                                    settings=RunSettings(), batch_size=None, max_length=64)
+    evaluator = checkpoint_evaluator([suite], tmp_path / "out", tiny_model)
     evaluator.evaluate(model, 0, checkpoint=None, val_loss=None, base=True)
     with torch.no_grad():
         model.lm_head.weight.mul_(-1.0)  # "training": other answers

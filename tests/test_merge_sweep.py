@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_report import _browser, _page_problems, _parse, chromium  # noqa: F401 -- a fixture
 
-from conftest import suite_yaml, write_jsonl
+from conftest import lora_adapters, suite_yaml, write_jsonl
 
 Run = Callable[..., tuple[int, str, str]]
 GRID = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -229,18 +229,8 @@ def test_adapters_evaluated_in_memory_are_the_written_merge(tiny_model: Path, tm
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Two LoRA adapters, TIES, saved in bfloat16, one λ (``--suites`` without ``--sweep``):
     the merge the sweep evaluated in memory answers like the written folder loaded anew."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))
-    adapters = []
-    for seed in (5, 6):
-        torch.manual_seed(seed)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(
-            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
-            init_lora_weights=False))
-        model.save_pretrained(tmp_path / f"adapter{seed}")
-        adapters.append(tmp_path / f"adapter{seed}")
+    adapters = lora_adapters(tiny_model, tmp_path)
     target = make_suite(suite_yaml("skill", "target"), name="skill")
     general = make_suite(name="general")  # all four task kinds
     out, records = tmp_path / "merged", tmp_path / "runs"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import checkpoint_evaluator, lora_adapters
 from ftguard.models.fake import FakeBackend
 
 pytest.importorskip("ftguard_metric_example")
@@ -107,19 +108,15 @@ def test_checkpoint_evaluation_runs_the_same_task_on_a_real_model(
     answer): each checkpoint's record has every answer extracted, the user metric, the
     slices, and a gate verdict judged against step 0 with the suite's slice rule."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from ftguard.engine.settings import RunSettings
-    from ftguard.record import ModelInfo, read_run
+    from ftguard.record import read_run
     from ftguard.suite.loader import load_suite
-    from ftguard.train.checkpoint_eval import CheckpointEvaluator, eval_path
+    from ftguard.train.checkpoint_eval import eval_path
 
     suite = load_suite(make_suite(TOGETHER, {"data/cite.jsonl": _rows(12)}, name="together"))
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    info = ModelInfo(spec="tiny", fingerprint="sha256:tiny", dtype="float32", backend="hf")
-    evaluator = CheckpointEvaluator([suite], tmp_path / "out", info,
-                                    AutoTokenizer.from_pretrained(tiny_model),
-                                    settings=RunSettings(), batch_size=None, max_length=64)
+    evaluator = checkpoint_evaluator([suite], tmp_path / "out", tiny_model)
     evaluator.evaluate(model, 0, checkpoint=None, val_loss=None, base=True)
     with torch.no_grad():
         model.lm_head.weight.mul_(-1.0)  # "training": other answers
@@ -147,19 +144,8 @@ def test_the_merge_sweep_gates_each_lambda_on_the_slice_rule(
     under the slice rule."""
     import json
 
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     monkeypatch.setenv("FTGUARD_HOME", str(tmp_path / "home"))
-    adapters = []
-    for seed in (5, 6):
-        torch.manual_seed(seed)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(
-            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
-            init_lora_weights=False))
-        model.save_pretrained(tmp_path / f"adapter{seed}")
-        adapters.append(tmp_path / f"adapter{seed}")
+    adapters = lora_adapters(tiny_model, tmp_path)
     suite = make_suite(TOGETHER, {"data/cite.jsonl": _rows(12)}, name="together")
     records = tmp_path / "runs"
     code, _, err = run_cli(
