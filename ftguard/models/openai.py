@@ -44,7 +44,12 @@ from ftguard.models.base import (
     cut_at_stop,
 )
 from ftguard.models.openai_client import ServerClient
-from ftguard.models.openai_sampling import answer_groups, decoding_fields, sample_choices
+from ftguard.models.openai_sampling import (
+    answer_groups,
+    decoding_fields,
+    indexed_choices,
+    sample_choices,
+)
 from ftguard.record import ModelInfo
 
 Unit = hf_encode.Unit
@@ -267,10 +272,7 @@ def length_cut(choice: dict[str, Any]) -> bool | None:
 
 def _choices(answer: Any, n: int) -> list[dict[str, Any]]:
     """The ``n`` choices of a completion of ``n`` prompts, in prompt order."""
-    try:
-        choices = sorted(answer["choices"], key=lambda c: int(c.get("index", 0)))
-    except (KeyError, TypeError, ValueError):
-        choices = []
+    choices = indexed_choices(answer)
     if len(choices) != n:
         raise ModelError(f"the server answered {len(choices)} completion(s) for {n} prompt(s): "
                          f"{str(answer)[:200]}",

@@ -50,13 +50,18 @@ def decoding_fields(request: GenerateRequest) -> dict[str, Any]:
             **({"top_k": d.top_k} if d.top_k is not None else {})}
 
 
+def indexed_choices(answer: Any) -> list[Any]:
+    """A completion answer's ``choices`` by ``index``; ``[]`` when it has none readable."""
+    try:
+        return sorted(answer["choices"], key=lambda c: int(c.get("index", 0)))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
+
+
 def sample_choices(answer: Any, request: GenerateRequest) -> list[dict[str, Any]]:
     """The choices of one completion request, by ``index``: ``n`` of them when sampled."""
     n = 1 if request.decoding is None else request.decoding.n
-    try:
-        choices = sorted(answer["choices"], key=lambda c: int(c.get("index", 0)))
-    except (KeyError, TypeError, ValueError):
-        choices = []
+    choices = indexed_choices(answer)
     if len(choices) != n:
         raise ModelError(f"the server answered {len(choices)} choice(s) to a request for n={n}: "
                          f"{str(answer)[:200]}",
